@@ -1,0 +1,255 @@
+//! Wires config → components → server: `App::build(config)` binds the listeners,
+//! `grpc_addr()` / `metrics_addr()` give the bound addresses (port 0 works), and
+//! `run_until_stopped()` serves until the shutdown handle fires.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::config::Config;
+use crate::grpc::admin::AdminApi;
+use crate::middleware::auth::AuthLayer;
+use crate::middleware::deadline::DeadlineLayer;
+use crate::middleware::drain::DrainLayer;
+use crate::middleware::load_shed::LoadShedLayer;
+use crate::middleware::observe::{KnownMethods, ObserveLayer};
+use crate::middleware::request_limit::RequestLimitLayer;
+use crate::pb::admin_service_server::AdminServiceServer;
+use crate::status::{GIT_COMMIT, InstanceStatus, VERSION};
+use crate::telemetry::metrics::{self, Metrics};
+
+/// Why the server could not start. Each names the config key to look at.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener could not be bound.
+    #[error("{key}: cannot listen on {addr}: {source}")]
+    Bind {
+        /// Config key of the address.
+        key: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The data directory cannot be created or written.
+    #[error("storage.data_dir: {path} is not a writable directory: {source}")]
+    DataDir {
+        /// The configured path.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Anything else that stops the server from starting.
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// Stops a running [`App`]: health turns NOT_SERVING, the listener closes, and
+/// in-flight calls get `server.shutdown_grace` to finish.
+#[derive(Clone, Debug)]
+pub struct ShutdownHandle(CancellationToken);
+
+impl ShutdownHandle {
+    /// Begins the shutdown; calling it again has no further effect.
+    pub fn shutdown(&self) {
+        self.0.cancel();
+    }
+}
+
+/// A bound, not yet serving, agentd instance.
+#[derive(Debug)]
+pub struct App {
+    config: Config,
+    grpc_listener: TcpListener,
+    metrics_listener: TcpListener,
+    grpc_addr: SocketAddr,
+    metrics_addr: SocketAddr,
+    shutdown: CancellationToken,
+}
+
+async fn bind(key: &'static str, addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let bound = async {
+        let listener = TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        Ok::<_, std::io::Error>((listener, local))
+    };
+    bound.await.map_err(|source| StartError::Bind { key, addr, source })
+}
+
+/// Creates the data directory if needed and proves it writable.
+async fn prepare_data_dir(config: &Config) -> Result<(), StartError> {
+    let dir = &config.storage.data_dir;
+    let probe = dir.join(".agentd-write-check");
+    let checked = async {
+        tokio::fs::create_dir_all(dir).await?;
+        tokio::fs::write(&probe, b"ok").await?;
+        tokio::fs::remove_file(&probe).await
+    };
+    checked.await.map_err(|source| StartError::DataDir {
+        path: dir.display().to_string(),
+        source,
+    })
+}
+
+impl App {
+    /// Prepares local state and binds both listeners. The config must have been
+    /// validated (every `Config` constructor does).
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        prepare_data_dir(&config).await?;
+        let (grpc_listener, grpc_addr) = bind("server.grpc_addr", config.server.grpc_addr).await?;
+        let (metrics_listener, metrics_addr) =
+            bind("server.metrics_addr", config.server.metrics_addr).await?;
+        tracing::info!(%grpc_addr, %metrics_addr, auth = config.auth.enabled, "listening");
+        Ok(Self {
+            config,
+            grpc_listener,
+            metrics_listener,
+            grpc_addr,
+            metrics_addr,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    /// The bound gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    /// The bound metrics address.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
+    }
+
+    /// A handle that stops this instance.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(self.shutdown.clone())
+    }
+
+    /// Serves until the shutdown handle fires, then drains: see [`ShutdownHandle`].
+    /// Returns once every call has finished or the grace period has run out.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let server = &self.config.server;
+        let metrics = Arc::new(Metrics::new(VERSION, GIT_COMMIT));
+        let status = Arc::new(InstanceStatus::new(&self.config));
+
+        let admin = AdminServiceServer::new(AdminApi::new(status))
+            .max_decoding_message_size(server.max_request_bytes)
+            .max_encoding_message_size(server.max_response_bytes);
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        set_health(&health, ServingStatus::Serving).await;
+
+        let descriptor_sets = [
+            crate::pb::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+        ];
+        let reflection_v1 = reflection(&descriptor_sets).build_v1()?;
+        let reflection_v1alpha = reflection(&descriptor_sets).build_v1alpha()?;
+
+        // Phases of shutdown: `self.shutdown` is the request; `drain` then ends the
+        // idle open streams; `stop_accepting` closes the listener and lets tonic
+        // drain connections; the grace timeout below bounds the whole drain.
+        let drain = CancellationToken::new();
+        let stop_accepting = CancellationToken::new();
+
+        // Outer to inner; each layer's reason is in its module docs.
+        let layers = tower::ServiceBuilder::new()
+            // request id, span, metrics, access log, error details on every status
+            .layer(ObserveLayer::new(
+                metrics.clone(),
+                KnownMethods::from_descriptor_sets(&descriptor_sets)?,
+            ))
+            // who is calling, and may they call this service
+            .layer(AuthLayer::new(&self.config.auth))
+            // shed load past the concurrency limit instead of queueing it
+            .layer(LoadShedLayer::new(server.max_concurrent_calls))
+            // every call has a deadline, the client's or the default
+            .layer(DeadlineLayer::new(server.default_timeout, server.max_timeout))
+            // refuse oversized request messages before buffering them
+            .layer(RequestLimitLayer::new(server.max_request_bytes))
+            // end idle health/reflection streams when the drain starts
+            .layer(DrainLayer::new(drain.clone()))
+            .into_inner();
+
+        let incoming = TcpIncoming::from(self.grpc_listener).with_nodelay(Some(true));
+        let grpc = Server::builder()
+            .layer(layers)
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(admin)
+            .serve_with_incoming_shutdown(incoming, stop_accepting.clone().cancelled_owned());
+        let mut grpc = tokio::spawn(grpc);
+
+        let metrics_stop = CancellationToken::new();
+        let metrics_server = tokio::spawn(metrics::serve(
+            self.metrics_listener,
+            metrics,
+            metrics_stop.clone(),
+        ));
+
+        tokio::select! {
+            () = self.shutdown.cancelled() => {}
+            finished = &mut grpc => {
+                metrics_stop.cancel();
+                finished??;
+                anyhow::bail!("the gRPC server stopped without a shutdown request");
+            }
+        }
+
+        tracing::info!(grace = ?server.shutdown_grace, "shutdown requested: draining");
+        set_health(&health, ServingStatus::NotServing).await;
+        drain.cancel();
+        stop_accepting.cancel();
+        match tokio::time::timeout(server.shutdown_grace, &mut grpc).await {
+            Ok(finished) => finished??,
+            Err(_) => {
+                tracing::warn!("shutdown grace expired: cutting the calls still in flight");
+                grpc.abort();
+            }
+        }
+        metrics_stop.cancel();
+        metrics_server.await??;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// The services listed by reflection and given a health status.
+fn public_services() -> [&'static str; 4] {
+    [
+        AdminServiceServer::<AdminApi>::NAME,
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ]
+}
+
+/// Reflection over `descriptor_sets`, listing only the public services.
+fn reflection<'a>(descriptor_sets: &[&'a [u8]]) -> tonic_reflection::server::Builder<'a> {
+    let mut builder = tonic_reflection::server::Builder::configure();
+    for set in descriptor_sets {
+        builder = builder.register_encoded_file_descriptor_set(set);
+    }
+    for name in public_services() {
+        builder = builder.with_service_name(name);
+    }
+    builder
+}
+
+/// Sets the status of the whole server ("") and of each agentd service.
+async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    health.set_service_status("", status).await;
+    health
+        .set_service_status(AdminServiceServer::<AdminApi>::NAME, status)
+        .await;
+}

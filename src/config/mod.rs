@@ -1,0 +1,366 @@
+//! Typed configuration: the embedded defaults (`config/default.toml`), then a TOML
+//! file, then `AGENTD__SECTION__KEY` environment variables. Unknown keys and invalid
+//! values are errors that name the key.
+
+mod secret;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use secret::{Secret, SecretSource};
+
+use crate::identity::{Role, TenantId};
+
+/// The default configuration, with a comment on every key.
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+/// Prefix of the environment variables that override config keys.
+pub const ENV_PREFIX: &str = "AGENTD__";
+
+/// The whole configuration of one agentd instance.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Listeners, limits and shutdown.
+    pub server: ServerConfig,
+    /// Local state.
+    pub storage: StorageConfig,
+    /// API keys, tenants and roles.
+    pub auth: AuthConfig,
+    /// Log format and filter.
+    pub log: LogConfig,
+}
+
+/// `[server]`: listeners, limits and shutdown.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// gRPC listen address.
+    pub grpc_addr: SocketAddr,
+    /// Prometheus `/metrics` listen address.
+    pub metrics_addr: SocketAddr,
+    /// Time in-flight calls get to finish after a stop signal.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// Deadline of a call whose client sent none.
+    #[serde(with = "humantime_serde")]
+    pub default_timeout: Duration,
+    /// Upper bound on any call's deadline.
+    #[serde(with = "humantime_serde")]
+    pub max_timeout: Duration,
+    /// Largest request message, in bytes.
+    pub max_request_bytes: usize,
+    /// Largest response message, in bytes.
+    pub max_response_bytes: usize,
+    /// Calls served at once before new ones are shed.
+    pub max_concurrent_calls: usize,
+}
+
+/// `[storage]`: local state.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Directory for local state.
+    pub data_dir: PathBuf,
+}
+
+/// `[auth]`: API keys, tenants and roles.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Whether calls need an API key.
+    pub enabled: bool,
+    /// The accepted keys.
+    pub keys: Vec<ApiKeyConfig>,
+}
+
+/// One accepted API key, stored as the SHA-256 of the key.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// A label for logs.
+    pub name: String,
+    /// The tenant the key acts for.
+    pub tenant: TenantId,
+    /// The roles the key holds.
+    pub roles: Vec<Role>,
+    /// The SHA-256 of the key, hex encoded (a secret).
+    pub sha256: KeyHash,
+}
+
+/// The SHA-256 of an API key, read from a secret; prints as `***`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "SecretSource")]
+pub struct KeyHash([u8; 32]);
+
+impl KeyHash {
+    /// The hash of `key`, as `agentd keys hash` prints it and the auth layer compares it.
+    pub fn of_key(key: &str) -> Self {
+        Self(Sha256::digest(key.as_bytes()).into())
+    }
+
+    /// The raw digest.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The digest in lowercase hex.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl TryFrom<SecretSource> for KeyHash {
+    type Error = String;
+
+    fn try_from(source: SecretSource) -> Result<Self, Self::Error> {
+        let secret = source.resolve()?;
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(secret.expose().trim(), &mut digest).map_err(|_| {
+            "not a SHA-256 digest: expected 64 hex characters as printed by `agentd keys hash`"
+                .to_owned()
+        })?;
+        Ok(Self(digest))
+    }
+}
+
+impl std::fmt::Debug for KeyHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl Serialize for KeyHash {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("***")
+    }
+}
+
+/// `[log]`: log format and filter.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Output format.
+    pub format: LogFormat,
+    /// EnvFilter directives.
+    pub level: String,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Pretty on a terminal, JSON otherwise.
+    Auto,
+    /// One JSON object per line.
+    Json,
+    /// Human-readable, multi-line.
+    Pretty,
+}
+
+/// Why a configuration was rejected: one line per problem, each naming its key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .problems.join("\n  - "))]
+pub struct ConfigError {
+    /// The problems found.
+    pub problems: Vec<String>,
+}
+
+impl Config {
+    /// Loads the defaults, then `file` (which must exist when given), then the
+    /// `AGENTD__*` environment variables, and validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        Self::from_figment(figment.merge(Env::prefixed(ENV_PREFIX).split("__")))
+    }
+
+    /// The defaults overlaid with a TOML document; the environment is not read.
+    pub fn from_toml(toml: &str) -> Result<Self, ConfigError> {
+        Self::from_figment(Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string(toml)))
+    }
+
+    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment.extract().map_err(|err| ConfigError {
+            problems: err.into_iter().map(describe_figment_error).collect(),
+        })?;
+        let problems = config.problems();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+
+    /// Rules that span several keys or that serde cannot express.
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let server = &self.server;
+        let positive = [
+            ("server.max_request_bytes", server.max_request_bytes),
+            ("server.max_response_bytes", server.max_response_bytes),
+            ("server.max_concurrent_calls", server.max_concurrent_calls),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                problems.push(format!("{key}: must be at least 1"));
+            }
+        }
+        if server.default_timeout.is_zero() {
+            problems.push("server.default_timeout: must be longer than 0s".to_owned());
+        }
+        if server.max_timeout < server.default_timeout {
+            problems.push(format!(
+                "server.max_timeout: {} is shorter than server.default_timeout ({})",
+                humantime::format_duration(server.max_timeout),
+                humantime::format_duration(server.default_timeout)
+            ));
+        }
+        if self.storage.data_dir.as_os_str().is_empty() {
+            problems.push("storage.data_dir: must not be empty".to_owned());
+        }
+        if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            problems.push(format!("log.level: invalid filter {:?}: {err}", self.log.level));
+        }
+        problems.extend(self.auth_problems());
+        problems
+    }
+
+    fn auth_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let auth = &self.auth;
+        if auth.enabled {
+            if auth.keys.is_empty() {
+                problems.push(
+                    "auth.keys: auth is enabled but no key is configured; add one with the \
+                     hash printed by `agentd keys hash`"
+                        .to_owned(),
+                );
+            }
+        } else {
+            let listeners = [
+                ("server.grpc_addr", self.server.grpc_addr),
+                ("server.metrics_addr", self.server.metrics_addr),
+            ];
+            for (key, addr) in listeners {
+                if !addr.ip().is_loopback() {
+                    problems.push(format!(
+                        "{key}: {addr} is not a loopback address and auth is disabled; agentd \
+                         refuses to serve unauthenticated calls beyond this machine. Set \
+                         auth.enabled = true with at least one entry in auth.keys (hash a key \
+                         with `agentd keys hash`), or bind 127.0.0.1"
+                    ));
+                }
+            }
+        }
+        for (i, key) in auth.keys.iter().enumerate() {
+            if key.name.trim().is_empty() {
+                problems.push(format!("auth.keys[{i}].name: must not be empty"));
+            }
+            if key.roles.is_empty() {
+                problems.push(format!(
+                    "auth.keys[{i}].roles: must name at least one of agent, ingest, admin"
+                ));
+            }
+            if auth.keys[..i].iter().any(|other| other.sha256 == key.sha256) {
+                problems.push(format!(
+                    "auth.keys[{i}].sha256: the same key hash is configured twice"
+                ));
+            }
+        }
+        problems
+    }
+
+    /// The config as JSON, every secret shown as `"***"`.
+    pub fn redacted_json(&self) -> serde_json::Value {
+        // Serializing plain data structs into a JSON value cannot fail: every map key
+        // is a string and no Serialize impl here returns an error.
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+fn describe_figment_error(err: figment::Error) -> String {
+    let key = err.path.join(".");
+    let source = err
+        .metadata
+        .as_ref()
+        .and_then(|meta| meta.source.as_ref())
+        .map(|source| format!(" (from {source})"))
+        .unwrap_or_default();
+    if key.is_empty() {
+        format!("{}{source}", err.kind)
+    } else {
+        format!("{key}: {}{source}", err.kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_parses_and_validates() {
+        let config = Config::from_toml("").unwrap();
+        assert_eq!(config.server.grpc_addr, "127.0.0.1:50051".parse().unwrap());
+        assert_eq!(config.server.metrics_addr, "127.0.0.1:9464".parse().unwrap());
+        assert_eq!(config.server.shutdown_grace, Duration::from_secs(30));
+        assert_eq!(config.storage.data_dir, PathBuf::from("./data"));
+        assert!(!config.auth.enabled);
+    }
+
+    #[test]
+    fn every_key_of_the_default_file_has_a_comment() {
+        let mut previous = "";
+        for line in DEFAULT_TOML.lines() {
+            let line = line.trim();
+            let is_key = !line.is_empty() && !line.starts_with('#') && !line.starts_with('[');
+            assert!(
+                !is_key || previous.starts_with('#'),
+                "key without a comment above it: {line}"
+            );
+            previous = line;
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::from_toml("[server]\ngrpc_adr = \"127.0.0.1:1\"").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("server.grpc_adr"), "{text}");
+    }
+
+    #[test]
+    fn invalid_values_are_named() {
+        let err = Config::from_toml("[server]\nshutdown_grace = \"soon\"").unwrap_err();
+        assert!(err.to_string().contains("server.shutdown_grace"), "{err}");
+        let err = Config::from_toml("[auth]\nkeys = [{ name = \"k\", tenant = \"a b\", roles = [\"agent\"], sha256 = \"00\" }]").unwrap_err();
+        assert!(err.to_string().contains("auth.keys"), "{err}");
+    }
+
+    #[test]
+    fn non_loopback_without_auth_is_refused_with_the_way_out() {
+        let err = Config::from_toml("[server]\ngrpc_addr = \"0.0.0.0:50051\"").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("server.grpc_addr"), "{text}");
+        assert!(text.contains("auth.enabled = true"), "{text}");
+    }
+
+    #[test]
+    fn redacted_json_hides_key_hashes() {
+        let hash = KeyHash::of_key("k1").to_hex();
+        let toml = format!(
+            "[auth]\nenabled = true\nkeys = [{{ name = \"a\", tenant = \"t\", roles = [\"admin\"], sha256 = \"{hash}\" }}]"
+        );
+        let json = Config::from_toml(&toml).unwrap().redacted_json().to_string();
+        assert!(!json.contains(&hash), "{json}");
+        assert!(json.contains("\"sha256\":\"***\""), "{json}");
+    }
+}

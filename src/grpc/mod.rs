@@ -1,0 +1,5 @@
+//! The gRPC transport: one file per service. Handlers validate, convert proto to
+//! domain types, call the domain and map errors; no business logic lives here.
+
+pub mod admin;
+mod convert;

@@ -1,0 +1,153 @@
+//! The `agentd` command: serve, validate or print config, hash API keys.
+//!
+//! Exit codes: 0 success; 64 (EX_USAGE) invalid configuration or arguments;
+//! 1 any other failure to start or serve.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use agentd::app::App;
+use agentd::config::{Config, DEFAULT_TOML, KeyHash};
+use clap::{Parser, Subcommand};
+
+const EX_USAGE: u8 = 64;
+
+#[derive(Debug, Parser)]
+#[command(name = "agentd", version, about = "A production AI agent service over gRPC")]
+struct Cli {
+    /// Config file (TOML), laid over the defaults and under AGENTD__* env vars.
+    #[arg(long, global = true, env = "AGENTD_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve gRPC and /metrics until SIGTERM or SIGINT.
+    Serve,
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration without starting; exit 0 if valid, 64 if not.
+    Check,
+    /// Print the full default configuration, with a comment on every key.
+    Default,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Read an API key from stdin and print its SHA-256 for `auth.keys[].sha256`.
+    Hash,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve => serve(cli.config),
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => match Config::load(cli.config.as_deref()) {
+            Ok(_) => say("configuration is valid\n", ExitCode::SUCCESS),
+            Err(err) => complain(&err.to_string(), ExitCode::from(EX_USAGE)),
+        },
+        Command::Config {
+            command: ConfigCommand::Default,
+        } => say(DEFAULT_TOML, ExitCode::SUCCESS),
+        Command::Keys {
+            command: KeysCommand::Hash,
+        } => hash_key(),
+    }
+}
+
+fn say(text: &str, code: ExitCode) -> ExitCode {
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Ok(()) => code,
+        Err(_) => ExitCode::FAILURE,
+    }
+}
+
+fn complain(text: &str, code: ExitCode) -> ExitCode {
+    // Nothing more can be reported if stderr itself is gone.
+    let _ = writeln!(std::io::stderr().lock(), "agentd: {text}");
+    code
+}
+
+fn hash_key() -> ExitCode {
+    let mut key = String::new();
+    if let Err(err) = std::io::stdin().read_to_string(&mut key) {
+        return complain(&format!("cannot read the key from stdin: {err}"), ExitCode::FAILURE);
+    }
+    let key = key.trim_end_matches(['\r', '\n']);
+    if key.is_empty() {
+        return complain("no key on stdin", ExitCode::from(EX_USAGE));
+    }
+    say(&format!("{}\n", KeyHash::of_key(key).to_hex()), ExitCode::SUCCESS)
+}
+
+fn serve(config_path: Option<PathBuf>) -> ExitCode {
+    let config = match Config::load(config_path.as_deref()) {
+        Ok(config) => config,
+        Err(err) => return complain(&err.to_string(), ExitCode::from(EX_USAGE)),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => return complain(&format!("cannot start the runtime: {err}"), ExitCode::FAILURE),
+    };
+    runtime.block_on(async move {
+        let _telemetry = match agentd::telemetry::init(&config.log) {
+            Ok(guard) => guard,
+            Err(err) => return complain(&format!("cannot set up telemetry: {err:#}"), ExitCode::FAILURE),
+        };
+        let app = match App::build(config).await {
+            Ok(app) => app,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot start");
+                return complain(&err.to_string(), ExitCode::FAILURE);
+            }
+        };
+        let handle = app.shutdown_handle();
+        tokio::spawn(async move {
+            match stop_signal().await {
+                Ok(signal) => tracing::info!(signal, "stop signal received"),
+                Err(err) => tracing::error!(error = %err, "cannot listen for stop signals; stopping"),
+            }
+            handle.shutdown();
+        });
+        match app.run_until_stopped().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                tracing::error!(error = format!("{err:#}"), "server failed");
+                complain(&format!("{err:#}"), ExitCode::FAILURE)
+            }
+        }
+    })
+}
+
+/// Waits for SIGTERM (Kubernetes) or SIGINT (Ctrl-C) and names the one received.
+async fn stop_signal() -> std::io::Result<&'static str> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = term.recv() => Ok("SIGTERM"),
+            result = tokio::signal::ctrl_c() => result.map(|()| "SIGINT"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.map(|()| "SIGINT")
+    }
+}

@@ -1,0 +1,151 @@
+//! Deadlines: every call gets one, from the client's `grpc-timeout` (capped at
+//! `server.max_timeout`) or else `server.default_timeout`. When it passes, the
+//! handler is dropped (cancelling its work) and the call ends DEADLINE_EXCEEDED,
+//! whether it was still computing or already streaming.
+
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::future::{BoxFuture, FutureExt};
+use http::{HeaderMap, Request, Response};
+use tokio::time::Instant;
+use tonic::body::Body;
+use tower::{Layer, Service};
+
+use super::body::CutOffBody;
+use super::error_response;
+use crate::error::AppError;
+
+/// The instant a call must be finished by; in the request's extensions so that
+/// handlers can pass it on to upstream calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadline(pub Instant);
+
+/// Parses a `grpc-timeout` value: up to 8 digits and a unit (H, M, S, m, u, n).
+fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    if value.len() < 2 || value.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount * 3600),
+        "M" => Duration::from_secs(amount * 60),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+/// Layer that gives every call a deadline and enforces it.
+#[derive(Clone, Copy, Debug)]
+pub struct DeadlineLayer {
+    default: Duration,
+    max: Duration,
+}
+
+impl DeadlineLayer {
+    /// `default` applies when the client sends no deadline; `max` caps any deadline.
+    pub fn new(default: Duration, max: Duration) -> Self {
+        Self { default, max }
+    }
+
+    fn timeout_of(&self, headers: &HeaderMap) -> Result<Duration, AppError> {
+        let Some(value) = headers.get("grpc-timeout") else {
+            return Ok(self.default);
+        };
+        let timeout = value.to_str().ok().and_then(parse_grpc_timeout).ok_or_else(|| {
+            AppError::invalid(
+                "grpc-timeout",
+                "malformed timeout metadata: expected up to 8 digits and a unit of H, M, S, m, u or n",
+            )
+        })?;
+        Ok(timeout.min(self.max))
+    }
+}
+
+impl<S> Layer<S> for DeadlineLayer {
+    type Service = DeadlineService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        DeadlineService { inner, layer: *self }
+    }
+}
+
+/// The service made by [`DeadlineLayer`].
+#[derive(Clone, Debug)]
+pub struct DeadlineService<S> {
+    inner: S,
+    layer: DeadlineLayer,
+}
+
+impl<S> Service<Request<Body>> for DeadlineService<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Response<Body>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        let timeout = match self.layer.timeout_of(request.headers()) {
+            Ok(timeout) => timeout,
+            Err(err) => return futures::future::ready(Ok(error_response(err))).boxed(),
+        };
+        if timeout.is_zero() {
+            let response = error_response(AppError::DeadlineExceeded { timeout });
+            return futures::future::ready(Ok(response)).boxed();
+        }
+        let deadline = Instant::now() + timeout;
+        request.extensions_mut().insert(Deadline(deadline));
+        let call = self.inner.call(request);
+        async move {
+            match tokio::time::timeout_at(deadline, call).await {
+                Ok(response) => Ok(response?.map(|body| {
+                    let expiry = tokio::time::sleep_until(deadline).boxed();
+                    Body::new(CutOffBody::new(body, expiry, AppError::DeadlineExceeded { timeout }))
+                })),
+                Err(_) => Ok(error_response(AppError::DeadlineExceeded { timeout })),
+            }
+        }
+        .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse() {
+        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout("150m"), Some(Duration::from_millis(150)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("99999999n"), Some(Duration::from_nanos(99_999_999)));
+        for bad in ["", "S", "10", "123456789S", "1x", "-1S", "1.5S"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn client_deadlines_are_capped() {
+        let layer = DeadlineLayer::new(Duration::from_secs(60), Duration::from_secs(600));
+        let mut headers = HeaderMap::new();
+        assert_eq!(layer.timeout_of(&headers).unwrap(), Duration::from_secs(60));
+        headers.insert("grpc-timeout", "5H".parse().unwrap());
+        assert_eq!(layer.timeout_of(&headers).unwrap(), Duration::from_secs(600));
+        headers.insert("grpc-timeout", "soon".parse().unwrap());
+        assert!(layer.timeout_of(&headers).is_err());
+    }
+}

@@ -1,0 +1,201 @@
+//! The Prometheus registry, the gRPC server metrics and the `/metrics` endpoint.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Latency buckets (seconds) for call durations, from sub-millisecond admin calls
+/// to multi-minute agent streams.
+const DURATION_BUCKETS: [f64; 17] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0, 300.0,
+];
+
+/// Labels naming a gRPC method.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodLabels {
+    /// Fully qualified service, or "unknown" for paths no service serves.
+    pub grpc_service: String,
+    /// Method name, or "unknown".
+    pub grpc_method: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabels {
+    grpc_service: String,
+    grpc_method: String,
+    grpc_code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    git_commit: String,
+}
+
+/// The gRPC server metrics, named as in go-grpc-prometheus.
+#[derive(Debug)]
+pub struct GrpcMetrics {
+    started: Family<MethodLabels, Counter>,
+    handled: Family<CodeLabels, Counter>,
+    handling: Family<MethodLabels, Histogram>,
+    in_flight: Family<MethodLabels, Gauge>,
+}
+
+impl GrpcMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            started: Family::default(),
+            handled: Family::default(),
+            handling: Family::new_with_constructor(|| {
+                Histogram::new(DURATION_BUCKETS.iter().copied())
+            }),
+            in_flight: Family::default(),
+        };
+        registry.register(
+            "grpc_server_started",
+            "RPCs started on the server",
+            metrics.started.clone(),
+        );
+        registry.register(
+            "grpc_server_handled",
+            "RPCs completed on the server, by gRPC status code",
+            metrics.handled.clone(),
+        );
+        registry.register_with_unit(
+            "grpc_server_handling",
+            "Time from receiving an RPC to its final status",
+            Unit::Seconds,
+            metrics.handling.clone(),
+        );
+        registry.register(
+            "grpc_server_in_flight",
+            "RPCs started and not yet completed",
+            metrics.in_flight.clone(),
+        );
+        metrics
+    }
+
+    /// Counts a call that has started.
+    pub fn started(&self, method: &MethodLabels) {
+        self.started.get_or_create(method).inc();
+        self.in_flight.get_or_create(method).inc();
+    }
+
+    /// Counts a call that has ended with `code` after `elapsed`.
+    pub fn handled(&self, method: &MethodLabels, code: tonic::Code, elapsed: Duration) {
+        self.in_flight.get_or_create(method).dec();
+        let labels = CodeLabels {
+            grpc_service: method.grpc_service.clone(),
+            grpc_method: method.grpc_method.clone(),
+            grpc_code: code_name(code).to_owned(),
+        };
+        self.handled.get_or_create(&labels).inc();
+        self.handling
+            .get_or_create(method)
+            .observe(elapsed.as_secs_f64());
+    }
+}
+
+/// The registry with every metric agentd exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// gRPC server metrics.
+    pub grpc: GrpcMetrics,
+}
+
+impl Metrics {
+    /// Registers all metrics, including the build-info gauge.
+    pub fn new(version: &str, git_commit: &str) -> Self {
+        let mut registry = Registry::default();
+        let grpc = GrpcMetrics::register(&mut registry);
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: version.to_owned(),
+                git_commit: git_commit.to_owned(),
+            })
+            .set(1);
+        registry.register(
+            "agentd_build_info",
+            "Always 1; labels carry the version and git commit",
+            build_info,
+        );
+        Self { registry, grpc }
+    }
+
+    /// The metrics in the OpenMetrics text format.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}
+
+/// The gRPC status code's name as used in metric labels, e.g. `DeadlineExceeded`.
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "Canceled",
+        Unknown => "Unknown",
+        InvalidArgument => "InvalidArgument",
+        DeadlineExceeded => "DeadlineExceeded",
+        NotFound => "NotFound",
+        AlreadyExists => "AlreadyExists",
+        PermissionDenied => "PermissionDenied",
+        ResourceExhausted => "ResourceExhausted",
+        FailedPrecondition => "FailedPrecondition",
+        Aborted => "Aborted",
+        OutOfRange => "OutOfRange",
+        Unimplemented => "Unimplemented",
+        Internal => "Internal",
+        Unavailable => "Unavailable",
+        DataLoss => "DataLoss",
+        Unauthenticated => "Unauthenticated",
+    }
+}
+
+/// Serves `GET /metrics` on `listener` until `shutdown` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let router = Router::new().route(
+        "/metrics",
+        get(move || {
+            let metrics = metrics.clone();
+            async move {
+                match metrics.encode() {
+                    Ok(text) => (
+                        StatusCode::OK,
+                        [(
+                            header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        text,
+                    )
+                        .into_response(),
+                    Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+                }
+            }
+        }),
+    );
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
