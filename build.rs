@@ -13,7 +13,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let descriptors = protox::compile(PROTOS, ["proto"])?;
     let descriptor_path = out_dir.join("agentd_descriptor.bin");
-    std::fs::write(&descriptor_path, prost::Message::encode_to_vec(&descriptors))?;
+    std::fs::write(
+        &descriptor_path,
+        prost::Message::encode_to_vec(&descriptors),
+    )?;
 
     tonic_prost_build::configure()
         .build_client(true)
@@ -33,10 +36,16 @@ fn record_git_commit() {
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs/heads");
     let commit = std::env::var("AGENTD_GIT_COMMIT").ok().or_else(|| {
-        let out = Command::new("git").args(["rev-parse", "HEAD"]).output().ok()?;
+        let out = Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .output()
+            .ok()?;
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
     });
-    println!("cargo:rustc-env=AGENTD_GIT_COMMIT={}", commit.unwrap_or_default());
+    println!(
+        "cargo:rustc-env=AGENTD_GIT_COMMIT={}",
+        commit.unwrap_or_default()
+    );
 }

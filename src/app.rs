@@ -74,13 +74,18 @@ pub struct App {
     shutdown: CancellationToken,
 }
 
-async fn bind(key: &'static str, addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+async fn bind(
+    key: &'static str,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), StartError> {
     let bound = async {
         let listener = TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         Ok::<_, std::io::Error>((listener, local))
     };
-    bound.await.map_err(|source| StartError::Bind { key, addr, source })
+    bound
+        .await
+        .map_err(|source| StartError::Bind { key, addr, source })
 }
 
 /// Creates the data directory if needed and proves it writable.
@@ -173,7 +178,10 @@ impl App {
             // shed load past the concurrency limit instead of queueing it
             .layer(LoadShedLayer::new(server.max_concurrent_calls))
             // every call has a deadline, the client's or the default
-            .layer(DeadlineLayer::new(server.default_timeout, server.max_timeout))
+            .layer(DeadlineLayer::new(
+                server.default_timeout,
+                server.max_timeout,
+            ))
             // refuse oversized request messages before buffering them
             .layer(RequestLimitLayer::new(server.max_request_bytes))
             // end idle health/reflection streams when the drain starts

@@ -144,7 +144,10 @@ impl AppError {
             ],
             AppError::Overloaded { limit } => vec![("limit", limit.to_string())],
             AppError::RequestTooLarge { size, limit } => {
-                vec![("size_bytes", size.to_string()), ("limit_bytes", limit.to_string())]
+                vec![
+                    ("size_bytes", size.to_string()),
+                    ("limit_bytes", limit.to_string()),
+                ]
             }
             AppError::DeadlineExceeded { timeout } => {
                 vec![("timeout_ms", timeout.as_millis().to_string())]
@@ -202,7 +205,11 @@ mod tests {
             FieldProblem::new("options.temperature", "must be between 0 and 2"),
         ]));
         let bad = status.get_details_bad_request().unwrap();
-        let fields: Vec<_> = bad.field_violations.iter().map(|v| v.field.as_str()).collect();
+        let fields: Vec<_> = bad
+            .field_violations
+            .iter()
+            .map(|v| v.field.as_str())
+            .collect();
         assert_eq!(fields, ["message", "options.temperature"]);
     }
 

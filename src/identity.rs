@@ -115,7 +115,10 @@ mod tests {
     fn tenant_ids_are_validated() {
         assert!(TenantId::try_from("acme-1.eu_west".to_owned()).is_ok());
         for bad in ["", "a b", "tenant/other", &"x".repeat(65)] {
-            assert!(TenantId::try_from(bad.to_owned()).is_err(), "{bad:?} accepted");
+            assert!(
+                TenantId::try_from(bad.to_owned()).is_err(),
+                "{bad:?} accepted"
+            );
         }
     }
 }

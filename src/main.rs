@@ -14,7 +14,11 @@ use clap::{Parser, Subcommand};
 const EX_USAGE: u8 = 64;
 
 #[derive(Debug, Parser)]
-#[command(name = "agentd", version, about = "A production AI agent service over gRPC")]
+#[command(
+    name = "agentd",
+    version,
+    about = "A production AI agent service over gRPC"
+)]
 struct Cli {
     /// Config file (TOML), laid over the defaults and under AGENTD__* env vars.
     #[arg(long, global = true, env = "AGENTD_CONFIG")]
@@ -88,13 +92,19 @@ fn complain(text: &str, code: ExitCode) -> ExitCode {
 fn hash_key() -> ExitCode {
     let mut key = String::new();
     if let Err(err) = std::io::stdin().read_to_string(&mut key) {
-        return complain(&format!("cannot read the key from stdin: {err}"), ExitCode::FAILURE);
+        return complain(
+            &format!("cannot read the key from stdin: {err}"),
+            ExitCode::FAILURE,
+        );
     }
     let key = key.trim_end_matches(['\r', '\n']);
     if key.is_empty() {
         return complain("no key on stdin", ExitCode::from(EX_USAGE));
     }
-    say(&format!("{}\n", KeyHash::of_key(key).to_hex()), ExitCode::SUCCESS)
+    say(
+        &format!("{}\n", KeyHash::of_key(key).to_hex()),
+        ExitCode::SUCCESS,
+    )
 }
 
 fn serve(config_path: Option<PathBuf>) -> ExitCode {
@@ -102,14 +112,27 @@ fn serve(config_path: Option<PathBuf>) -> ExitCode {
         Ok(config) => config,
         Err(err) => return complain(&err.to_string(), ExitCode::from(EX_USAGE)),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
-        Err(err) => return complain(&format!("cannot start the runtime: {err}"), ExitCode::FAILURE),
+        Err(err) => {
+            return complain(
+                &format!("cannot start the runtime: {err}"),
+                ExitCode::FAILURE,
+            );
+        }
     };
     runtime.block_on(async move {
         let _telemetry = match agentd::telemetry::init(&config.log) {
             Ok(guard) => guard,
-            Err(err) => return complain(&format!("cannot set up telemetry: {err:#}"), ExitCode::FAILURE),
+            Err(err) => {
+                return complain(
+                    &format!("cannot set up telemetry: {err:#}"),
+                    ExitCode::FAILURE,
+                );
+            }
         };
         let app = match App::build(config).await {
             Ok(app) => app,
@@ -122,7 +145,9 @@ fn serve(config_path: Option<PathBuf>) -> ExitCode {
         tokio::spawn(async move {
             match stop_signal().await {
                 Ok(signal) => tracing::info!(signal, "stop signal received"),
-                Err(err) => tracing::error!(error = %err, "cannot listen for stop signals; stopping"),
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot listen for stop signals; stopping")
+                }
             }
             handle.shutdown();
         });

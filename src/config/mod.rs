@@ -228,7 +228,10 @@ impl Config {
             problems.push("storage.data_dir: must not be empty".to_owned());
         }
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
-            problems.push(format!("log.level: invalid filter {:?}: {err}", self.log.level));
+            problems.push(format!(
+                "log.level: invalid filter {:?}: {err}",
+                self.log.level
+            ));
         }
         problems.extend(self.auth_problems());
         problems
@@ -270,7 +273,10 @@ impl Config {
                     "auth.keys[{i}].roles: must name at least one of agent, ingest, admin"
                 ));
             }
-            if auth.keys[..i].iter().any(|other| other.sha256 == key.sha256) {
+            if auth.keys[..i]
+                .iter()
+                .any(|other| other.sha256 == key.sha256)
+            {
                 problems.push(format!(
                     "auth.keys[{i}].sha256: the same key hash is configured twice"
                 ));
@@ -310,7 +316,10 @@ mod tests {
     fn default_config_parses_and_validates() {
         let config = Config::from_toml("").unwrap();
         assert_eq!(config.server.grpc_addr, "127.0.0.1:50051".parse().unwrap());
-        assert_eq!(config.server.metrics_addr, "127.0.0.1:9464".parse().unwrap());
+        assert_eq!(
+            config.server.metrics_addr,
+            "127.0.0.1:9464".parse().unwrap()
+        );
         assert_eq!(config.server.shutdown_grace, Duration::from_secs(30));
         assert_eq!(config.storage.data_dir, PathBuf::from("./data"));
         assert!(!config.auth.enabled);
@@ -359,7 +368,10 @@ mod tests {
         let toml = format!(
             "[auth]\nenabled = true\nkeys = [{{ name = \"a\", tenant = \"t\", roles = [\"admin\"], sha256 = \"{hash}\" }}]"
         );
-        let json = Config::from_toml(&toml).unwrap().redacted_json().to_string();
+        let json = Config::from_toml(&toml)
+            .unwrap()
+            .redacted_json()
+            .to_string();
         assert!(!json.contains(&hash), "{json}");
         assert!(json.contains("\"sha256\":\"***\""), "{json}");
     }

@@ -49,7 +49,9 @@ mod tests {
     #[test]
     fn json_objects_become_structs() {
         let json = serde_json::json!({"a": {"b": [1, "x", null, true]}});
-        let serde_json::Value::Object(map) = &json else { unreachable!() };
+        let serde_json::Value::Object(map) = &json else {
+            unreachable!()
+        };
         let value = json_to_struct(map);
         let Some(Kind::StructValue(inner)) = &value.fields["a"].kind else {
             panic!("not a struct: {value:?}")

@@ -69,11 +69,15 @@ impl KeyStore {
         if !self.enabled {
             return Ok(Caller::anonymous());
         }
-        let header = request.headers().get(http::header::AUTHORIZATION).ok_or_else(|| {
-            AppError::Unauthenticated(
-                "missing credentials: send metadata `authorization: Bearer <api key>`".to_owned(),
-            )
-        })?;
+        let header = request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .ok_or_else(|| {
+                AppError::Unauthenticated(
+                    "missing credentials: send metadata `authorization: Bearer <api key>`"
+                        .to_owned(),
+                )
+            })?;
         let key = header
             .to_str()
             .ok()

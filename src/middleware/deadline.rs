@@ -73,7 +73,10 @@ impl<S> Layer<S> for DeadlineLayer {
     type Service = DeadlineService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        DeadlineService { inner, layer: *self }
+        DeadlineService {
+            inner,
+            layer: *self,
+        }
     }
 }
 
@@ -114,7 +117,11 @@ where
             match tokio::time::timeout_at(deadline, call).await {
                 Ok(response) => Ok(response?.map(|body| {
                     let expiry = tokio::time::sleep_until(deadline).boxed();
-                    Body::new(CutOffBody::new(body, expiry, AppError::DeadlineExceeded { timeout }))
+                    Body::new(CutOffBody::new(
+                        body,
+                        expiry,
+                        AppError::DeadlineExceeded { timeout },
+                    ))
                 })),
                 Err(_) => Ok(error_response(AppError::DeadlineExceeded { timeout })),
             }
@@ -132,7 +139,10 @@ mod tests {
         assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
         assert_eq!(parse_grpc_timeout("150m"), Some(Duration::from_millis(150)));
         assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_grpc_timeout("99999999n"), Some(Duration::from_nanos(99_999_999)));
+        assert_eq!(
+            parse_grpc_timeout("99999999n"),
+            Some(Duration::from_nanos(99_999_999))
+        );
         for bad in ["", "S", "10", "123456789S", "1x", "-1S", "1.5S"] {
             assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
         }
@@ -144,7 +154,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         assert_eq!(layer.timeout_of(&headers).unwrap(), Duration::from_secs(60));
         headers.insert("grpc-timeout", "5H".parse().unwrap());
-        assert_eq!(layer.timeout_of(&headers).unwrap(), Duration::from_secs(600));
+        assert_eq!(
+            layer.timeout_of(&headers).unwrap(),
+            Duration::from_secs(600)
+        );
         headers.insert("grpc-timeout", "soon".parse().unwrap());
         assert!(layer.timeout_of(&headers).is_err());
     }

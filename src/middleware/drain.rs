@@ -67,9 +67,8 @@ where
         let call = self.inner.call(request);
         async move {
             let response = call.await?;
-            Ok(response.map(|body| {
-                Body::new(CutOffBody::new(body, shutdown, AppError::ShuttingDown))
-            }))
+            Ok(response
+                .map(|body| Body::new(CutOffBody::new(body, shutdown, AppError::ShuttingDown))))
         }
         .boxed()
     }

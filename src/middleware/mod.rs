@@ -47,7 +47,10 @@ mod tests {
 
     #[test]
     fn service_names_come_from_the_path() {
-        assert_eq!(service_of("/agentd.v1.AdminService/GetStatus"), "agentd.v1.AdminService");
+        assert_eq!(
+            service_of("/agentd.v1.AdminService/GetStatus"),
+            "agentd.v1.AdminService"
+        );
         assert_eq!(service_of("/nonsense"), "");
         assert!(is_open("/grpc.health.v1.Health/Check"));
         assert!(!is_open("/agentd.v1.AdminService/GetStatus"));

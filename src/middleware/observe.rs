@@ -28,7 +28,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use super::error_response;
 use crate::error::{AppError, ERROR_DOMAIN};
 use crate::telemetry::HeaderExtractor;
-use crate::telemetry::metrics::{Metrics, MethodLabels, code_name};
+use crate::telemetry::metrics::{MethodLabels, Metrics, code_name};
 
 /// Metadata key of the request id, read from requests and set on responses.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -115,8 +115,16 @@ fn finalize_status(headers: &mut HeaderMap, request_id: &str) -> Option<Code> {
     }
     let mut details = status.get_error_details();
     let (reason, domain, mut metadata) = match details.error_info() {
-        Some(info) => (info.reason.clone(), info.domain.clone(), info.metadata.clone()),
-        None => (default_reason(code), ERROR_DOMAIN.to_owned(), HashMap::new()),
+        Some(info) => (
+            info.reason.clone(),
+            info.domain.clone(),
+            info.metadata.clone(),
+        ),
+        None => (
+            default_reason(code),
+            ERROR_DOMAIN.to_owned(),
+            HashMap::new(),
+        ),
     };
     metadata.insert("request_id".to_owned(), request_id.to_owned());
     details.set_error_info(reason, domain, metadata);
@@ -260,7 +268,12 @@ where
                 record.finish(code);
                 return Ok(response);
             }
-            Ok(response.map(|body| Body::new(ObservedBody { inner: body, record })))
+            Ok(response.map(|body| {
+                Body::new(ObservedBody {
+                    inner: body,
+                    record,
+                })
+            }))
         }
         .boxed()
     }
@@ -371,7 +384,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         assert_eq!(supplied_request_id(&headers).unwrap(), None);
         headers.insert(REQUEST_ID_HEADER, "abc-123".parse().unwrap());
-        assert_eq!(supplied_request_id(&headers).unwrap().as_deref(), Some("abc-123"));
+        assert_eq!(
+            supplied_request_id(&headers).unwrap().as_deref(),
+            Some("abc-123")
+        );
         headers.insert(REQUEST_ID_HEADER, "has space".parse().unwrap());
         assert!(supplied_request_id(&headers).is_err());
         headers.insert(REQUEST_ID_HEADER, "x".repeat(129).parse().unwrap());
@@ -380,8 +396,8 @@ mod tests {
 
     #[test]
     fn unknown_paths_get_bounded_labels() {
-        let methods = KnownMethods::from_descriptor_sets(&[tonic_health::pb::FILE_DESCRIPTOR_SET])
-            .unwrap();
+        let methods =
+            KnownMethods::from_descriptor_sets(&[tonic_health::pb::FILE_DESCRIPTOR_SET]).unwrap();
         let labels = methods.labels("/grpc.health.v1.Health/Check");
         assert_eq!(labels.grpc_method, "Check");
         let labels = methods.labels("/grpc.health.v1.Health/Nope");
@@ -394,7 +410,10 @@ mod tests {
         tonic::Status::unimplemented("no such method")
             .add_header(&mut headers)
             .unwrap();
-        assert_eq!(finalize_status(&mut headers, "rid-1"), Some(Code::Unimplemented));
+        assert_eq!(
+            finalize_status(&mut headers, "rid-1"),
+            Some(Code::Unimplemented)
+        );
         let status = tonic::Status::from_header_map(&headers).unwrap();
         let info = status.get_details_error_info().unwrap();
         assert_eq!(info.reason, "UNIMPLEMENTED");

@@ -182,6 +182,12 @@ mod tests {
         let stream = frame(11);
         let mut framing = Framing::new(10);
         let err = framing.advance(&stream[..5]).unwrap_err();
-        assert!(matches!(err, AppError::RequestTooLarge { size: 11, limit: 10 }));
+        assert!(matches!(
+            err,
+            AppError::RequestTooLarge {
+                size: 11,
+                limit: 10
+            }
+        ));
     }
 }

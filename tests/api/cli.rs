@@ -1,0 +1,196 @@
+//! The `agentd` binary: config check/default, keys hash, serve and its exit codes.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_agentd");
+
+/// `agentd` with no AGENTD_* variables inherited from the developer's shell.
+fn agentd() -> Command {
+    let mut command = Command::new(BIN);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("AGENTD") {
+            command.env_remove(name);
+        }
+    }
+    command.kill_on_drop(true);
+    command
+}
+
+async fn run(command: &mut Command) -> (i32, String, String) {
+    let output = command.output().await.unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn config_check_accepts_the_defaults() {
+    let (code, stdout, _) = run(agentd().args(["config", "check"])).await;
+    assert_eq!(code, 0);
+    assert!(stdout.contains("valid"));
+}
+
+#[tokio::test]
+async fn config_default_prints_a_commented_config_that_checks() {
+    let (code, stdout, _) = run(agentd().args(["config", "default"])).await;
+    assert_eq!(code, 0);
+    assert!(stdout.contains("# Address of the gRPC listener"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agentd.toml");
+    std::fs::write(&path, &stdout).unwrap();
+    let (code, _, stderr) = run(agentd().args(["config", "check", "--config"]).arg(&path)).await;
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[tokio::test]
+async fn a_malformed_config_file_exits_64_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.toml");
+    std::fs::write(&path, "[server\ngrpc_addr = ").unwrap();
+    let (code, _, stderr) = run(agentd().args(["config", "check", "--config"]).arg(&path)).await;
+    assert_eq!(code, 64);
+    assert!(stderr.contains("broken.toml"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_missing_config_file_exits_64() {
+    let (code, _, stderr) =
+        run(agentd().args(["config", "check", "--config", "/nonexistent/agentd.toml"])).await;
+    assert_eq!(code, 64);
+    assert!(stderr.contains("/nonexistent/agentd.toml"), "{stderr}");
+}
+
+#[tokio::test]
+async fn an_unknown_key_exits_64_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agentd.toml");
+    std::fs::write(&path, "[server]\nmax_request_byte = 10\n").unwrap();
+    let (code, _, stderr) = run(agentd().args(["config", "check", "--config"]).arg(&path)).await;
+    assert_eq!(code, 64);
+    assert!(stderr.contains("server.max_request_byte"), "{stderr}");
+
+    let (code, _, stderr) = run(agentd()
+        .args(["config", "check"])
+        .env("AGENTD__SERVER__BOGUS", "1"))
+    .await;
+    assert_eq!(code, 64);
+    assert!(stderr.contains("server.bogus"), "{stderr}");
+}
+
+#[tokio::test]
+async fn an_invalid_value_from_the_environment_exits_64_naming_the_key() {
+    let (code, _, stderr) = run(agentd()
+        .args(["config", "check"])
+        .env("AGENTD__SERVER__MAX_CONCURRENT_CALLS", "0"))
+    .await;
+    assert_eq!(code, 64);
+    assert!(stderr.contains("server.max_concurrent_calls"), "{stderr}");
+}
+
+#[tokio::test]
+async fn serving_beyond_loopback_without_auth_is_refused() {
+    let (code, _, stderr) = run(agentd()
+        .arg("serve")
+        .env("AGENTD__SERVER__GRPC_ADDR", "0.0.0.0:0"))
+    .await;
+    assert_eq!(code, 64);
+    assert!(stderr.contains("server.grpc_addr"), "{stderr}");
+    assert!(stderr.contains("auth.enabled = true"), "{stderr}");
+    assert!(stderr.contains("agentd keys hash"), "{stderr}");
+}
+
+#[tokio::test]
+async fn keys_hash_prints_the_sha256_of_stdin() {
+    let mut child = agentd()
+        .args(["keys", "hash"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"s3cret\n")
+        .await
+        .unwrap();
+    let output = child.wait_with_output().await.unwrap();
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap().trim(),
+        agentd::config::KeyHash::of_key("s3cret").to_hex()
+    );
+}
+
+#[tokio::test]
+async fn serve_logs_its_addresses_as_json_and_exits_0_on_sigterm() {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = agentd()
+        .arg("serve")
+        .env("AGENTD__SERVER__GRPC_ADDR", "127.0.0.1:0")
+        .env("AGENTD__SERVER__METRICS_ADDR", "127.0.0.1:0")
+        .env("AGENTD__STORAGE__DATA_DIR", data.path())
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let grpc_addr = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("exited before listening");
+        let entry: serde_json::Value = serde_json::from_str(&line).expect("log line is JSON");
+        if entry["fields"]["message"] == "listening" {
+            break entry["fields"]["grpc_addr"].as_str().unwrap().to_owned();
+        }
+    };
+    let channel = tonic::transport::Channel::from_shared(format!("http://{grpc_addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut admin = agentd::pb::admin_service_client::AdminServiceClient::new(channel);
+    admin
+        .get_status(agentd::pb::GetStatusRequest {})
+        .await
+        .unwrap();
+
+    // The access log line of that call carries its method, code and latency.
+    let access = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("no access log line");
+        let entry: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if entry["fields"]["message"] == "call finished" {
+            break entry;
+        }
+    };
+    assert_eq!(access["fields"]["grpc_code"], "OK");
+    assert!(access["fields"]["latency_ms"].is_number());
+    assert_eq!(access["span"]["rpc.method"], "GetStatus");
+    assert_eq!(access["span"]["tenant"], "default");
+    assert!(access["span"]["request_id"].is_string());
+
+    let pid = child.id().unwrap().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("agentd did not exit after SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}

@@ -1,0 +1,97 @@
+//! The real grpcurl 1.8.6 (installed by `.ci/tools`) against the real server:
+//! reflection lists the services and GetStatus answers.
+
+use std::path::PathBuf;
+
+use tokio::process::Command;
+
+use crate::helpers::{auth_config, spawn_app, spawn_app_with};
+
+/// `$AGENTD_GRPCURL`, else the copy `.ci/tools` installs, else `grpcurl` on PATH.
+fn grpcurl() -> PathBuf {
+    if let Some(path) = std::env::var_os("AGENTD_GRPCURL") {
+        return path.into();
+    }
+    let local = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/grpcurl");
+    if local.exists() {
+        local
+    } else {
+        "grpcurl".into()
+    }
+}
+
+async fn grpcurl_output(args: &[&str]) -> String {
+    let output = Command::new(grpcurl())
+        .args(args)
+        .output()
+        .await
+        .unwrap_or_else(|err| panic!("cannot run grpcurl ({err}); run `.ci/tools` to install it"));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        output.status.success(),
+        "grpcurl {args:?} failed:\n{stdout}\n{stderr}"
+    );
+    stdout
+}
+
+#[tokio::test]
+async fn grpcurl_lists_the_services_through_reflection() {
+    let version = Command::new(grpcurl())
+        .arg("-version")
+        .output()
+        .await
+        .unwrap();
+    let version = String::from_utf8_lossy(&version.stdout).to_string()
+        + &String::from_utf8_lossy(&version.stderr);
+    assert!(
+        version.contains("1.8.6"),
+        "expected grpcurl 1.8.6, got {version}"
+    );
+
+    let app = spawn_app().await;
+    let addr = app.grpc_addr.to_string();
+    let listed = grpcurl_output(&["-plaintext", &addr, "list"]).await;
+    for service in ["agentd.v1.AdminService", "grpc.health.v1.Health"] {
+        assert!(
+            listed.lines().any(|line| line == service),
+            "{service} missing from:\n{listed}"
+        );
+    }
+    let described =
+        grpcurl_output(&["-plaintext", &addr, "describe", "agentd.v1.AdminService"]).await;
+    assert!(described.contains("rpc GetStatus"), "{described}");
+}
+
+#[tokio::test]
+async fn grpcurl_calls_get_status() {
+    let app = spawn_app().await;
+    let addr = app.grpc_addr.to_string();
+    let reply = grpcurl_output(&["-plaintext", &addr, "agentd.v1.AdminService/GetStatus"]).await;
+    let json: serde_json::Value = serde_json::from_str(&reply).unwrap();
+    assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        json["effectiveConfig"]["server"]["grpc_addr"],
+        "127.0.0.1:0"
+    );
+}
+
+#[tokio::test]
+async fn grpcurl_reflection_works_without_a_key_but_calls_need_one() {
+    let app = spawn_app_with(&auth_config()).await;
+    let addr = app.grpc_addr.to_string();
+    let listed = grpcurl_output(&["-plaintext", &addr, "list"]).await;
+    assert!(listed.contains("agentd.v1.AdminService"));
+
+    let (admin_key, _) = crate::helpers::key("admin");
+    let header = format!("authorization: Bearer {admin_key}");
+    let reply = grpcurl_output(&[
+        "-plaintext",
+        "-H",
+        &header,
+        &addr,
+        "agentd.v1.AdminService/GetStatus",
+    ])
+    .await;
+    assert!(reply.contains("\"version\""), "{reply}");
+}

@@ -1,0 +1,286 @@
+//! `spawn_app()` and the clients and waits the tests share.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use agentd::app::{App, ShutdownHandle};
+use agentd::config::{Config, KeyHash};
+use agentd::pb::admin_service_client::AdminServiceClient;
+use bytes::Bytes;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use tonic_health::pb::health_client::HealthClient;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// The span exporter every test's server reports into (one per process).
+pub fn spans() -> &'static InMemorySpanExporter {
+    static EXPORTER: OnceLock<InMemorySpanExporter> = OnceLock::new();
+    EXPORTER.get_or_init(|| {
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("agentd-tests"));
+        let logs = std::env::var_os("TEST_LOG")
+            .map(|_| tracing_subscriber::fmt::layer().with_test_writer());
+        let filter = tracing_subscriber::EnvFilter::new("info");
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(otel)
+            .with(logs)
+            .try_init()
+            .ok();
+        exporter
+    })
+}
+
+/// Finished spans of one trace.
+pub fn spans_of_trace(trace_id: opentelemetry::trace::TraceId) -> Vec<SpanData> {
+    spans()
+        .get_finished_spans()
+        .unwrap()
+        .into_iter()
+        .filter(|span| span.span_context.trace_id() == trace_id)
+        .collect()
+}
+
+/// An API key of the test configs: (key, its hash).
+pub fn key(name: &str) -> (String, String) {
+    let key = format!("test-key-{name}");
+    let hash = KeyHash::of_key(&key).to_hex();
+    (key, hash)
+}
+
+/// Config with auth on and two keys: `admin` (admin role, tenant ops) and
+/// `agent` (agent role, tenant acme).
+pub fn auth_config() -> String {
+    let (_, admin) = key("admin");
+    let (_, agent) = key("agent");
+    format!(
+        r#"[auth]
+enabled = true
+keys = [
+  {{ name = "ops-admin", tenant = "ops", roles = ["admin"], sha256 = "{admin}" }},
+  {{ name = "acme-agent", tenant = "acme", roles = ["agent"], sha256 = "{agent}" }},
+]
+"#
+    )
+}
+
+/// A running in-process server.
+pub struct TestApp {
+    pub grpc_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    pub shutdown: ShutdownHandle,
+    pub server: JoinHandle<anyhow::Result<()>>,
+    pub channel: Channel,
+    _data_dir: tempfile::TempDir,
+}
+
+/// A server with the default config.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with("").await
+}
+
+/// A server with the defaults overlaid by `toml`, on ephemeral loopback ports and a
+/// fresh data directory.
+pub async fn spawn_app_with(toml: &str) -> TestApp {
+    spans();
+    let mut config = Config::from_toml(toml).unwrap();
+    let data_dir = tempfile::tempdir().unwrap();
+    config.server.grpc_addr = "127.0.0.1:0".parse().unwrap();
+    config.server.metrics_addr = "127.0.0.1:0".parse().unwrap();
+    config.storage.data_dir = data_dir.path().join("data");
+    let app = App::build(config).await.unwrap();
+    let grpc_addr = app.grpc_addr();
+    let metrics_addr = app.metrics_addr();
+    let shutdown = app.shutdown_handle();
+    let server = tokio::spawn(app.run_until_stopped());
+    // The listener is bound already, so connecting cannot race the server's start.
+    let channel = Channel::from_shared(format!("http://{grpc_addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    TestApp {
+        grpc_addr,
+        metrics_addr,
+        shutdown,
+        server,
+        channel,
+        _data_dir: data_dir,
+    }
+}
+
+impl TestApp {
+    pub fn admin(&self) -> AdminServiceClient<Channel> {
+        AdminServiceClient::new(self.channel.clone())
+    }
+
+    pub fn health(&self) -> HealthClient<Channel> {
+        HealthClient::new(self.channel.clone())
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let (status, body) = http_get(self.metrics_addr, "/metrics").await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// The value of one sample line of `/metrics` (`name{labels}`), if present.
+    pub async fn metric(&self, sample: &str) -> Option<f64> {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    /// Waits until GetStatus calls in flight equal `n`, as the server counts them.
+    pub async fn wait_for_in_flight(&self, n: f64) {
+        let sample = r#"grpc_server_in_flight{grpc_service="agentd.v1.AdminService",grpc_method="GetStatus"}"#;
+        eventually(|| async { self.metric(sample).await == Some(n) }).await;
+    }
+}
+
+/// A request carrying `authorization: Bearer <key>`.
+pub fn with_key<T>(message: T, key: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    request
+}
+
+/// Polls `condition` until it holds, failing after 10 s. This waits on state the
+/// server exposes; it is not a fixed sleep.
+pub async fn eventually<F, Fut>(mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    let waited = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            tick.tick().await;
+            if condition().await {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "condition not met within 10 s");
+}
+
+/// A plain HTTP/1.0 GET (close-delimited, so the body arrives unchunked).
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await.unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_owned())
+}
+
+/// A gRPC message frame: flag, big-endian length, payload.
+pub fn grpc_frame(payload: &[u8]) -> Bytes {
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame.into()
+}
+
+/// A protobuf message of exactly `len` bytes made of one unknown bytes field
+/// (number 15), which a decoder must skip: a valid but large request.
+pub fn padded_message(len: usize) -> Vec<u8> {
+    assert!(
+        (3..=129).contains(&len),
+        "keep the length varint to one byte"
+    );
+    let payload = len - 2;
+    let mut message = vec![(15 << 3) | 2, payload as u8];
+    message.extend(std::iter::repeat_n(b'x', payload));
+    message
+}
+
+/// A unary call over a raw HTTP/2 connection whose request body is held back, so
+/// that the call stays in flight at the server until `finish` sends it.
+pub struct HeldCall {
+    body: h2::SendStream<Bytes>,
+    response: h2::client::ResponseFuture,
+    _connection: JoinHandle<()>,
+}
+
+/// The outcome of a raw call: HTTP status, headers, body bytes, trailers.
+pub struct RawResponse {
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+    pub trailers: http::HeaderMap,
+}
+
+impl RawResponse {
+    /// The call's gRPC status, from trailers or a trailers-only response.
+    pub fn status(&self) -> tonic::Status {
+        tonic::Status::from_header_map(&self.trailers)
+            .or_else(|| tonic::Status::from_header_map(&self.headers))
+            .expect("response without grpc-status")
+    }
+}
+
+impl HeldCall {
+    /// Opens `path` with `metadata` and sends the headers only.
+    pub async fn open(addr: SocketAddr, path: &str, metadata: &[(&str, &str)]) -> Self {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+        let connection = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let mut client = client.ready().await.unwrap();
+        let mut request = http::Request::post(format!("http://{addr}{path}"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers");
+        for (name, value) in metadata {
+            request = request.header(*name, *value);
+        }
+        let (response, body) = client
+            .send_request(request.body(()).unwrap(), false)
+            .unwrap();
+        Self {
+            body,
+            response,
+            _connection: connection,
+        }
+    }
+
+    /// Sends `payload` as the one request message and reads the whole response.
+    pub async fn finish(mut self, payload: &[u8]) -> RawResponse {
+        self.body.send_data(grpc_frame(payload), true).unwrap();
+        self.response().await
+    }
+
+    /// Reads the whole response without sending anything more.
+    pub async fn response(self) -> RawResponse {
+        let response = self.response.await.unwrap();
+        let (parts, mut body) = response.into_parts();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.unwrap();
+            body.flow_control().release_capacity(chunk.len()).unwrap();
+            bytes.extend_from_slice(&chunk);
+        }
+        let trailers = body.trailers().await.unwrap().unwrap_or_default();
+        RawResponse {
+            headers: parts.headers,
+            body: bytes.into(),
+            trailers,
+        }
+    }
+}

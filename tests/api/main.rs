@@ -1,0 +1,15 @@
+//! Integration tests: the real server, started in-process on 127.0.0.1:0 through
+//! `App::build`, called with the generated tonic client, a raw HTTP/2 client,
+//! grpcurl and the `agentd` binary. Logs show when TEST_LOG is set.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod auth;
+mod cli;
+mod errors;
+mod grpcurl;
+mod helpers;
+mod limits;
+mod shutdown;
+mod status;
+mod telemetry;

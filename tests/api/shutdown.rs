@@ -1,0 +1,82 @@
+//! Graceful shutdown: NOT_SERVING, listener closed, in-flight calls finish within
+//! the grace period and no longer.
+
+use std::time::Duration;
+
+use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+
+use crate::helpers::{HeldCall, eventually, spawn_app, spawn_app_with};
+
+const GET_STATUS: &str = "/agentd.v1.AdminService/GetStatus";
+
+#[tokio::test]
+async fn shutdown_lets_an_in_flight_call_finish() {
+    let app = spawn_app().await;
+    let mut watch = app
+        .health()
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        watch.message().await.unwrap().unwrap().status(),
+        ServingStatus::Serving
+    );
+
+    let in_flight = HeldCall::open(app.grpc_addr, GET_STATUS, &[]).await;
+    app.wait_for_in_flight(1.0).await;
+
+    app.shutdown.shutdown();
+
+    // Health watchers learn first, then their idle stream is ended so that it does
+    // not hold the drain open.
+    assert_eq!(
+        watch.message().await.unwrap().unwrap().status(),
+        ServingStatus::NotServing
+    );
+    let ended = watch.message().await.unwrap_err();
+    assert_eq!(ended.code(), Code::Unavailable);
+
+    // The listener stops accepting.
+    let addr = app.grpc_addr;
+    eventually(|| async move { tokio::net::TcpStream::connect(addr).await.is_err() }).await;
+
+    // The call in flight still completes normally...
+    let response = in_flight.finish(&[]).await;
+    assert_eq!(response.status().code(), Code::Ok);
+
+    // ...and then the server stops cleanly.
+    let stopped = tokio::time::timeout(Duration::from_secs(10), app.server).await;
+    stopped.expect("server did not stop").unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_cuts_calls_still_running_when_the_grace_period_ends() {
+    let app = spawn_app_with("[server]\nshutdown_grace = \"200ms\"").await;
+    let stuck = HeldCall::open(app.grpc_addr, GET_STATUS, &[]).await;
+    app.wait_for_in_flight(1.0).await;
+
+    app.shutdown.shutdown();
+    let stopped = tokio::time::timeout(Duration::from_secs(10), app.server).await;
+    stopped
+        .expect("server ignored its grace period")
+        .unwrap()
+        .unwrap();
+    drop(stuck);
+}
+
+#[tokio::test]
+async fn an_idle_server_stops_at_once() {
+    let app = spawn_app().await;
+    app.shutdown.shutdown();
+    // Far below the 30 s grace: nothing is in flight, so nothing is waited for.
+    let stopped = tokio::time::timeout(Duration::from_secs(5), app.server).await;
+    stopped
+        .expect("idle server waited for its grace period")
+        .unwrap()
+        .unwrap();
+}
