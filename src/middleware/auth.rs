@@ -155,15 +155,15 @@ where
         let span = tracing::Span::current();
         span.record("tenant", caller.tenant.as_str());
         span.record("api_key", caller.key_name.as_str());
-        if let Some(role) = required_role(&service) {
-            if !caller.has_role(role) {
-                let err = AppError::PermissionDenied {
-                    key_name: caller.key_name,
-                    role,
-                    service,
-                };
-                return Either::Left(ready(Ok(error_response(err))));
-            }
+        if let Some(role) = required_role(&service)
+            && !caller.has_role(role)
+        {
+            let err = AppError::PermissionDenied {
+                key_name: caller.key_name,
+                role,
+                service,
+            };
+            return Either::Left(ready(Ok(error_response(err))));
         }
         request.extensions_mut().insert(caller);
         Either::Right(self.inner.call(request))

@@ -133,12 +133,11 @@ impl http_body::Body for LimitedBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         let frame = std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx));
-        if let Some(Ok(frame)) = &frame {
-            if let Some(data) = frame.data_ref() {
-                if let Err(err) = this.framing.advance(data) {
-                    return Poll::Ready(Some(Err(err.into())));
-                }
-            }
+        if let Some(Ok(frame)) = &frame
+            && let Some(data) = frame.data_ref()
+            && let Err(err) = this.framing.advance(data)
+        {
+            return Poll::Ready(Some(Err(err.into())));
         }
         Poll::Ready(frame)
     }

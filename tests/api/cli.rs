@@ -1,23 +1,14 @@
 //! The `agentd` binary: config check/default, keys hash, serve and its exit codes.
 
 use std::process::Stdio;
-use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_agentd");
+use crate::helpers::ServerProcess;
 
-/// `agentd` with no AGENTD_* variables inherited from the developer's shell.
 fn agentd() -> Command {
-    let mut command = Command::new(BIN);
-    for (name, _) in std::env::vars() {
-        if name.starts_with("AGENTD") {
-            command.env_remove(name);
-        }
-    }
-    command.kill_on_drop(true);
-    command
+    crate::helpers::agentd_command()
 }
 
 async fn run(command: &mut Command) -> (i32, String, String) {
@@ -130,67 +121,20 @@ async fn keys_hash_prints_the_sha256_of_stdin() {
 
 #[tokio::test]
 async fn serve_logs_its_addresses_as_json_and_exits_0_on_sigterm() {
-    let data = tempfile::tempdir().unwrap();
-    let mut child = agentd()
-        .arg("serve")
-        .env("AGENTD__SERVER__GRPC_ADDR", "127.0.0.1:0")
-        .env("AGENTD__SERVER__METRICS_ADDR", "127.0.0.1:0")
-        .env("AGENTD__STORAGE__DATA_DIR", data.path())
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let grpc_addr = loop {
-        let line = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("exited before listening");
-        let entry: serde_json::Value = serde_json::from_str(&line).expect("log line is JSON");
-        if entry["fields"]["message"] == "listening" {
-            break entry["fields"]["grpc_addr"].as_str().unwrap().to_owned();
-        }
-    };
-    let channel = tonic::transport::Channel::from_shared(format!("http://{grpc_addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut admin = agentd::pb::admin_service_client::AdminServiceClient::new(channel);
+    let mut server = ServerProcess::start(&[]).await;
+    let mut admin = server.admin().await;
     admin
         .get_status(agentd::pb::GetStatusRequest {})
         .await
         .unwrap();
 
-    // The access log line of that call carries its method, code and latency.
-    let access = loop {
-        let line = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("no access log line");
-        let entry: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if entry["fields"]["message"] == "call finished" {
-            break entry;
-        }
-    };
+    // The access log line of that call carries its method, tenant, code and latency.
+    let access = server.log_entry("call finished").await;
     assert_eq!(access["fields"]["grpc_code"], "OK");
     assert!(access["fields"]["latency_ms"].is_number());
     assert_eq!(access["span"]["rpc.method"], "GetStatus");
     assert_eq!(access["span"]["tenant"], "default");
     assert!(access["span"]["request_id"].is_string());
 
-    let pid = child.id().unwrap().to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .expect("agentd did not exit after SIGTERM")
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(server.terminate().await, Some(0));
 }

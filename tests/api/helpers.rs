@@ -284,3 +284,99 @@ impl HeldCall {
         }
     }
 }
+
+/// The `agentd serve` binary running on ephemeral ports with its JSON log on a pipe.
+pub struct ServerProcess {
+    pub child: tokio::process::Child,
+    pub grpc_addr: SocketAddr,
+    pub log: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    _data_dir: tempfile::TempDir,
+}
+
+/// `agentd` with no AGENTD_* or OTEL_* variables inherited from the developer's shell.
+pub fn agentd_command() -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_agentd"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("AGENTD") || name.starts_with("OTEL_") || name == "RUST_LOG" {
+            command.env_remove(name);
+        }
+    }
+    command.kill_on_drop(true);
+    command
+}
+
+impl ServerProcess {
+    /// Starts `agentd serve` with extra environment `env` and waits for its
+    /// "listening" log line.
+    pub async fn start(env: &[(&str, &str)]) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut command = agentd_command();
+        command
+            .arg("serve")
+            .env("AGENTD__SERVER__GRPC_ADDR", "127.0.0.1:0")
+            .env("AGENTD__SERVER__METRICS_ADDR", "127.0.0.1:0")
+            .env("AGENTD__STORAGE__DATA_DIR", data_dir.path())
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let mut log = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let grpc_addr = loop {
+            let line = log
+                .next_line()
+                .await
+                .unwrap()
+                .expect("exited before listening");
+            let entry: serde_json::Value = serde_json::from_str(&line).expect("log line is JSON");
+            if entry["fields"]["message"] == "listening" {
+                break entry["fields"]["grpc_addr"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+            }
+        };
+        Self {
+            child,
+            grpc_addr,
+            log,
+            _data_dir: data_dir,
+        }
+    }
+
+    /// The next log entry whose message is `message`.
+    pub async fn log_entry(&mut self, message: &str) -> serde_json::Value {
+        loop {
+            let line = self.log.next_line().await.unwrap().expect("log ended");
+            let entry: serde_json::Value = serde_json::from_str(&line).unwrap();
+            if entry["fields"]["message"] == message {
+                return entry;
+            }
+        }
+    }
+
+    pub async fn admin(&self) -> AdminServiceClient<Channel> {
+        let channel = Channel::from_shared(format!("http://{}", self.grpc_addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        AdminServiceClient::new(channel)
+    }
+
+    /// Sends SIGTERM and returns the exit code.
+    pub async fn terminate(mut self) -> Option<i32> {
+        let pid = self.child.id().unwrap().to_string();
+        let killed = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(killed.success());
+        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("agentd did not exit after SIGTERM")
+            .unwrap();
+        status.code()
+    }
+}

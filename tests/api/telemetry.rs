@@ -1,10 +1,20 @@
 //! Server spans with W3C parents, and the gRPC metrics.
 
+use std::time::Duration;
+
 use agentd::pb::GetStatusRequest;
 use opentelemetry::trace::{SpanId, SpanKind, TraceId};
 use opentelemetry::{Key, Value};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 
-use crate::helpers::{auth_config, eventually, spans_of_trace, spawn_app, spawn_app_with};
+use crate::helpers::{
+    ServerProcess, auth_config, eventually, spans_of_trace, spawn_app, spawn_app_with,
+};
 
 #[tokio::test]
 async fn a_call_continues_the_callers_trace_with_a_server_span() {
@@ -93,4 +103,73 @@ async fn unknown_methods_do_not_create_new_metric_labels() {
     let sample = r#"grpc_server_handled_total{grpc_service="unknown",grpc_method="unknown",grpc_code="Unimplemented"}"#;
     eventually(|| async { app.metric(sample).await == Some(1.0) }).await;
     assert!(!app.metrics().await.contains("x.Y"));
+}
+
+/// An OTLP/gRPC trace collector that hands every export to the test.
+struct Collector(tokio::sync::mpsc::UnboundedSender<ExportTraceServiceRequest>);
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let _ = self.0.send(request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+#[tokio::test]
+async fn otel_env_vars_switch_on_otlp_export_of_server_spans() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let (exports, mut received) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(Collector(exports)))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+
+    let server = ServerProcess::start(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)]).await;
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let mut request = tonic::Request::new(GetStatusRequest {});
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-b7ad6b7169203331-01")
+            .parse()
+            .unwrap(),
+    );
+    server.admin().await.get_status(request).await.unwrap();
+    // Stopping flushes the batch exporter.
+    assert_eq!(server.terminate().await, Some(0));
+
+    let found = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(export) = received.recv().await {
+            for resource_spans in export.resource_spans {
+                let service_name = resource_spans
+                    .resource
+                    .iter()
+                    .flat_map(|r| &r.attributes)
+                    .find(|kv| kv.key == "service.name")
+                    .and_then(|kv| kv.value.clone());
+                for span in resource_spans.scope_spans.into_iter().flat_map(|s| s.spans) {
+                    if hex(&span.trace_id) == trace_id {
+                        return (span, service_name);
+                    }
+                }
+            }
+        }
+        panic!("collector closed before the span arrived")
+    })
+    .await
+    .expect("no span exported within 20 s");
+    let (span, service_name) = found;
+    assert_eq!(span.name, "agentd.v1.AdminService/GetStatus");
+    assert_eq!(hex(&span.parent_span_id), "b7ad6b7169203331");
+    let service_name = format!("{service_name:?}");
+    assert!(service_name.contains("\"agentd\""), "{service_name}");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
