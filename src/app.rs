@@ -15,12 +15,13 @@ use tonic_health::server::HealthReporter;
 
 use crate::config::Config;
 use crate::grpc::admin::AdminApi;
-use crate::middleware::auth::AuthLayer;
-use crate::middleware::deadline::DeadlineLayer;
-use crate::middleware::drain::DrainLayer;
-use crate::middleware::load_shed::LoadShedLayer;
-use crate::middleware::observe::{KnownMethods, ObserveLayer};
-use crate::middleware::request_limit::RequestLimitLayer;
+use crate::middleware::StageLayer;
+use crate::middleware::auth::Auth;
+use crate::middleware::deadline::Deadlines;
+use crate::middleware::drain::Drain;
+use crate::middleware::load_shed::LoadShed;
+use crate::middleware::observe::{KnownMethods, Observe};
+use crate::middleware::request_limit::RequestLimit;
 use crate::pb::admin_service_server::AdminServiceServer;
 use crate::status::{GIT_COMMIT, InstanceStatus, VERSION};
 use crate::telemetry::metrics::{self, Metrics};
@@ -169,23 +170,23 @@ impl App {
         // Outer to inner; each layer's reason is in its module docs.
         let layers = tower::ServiceBuilder::new()
             // request id, span, metrics, access log, error details on every status
-            .layer(ObserveLayer::new(
+            .layer(StageLayer::new(Observe::new(
                 metrics.clone(),
                 KnownMethods::from_descriptor_sets(&descriptor_sets)?,
-            ))
+            )))
             // who is calling, and may they call this service
-            .layer(AuthLayer::new(&self.config.auth))
+            .layer(StageLayer::new(Auth::new(&self.config.auth)))
             // shed load past the concurrency limit instead of queueing it
-            .layer(LoadShedLayer::new(server.max_concurrent_calls))
+            .layer(StageLayer::new(LoadShed::new(server.max_concurrent_calls)))
             // every call has a deadline, the client's or the default
-            .layer(DeadlineLayer::new(
+            .layer(StageLayer::new(Deadlines::new(
                 server.default_timeout,
                 server.max_timeout,
-            ))
+            )))
             // refuse oversized request messages before buffering them
-            .layer(RequestLimitLayer::new(server.max_request_bytes))
+            .layer(StageLayer::new(RequestLimit::new(server.max_request_bytes)))
             // end idle health/reflection streams when the drain starts
-            .layer(DrainLayer::new(drain.clone()))
+            .layer(StageLayer::new(Drain::new(drain.clone())))
             .into_inner();
 
         let incoming = TcpIncoming::from(self.grpc_listener).with_nodelay(Some(true));

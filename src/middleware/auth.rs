@@ -2,16 +2,15 @@
 //! tenant and roles, checked against the role the called service needs.
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use futures::future::{Either, Ready, ready};
+use futures::future::{BoxFuture, FutureExt};
 use http::{Request, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::body::Body;
-use tower::{Layer, Service};
+use tower::Service;
 
-use super::{error_response, is_open, service_of};
+use super::{Stage, error_response, is_open, respond, service_of};
 use crate::config::AuthConfig;
 use crate::error::AppError;
 use crate::identity::{Caller, Role};
@@ -96,76 +95,63 @@ impl KeyStore {
     }
 }
 
-/// Layer that authenticates every call to a non-open service and puts the
-/// [`Caller`] into the request's extensions.
+/// Authenticates every call to a non-open service and puts the [`Caller`] into
+/// the request's extensions.
 #[derive(Clone, Debug)]
-pub struct AuthLayer {
+pub struct Auth {
     keys: Arc<KeyStore>,
 }
 
-impl AuthLayer {
-    /// A layer for the configured keys.
+impl Auth {
+    /// The stage for the configured keys.
     pub fn new(config: &AuthConfig) -> Self {
         Self {
             keys: Arc::new(KeyStore::from_config(config)),
         }
     }
-}
 
-impl<S> Layer<S> for AuthLayer {
-    type Service = Auth<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Auth {
-            inner,
-            keys: self.keys.clone(),
-        }
-    }
-}
-
-/// The service made by [`AuthLayer`].
-#[derive(Clone, Debug)]
-pub struct Auth<S> {
-    inner: S,
-    keys: Arc<KeyStore>,
-}
-
-impl<S> Service<Request<Body>> for Auth<S>
-where
-    S: Service<Request<Body>, Response = Response<Body>>,
-{
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = Either<Ready<Result<Response<Body>, S::Error>>, S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+    fn check<B>(&self, request: &Request<B>) -> Result<Option<Caller>, AppError> {
         let path = request.uri().path();
         if is_open(path) {
-            return Either::Right(self.inner.call(request));
+            return Ok(None);
         }
-        let service = service_of(path).to_owned();
-        let caller = match self.keys.authenticate(&request) {
-            Ok(caller) => caller,
-            Err(err) => return Either::Left(ready(Ok(error_response(err)))),
-        };
+        let caller = self.keys.authenticate(request)?;
         let span = tracing::Span::current();
         span.record("tenant", caller.tenant.as_str());
         span.record("api_key", caller.key_name.as_str());
-        if let Some(role) = required_role(&service)
+        let service = service_of(path);
+        if let Some(role) = required_role(service)
             && !caller.has_role(role)
         {
-            let err = AppError::PermissionDenied {
+            return Err(AppError::PermissionDenied {
                 key_name: caller.key_name,
                 role,
-                service,
-            };
-            return Either::Left(ready(Ok(error_response(err))));
+                service: service.to_owned(),
+            });
         }
-        request.extensions_mut().insert(caller);
-        Either::Right(self.inner.call(request))
+        Ok(Some(caller))
+    }
+}
+
+impl Stage for Auth {
+    fn handle<S>(
+        &self,
+        mut request: Request<Body>,
+        next: &mut S,
+    ) -> BoxFuture<'static, Result<Response<Body>, S::Error>>
+    where
+        S: Service<Request<Body>, Response = Response<Body>>,
+        S::Future: Send + 'static,
+        S::Error: Send + 'static,
+    {
+        match self.check(&request) {
+            Ok(caller) => {
+                if let Some(caller) = caller {
+                    request.extensions_mut().insert(caller);
+                }
+                next.call(request).boxed()
+            }
+            Err(err) => respond(error_response(err)),
+        }
     }
 }

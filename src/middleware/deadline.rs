@@ -3,17 +3,16 @@
 //! handler is dropped (cancelling its work) and the call ends DEADLINE_EXCEEDED,
 //! whether it was still computing or already streaming.
 
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::future::{BoxFuture, FutureExt};
 use http::{HeaderMap, Request, Response};
 use tokio::time::Instant;
 use tonic::body::Body;
-use tower::{Layer, Service};
+use tower::Service;
 
 use super::body::CutOffBody;
-use super::error_response;
+use super::{Stage, error_response, respond};
 use crate::error::AppError;
 
 /// The instant a call must be finished by; in the request's extensions so that
@@ -42,14 +41,14 @@ fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     })
 }
 
-/// Layer that gives every call a deadline and enforces it.
+/// Gives every call a deadline and enforces it.
 #[derive(Clone, Copy, Debug)]
-pub struct DeadlineLayer {
+pub struct Deadlines {
     default: Duration,
     max: Duration,
 }
 
-impl DeadlineLayer {
+impl Deadlines {
     /// `default` applies when the client sends no deadline; `max` caps any deadline.
     pub fn new(default: Duration, max: Duration) -> Self {
         Self { default, max }
@@ -69,50 +68,27 @@ impl DeadlineLayer {
     }
 }
 
-impl<S> Layer<S> for DeadlineLayer {
-    type Service = DeadlineService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        DeadlineService {
-            inner,
-            layer: *self,
-        }
-    }
-}
-
-/// The service made by [`DeadlineLayer`].
-#[derive(Clone, Debug)]
-pub struct DeadlineService<S> {
-    inner: S,
-    layer: DeadlineLayer,
-}
-
-impl<S> Service<Request<Body>> for DeadlineService<S>
-where
-    S: Service<Request<Body>, Response = Response<Body>>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Response<Body>, S::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        let timeout = match self.layer.timeout_of(request.headers()) {
+impl Stage for Deadlines {
+    fn handle<S>(
+        &self,
+        mut request: Request<Body>,
+        next: &mut S,
+    ) -> BoxFuture<'static, Result<Response<Body>, S::Error>>
+    where
+        S: Service<Request<Body>, Response = Response<Body>>,
+        S::Future: Send + 'static,
+        S::Error: Send + 'static,
+    {
+        let timeout = match self.timeout_of(request.headers()) {
             Ok(timeout) => timeout,
-            Err(err) => return futures::future::ready(Ok(error_response(err))).boxed(),
+            Err(err) => return respond(error_response(err)),
         };
         if timeout.is_zero() {
-            let response = error_response(AppError::DeadlineExceeded { timeout });
-            return futures::future::ready(Ok(response)).boxed();
+            return respond(error_response(AppError::DeadlineExceeded { timeout }));
         }
         let deadline = Instant::now() + timeout;
         request.extensions_mut().insert(Deadline(deadline));
-        let call = self.inner.call(request);
+        let call = next.call(request);
         async move {
             match tokio::time::timeout_at(deadline, call).await {
                 Ok(response) => Ok(response?.map(|body| {
@@ -150,7 +126,7 @@ mod tests {
 
     #[test]
     fn client_deadlines_are_capped() {
-        let layer = DeadlineLayer::new(Duration::from_secs(60), Duration::from_secs(600));
+        let layer = Deadlines::new(Duration::from_secs(60), Duration::from_secs(600));
         let mut headers = HeaderMap::new();
         assert_eq!(layer.timeout_of(&headers).unwrap(), Duration::from_secs(60));
         headers.insert("grpc-timeout", "5H".parse().unwrap());

@@ -10,8 +10,12 @@ pub mod load_shed;
 pub mod observe;
 pub mod request_limit;
 
-use http::Response;
+use std::task::{Context, Poll};
+
+use futures::future::{BoxFuture, FutureExt};
+use http::{Request, Response};
 use tonic::body::Body;
+use tower::{Layer, Service};
 
 use crate::error::AppError;
 
@@ -39,6 +43,77 @@ pub fn is_open(path: &str) -> bool {
 /// A complete gRPC error response (trailers-only) for `err`.
 pub fn error_response(err: AppError) -> Response<Body> {
     tonic::Status::from(err).into_http()
+}
+
+/// Answers a call at once with `response`, without calling the next stage.
+pub fn respond<E: Send + 'static>(
+    response: Response<Body>,
+) -> BoxFuture<'static, Result<Response<Body>, E>> {
+    futures::future::ready(Ok(response)).boxed()
+}
+
+/// One step of the call pipeline: it sees the request, and either answers it
+/// itself or passes it to `next`, possibly wrapping the response.
+pub trait Stage: Clone + Send + Sync + 'static {
+    /// Handles one call.
+    fn handle<S>(
+        &self,
+        request: Request<Body>,
+        next: &mut S,
+    ) -> BoxFuture<'static, Result<Response<Body>, S::Error>>
+    where
+        S: Service<Request<Body>, Response = Response<Body>>,
+        S::Future: Send + 'static,
+        S::Error: Send + 'static;
+}
+
+/// The tower layer of a [`Stage`].
+#[derive(Clone, Debug)]
+pub struct StageLayer<M>(M);
+
+impl<M> StageLayer<M> {
+    /// A layer running `stage` before the services it wraps.
+    pub fn new(stage: M) -> Self {
+        Self(stage)
+    }
+}
+
+impl<S, M: Clone> Layer<S> for StageLayer<M> {
+    type Service = StageService<S, M>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        StageService {
+            inner,
+            stage: self.0.clone(),
+        }
+    }
+}
+
+/// The tower service of a [`Stage`] in front of `S`.
+#[derive(Clone, Debug)]
+pub struct StageService<S, M> {
+    inner: S,
+    stage: M,
+}
+
+impl<S, M> Service<Request<Body>> for StageService<S, M>
+where
+    M: Stage,
+    S: Service<Request<Body>, Response = Response<Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Response<Body>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        self.stage.handle(request, &mut self.inner)
+    }
 }
 
 #[cfg(test)]

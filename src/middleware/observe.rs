@@ -20,12 +20,12 @@ use tokio::time::Instant;
 use tonic::Code;
 use tonic::body::Body;
 use tonic_types::StatusExt;
-use tower::{Layer, Service};
+use tower::Service;
 use tracing::Instrument;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::error_response;
+use super::{Stage, error_response};
 use crate::error::{AppError, ERROR_DOMAIN};
 use crate::telemetry::HeaderExtractor;
 use crate::telemetry::metrics::{MethodLabels, Metrics, code_name};
@@ -149,9 +149,9 @@ fn is_server_error(code: Code) -> bool {
     )
 }
 
-/// Layer that observes every call; see the module docs.
+/// Observes every call; see the module docs.
 #[derive(Clone, Debug)]
-pub struct ObserveLayer {
+pub struct Observe {
     shared: Arc<Shared>,
 }
 
@@ -162,8 +162,8 @@ struct Shared {
     propagator: TraceContextPropagator,
 }
 
-impl ObserveLayer {
-    /// A layer recording into `metrics`, labelling only `methods` by name.
+impl Observe {
+    /// A stage recording into `metrics`, labelling only `methods` by name.
     pub fn new(metrics: Arc<Metrics>, methods: KnownMethods) -> Self {
         Self {
             shared: Arc::new(Shared {
@@ -175,39 +175,17 @@ impl ObserveLayer {
     }
 }
 
-impl<S> Layer<S> for ObserveLayer {
-    type Service = Observe<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Observe {
-            inner,
-            shared: self.shared.clone(),
-        }
-    }
-}
-
-/// The service made by [`ObserveLayer`].
-#[derive(Clone, Debug)]
-pub struct Observe<S> {
-    inner: S,
-    shared: Arc<Shared>,
-}
-
-impl<S> Service<Request<Body>> for Observe<S>
-where
-    S: Service<Request<Body>, Response = Response<Body>>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Response<Body>, S::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+impl Stage for Observe {
+    fn handle<S>(
+        &self,
+        mut request: Request<Body>,
+        next: &mut S,
+    ) -> BoxFuture<'static, Result<Response<Body>, S::Error>>
+    where
+        S: Service<Request<Body>, Response = Response<Body>>,
+        S::Future: Send + 'static,
+        S::Error: Send + 'static,
+    {
         let start = Instant::now();
         let labels = self.shared.methods.labels(request.uri().path());
         let supplied = supplied_request_id(request.headers());
@@ -250,7 +228,7 @@ where
             .insert(RequestId(record.request_id.clone()));
         let call = match supplied {
             Err(err) => futures::future::ready(Ok(error_response(err))).left_future(),
-            Ok(_) => span.in_scope(|| self.inner.call(request)).right_future(),
+            Ok(_) => span.in_scope(|| next.call(request)).right_future(),
         };
         async move {
             let mut response = match call.instrument(span).await {

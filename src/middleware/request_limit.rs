@@ -7,64 +7,47 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
-use http::Request;
+use futures::future::{BoxFuture, FutureExt};
+use http::{Request, Response};
 use http_body::Frame;
 use tonic::body::Body;
-use tower::{Layer, Service};
+use tower::Service;
 
+use super::Stage;
 use crate::error::AppError;
 
-/// Layer that limits the size of each request message.
+/// Limits the size of each request message.
 #[derive(Clone, Copy, Debug)]
-pub struct RequestLimitLayer {
+pub struct RequestLimit {
     max_bytes: usize,
 }
 
-impl RequestLimitLayer {
-    /// A layer refusing messages over `max_bytes`.
+impl RequestLimit {
+    /// A stage refusing messages over `max_bytes`.
     pub fn new(max_bytes: usize) -> Self {
         Self { max_bytes }
     }
 }
 
-impl<S> Layer<S> for RequestLimitLayer {
-    type Service = RequestLimit<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RequestLimit {
-            inner,
-            max_bytes: self.max_bytes,
-        }
-    }
-}
-
-/// The service made by [`RequestLimitLayer`].
-#[derive(Clone, Debug)]
-pub struct RequestLimit<S> {
-    inner: S,
-    max_bytes: usize,
-}
-
-impl<S> Service<Request<Body>> for RequestLimit<S>
-where
-    S: Service<Request<Body>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let max_bytes = self.max_bytes;
-        self.inner.call(request.map(|body| {
+impl Stage for RequestLimit {
+    fn handle<S>(
+        &self,
+        request: Request<Body>,
+        next: &mut S,
+    ) -> BoxFuture<'static, Result<Response<Body>, S::Error>>
+    where
+        S: Service<Request<Body>, Response = Response<Body>>,
+        S::Future: Send + 'static,
+        S::Error: Send + 'static,
+    {
+        let framing = Framing::new(self.max_bytes);
+        next.call(request.map(|body| {
             Body::new(LimitedBody {
                 inner: body,
-                framing: Framing::new(max_bytes),
+                framing,
             })
         }))
+        .boxed()
     }
 }
 
