@@ -75,6 +75,48 @@ async fn an_unknown_key_exits_64_naming_the_key() {
 }
 
 #[tokio::test]
+async fn agentd_config_names_the_file_like_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agentd.toml");
+    std::fs::write(&path, "[storage]\ndata_directory = \"/tmp\"\n").unwrap();
+    let (code, _, stderr) = run(agentd()
+        .args(["config", "check"])
+        .env("AGENTD_CONFIG", &path))
+    .await;
+    assert_eq!(code, 64);
+    assert!(stderr.contains("storage.data_directory"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_secret_can_come_from_an_environment_variable() {
+    let hash = agentd::config::KeyHash::of_key("k").to_hex();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agentd.toml");
+    std::fs::write(
+        &path,
+        "[auth]\nenabled = true\nkeys = [{ name = \"a\", tenant = \"t\", roles = [\"admin\"], sha256 = { env = \"ORDERS_KEY_SHA256\" } }]\n",
+    )
+    .unwrap();
+    let check = || {
+        let mut command = agentd();
+        command.args(["config", "check", "--config"]).arg(&path);
+        command
+    };
+    let (code, _, stderr) = run(check().env("ORDERS_KEY_SHA256", &hash)).await;
+    assert_eq!(code, 0, "{stderr}");
+
+    let (code, _, stderr) = run(check().env_remove("ORDERS_KEY_SHA256")).await;
+    assert_eq!(code, 64);
+    assert!(stderr.contains("auth.keys"), "{stderr}");
+    assert!(stderr.contains("ORDERS_KEY_SHA256"), "{stderr}");
+
+    // A malformed secret is reported without echoing its value.
+    let (code, _, stderr) = run(check().env("ORDERS_KEY_SHA256", "hunter2-not-a-hash")).await;
+    assert_eq!(code, 64);
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
+#[tokio::test]
 async fn an_invalid_value_from_the_environment_exits_64_naming_the_key() {
     let (code, _, stderr) = run(agentd()
         .args(["config", "check"])

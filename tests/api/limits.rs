@@ -103,3 +103,19 @@ async fn calls_past_the_concurrency_limit_are_shed_at_once() {
     app.wait_for_in_flight(0.0).await;
     app.admin().get_status(GetStatusRequest {}).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_response_over_the_limit_fails_with_error_info() {
+    // GetStatus carries the whole effective config: far more than 64 bytes.
+    let app = spawn_app_with("[server]\nmax_response_bytes = 64").await;
+    let err = app
+        .admin()
+        .get_status(GetStatusRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    assert!(err.message().contains("too large"), "{}", err.message());
+    let info = err.get_details_error_info().unwrap();
+    assert_eq!(info.reason, "OUT_OF_RANGE");
+    assert!(info.metadata.contains_key("request_id"));
+}
