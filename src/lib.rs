@@ -9,6 +9,7 @@ pub mod error;
 pub mod grpc;
 pub mod identity;
 pub mod middleware;
+pub mod mock_llm;
 pub mod status;
 pub mod telemetry;
 

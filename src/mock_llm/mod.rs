@@ -1,0 +1,548 @@
+//! An OpenAI-compatible mock LLM server, for tests (scripted per test, in-process)
+//! and as the standalone `agentd-mock-llm` binary (benchmarks, local use).
+//!
+//! It speaks the real wire format of `POST /v1/chat/completions`: with
+//! `"stream": true`, `data: {chat.completion.chunk}` server-sent events with
+//! content deltas or tool-call deltas (index, id, name, argument fragments), a
+//! usage chunk when `stream_options.include_usage` is set, and `data: [DONE]`;
+//! otherwise one `chat.completion` object. It injects faults (HTTP errors, delays,
+//! stalls, connection resets, malformed chunks, a missing `[DONE]`), records every
+//! request, and notes when a client drops a stream before its end.
+
+pub mod wire;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use wire::ChunkHeader;
+
+/// A fault injected into a reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// After this many chunks, send nothing more and never end.
+    StallAfter(usize),
+    /// After this many chunks, abort the connection.
+    ResetAfter(usize),
+    /// After this many chunks, send a chunk that is not valid JSON.
+    MalformedAfter(usize),
+    /// End the stream after the last chunk without `data: [DONE]`.
+    NoDone,
+}
+
+/// One tool call the mock makes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MockToolCall {
+    /// Call id, e.g. `call_1`.
+    pub id: String,
+    /// Tool name.
+    pub name: String,
+    /// Arguments JSON, streamed in `fragments` pieces.
+    pub arguments: String,
+    /// How many argument fragments to split `arguments` into (at least 1).
+    pub fragments: usize,
+}
+
+/// A completion the mock sends.
+#[derive(Clone, Debug, Default)]
+pub struct Completion {
+    /// Answer text, one piece per content chunk.
+    pub text: Vec<String>,
+    /// Tool calls, streamed after the text.
+    pub tool_calls: Vec<MockToolCall>,
+    /// Delay before the response headers.
+    pub first_byte_delay: Duration,
+    /// Delay after the headers before the first chunk.
+    pub first_token_delay: Duration,
+    /// Delay between chunks.
+    pub token_delay: Duration,
+    /// (prompt, completion) tokens to report; estimated from the request when None.
+    pub usage: Option<(u32, u32)>,
+    /// A fault to inject.
+    pub fault: Option<Fault>,
+}
+
+impl Completion {
+    /// An answer of the given text pieces.
+    pub fn text<S: Into<String>>(pieces: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            text: pieces.into_iter().map(Into::into).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// A reply that calls the given tools.
+    pub fn tool_calls(calls: impl IntoIterator<Item = MockToolCall>) -> Self {
+        Self {
+            tool_calls: calls.into_iter().collect(),
+            ..Self::default()
+        }
+    }
+}
+
+/// What the mock answers to one request.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// A completion, streamed or not as the request asks.
+    Completion(Completion),
+    /// An HTTP error with an OpenAI-style body.
+    HttpError {
+        /// HTTP status, e.g. 500, 429, 401.
+        status: u16,
+        /// Seconds for a `retry-after` header.
+        retry_after: Option<u64>,
+        /// Error message.
+        message: String,
+    },
+}
+
+/// How the mock answers when no scripted reply is queued.
+#[derive(Clone, Debug)]
+pub struct Behaviour {
+    /// Content chunks per answer.
+    pub tokens: usize,
+    /// Delay before the response headers.
+    pub first_byte_delay: Duration,
+    /// Delay before the first chunk.
+    pub first_token_delay: Duration,
+    /// Delay between chunks.
+    pub token_delay: Duration,
+    /// When the request offers this tool and the conversation does not end with a
+    /// tool result, call it with these arguments instead of answering.
+    pub tool_call: Option<(String, String)>,
+    /// Reply to every request with this HTTP status instead (e.g. 500, 429, 401).
+    pub http_error: Option<u16>,
+    /// A fault to inject into every answer.
+    pub fault: Option<Fault>,
+    /// When set, requests must carry `authorization: Bearer <this>` or get 401.
+    pub api_key: Option<String>,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Self {
+            tokens: 32,
+            first_byte_delay: Duration::ZERO,
+            first_token_delay: Duration::ZERO,
+            token_delay: Duration::ZERO,
+            tool_call: None,
+            http_error: None,
+            fault: None,
+            api_key: None,
+        }
+    }
+}
+
+/// A request the mock received.
+#[derive(Clone, Debug)]
+pub struct RecordedRequest {
+    /// The JSON body.
+    pub body: Value,
+    /// The `authorization` header, if any.
+    pub authorization: Option<String>,
+    /// When it arrived.
+    pub received_at: Instant,
+}
+
+/// How a streamed response ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// Every chunk was sent.
+    Completed(Instant),
+    /// The client went away (or a fault cut it) before the end.
+    Dropped(Instant),
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    script: Mutex<VecDeque<Reply>>,
+    behaviour: Mutex<Behaviour>,
+    requests: Mutex<Vec<RecordedRequest>>,
+    stream_ends: Mutex<Vec<StreamEnd>>,
+    changed: Notify,
+}
+
+impl Shared {
+    fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        // A panic while holding these locks cannot leave them inconsistent (each
+        // critical section is a single push, pop or clone), so poisoning is ignored.
+        mutex
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A running mock server; stops when dropped.
+#[derive(Debug)]
+pub struct MockLlm {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+}
+
+impl Drop for MockLlm {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl MockLlm {
+    /// Starts a mock on `addr` (port 0 for an ephemeral port) with `behaviour`.
+    pub async fn start(addr: SocketAddr, behaviour: Behaviour) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            behaviour: Mutex::new(behaviour),
+            ..Shared::default()
+        });
+        let stop = CancellationToken::new();
+        let router = Router::new()
+            .route("/v1/chat/completions", post(chat_completions))
+            .with_state(shared.clone());
+        let serve =
+            axum::serve(listener, router).with_graceful_shutdown(stop.clone().cancelled_owned());
+        tokio::spawn(async move {
+            if let Err(err) = serve.await {
+                tracing::error!(error = %err, "mock LLM server failed");
+            }
+        });
+        Ok(Self { addr, shared, stop })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The OpenAI base URL of this mock, e.g. `http://127.0.0.1:1234/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Queues replies, answered in order before the default behaviour resumes.
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        Shared::lock(&self.shared.script).extend(replies);
+    }
+
+    /// Replaces the default behaviour.
+    pub fn set_behaviour(&self, behaviour: Behaviour) {
+        *Shared::lock(&self.shared.behaviour) = behaviour;
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        Shared::lock(&self.shared.requests).clone()
+    }
+
+    /// How each finished stream ended, in order.
+    pub fn stream_ends(&self) -> Vec<StreamEnd> {
+        Shared::lock(&self.shared.stream_ends).clone()
+    }
+
+    /// Waits until `n` streams have ended and returns how the n-th did.
+    pub async fn wait_for_stream_end(&self, n: usize) -> StreamEnd {
+        loop {
+            let changed = self.shared.changed.notified();
+            if let Some(end) = self.stream_ends().get(n - 1) {
+                return *end;
+            }
+            changed.await;
+        }
+    }
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// A rough token estimate (4 characters a token) of the request's messages.
+fn estimate_prompt_tokens(body: &Value) -> u32 {
+    let chars: usize = body["messages"]
+        .as_array()
+        .map(|messages| messages.iter().map(|m| m.to_string().len()).sum())
+        .unwrap_or_default();
+    u32::try_from(chars / 4 + 1).unwrap_or(u32::MAX)
+}
+
+const WORDS: [&str; 8] = [
+    "The ", "quick ", "brown ", "fox ", "jumps ", "over ", "lazy ", "dogs. ",
+];
+
+/// The reply the default behaviour gives to `body`.
+fn default_reply(behaviour: &Behaviour, body: &Value, serial: usize) -> Reply {
+    if let Some(status) = behaviour.http_error {
+        return Reply::HttpError {
+            status,
+            retry_after: (status == 429).then_some(1),
+            message: format!("mock error {status}"),
+        };
+    }
+    let mut completion = Completion {
+        first_byte_delay: behaviour.first_byte_delay,
+        first_token_delay: behaviour.first_token_delay,
+        token_delay: behaviour.token_delay,
+        fault: behaviour.fault,
+        ..Completion::default()
+    };
+    let last_is_tool_result = body["messages"]
+        .as_array()
+        .and_then(|messages| messages.last())
+        .is_some_and(|m| m["role"] == "tool");
+    let offered = |name: &str| {
+        body["tools"]
+            .as_array()
+            .is_some_and(|tools| tools.iter().any(|t| t["function"]["name"] == name))
+    };
+    match &behaviour.tool_call {
+        Some((name, arguments)) if !last_is_tool_result && offered(name) => {
+            completion.tool_calls.push(MockToolCall {
+                id: format!("call_mock_{serial}"),
+                name: name.clone(),
+                arguments: arguments.clone(),
+                fragments: 3,
+            });
+        }
+        _ => {
+            completion.text = (0..behaviour.tokens)
+                .map(|i| WORDS[i % WORDS.len()].to_owned())
+                .collect();
+        }
+    }
+    Reply::Completion(completion)
+}
+
+async fn chat_completions(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return http_error(
+            400,
+            None,
+            "request body is not valid JSON",
+            "invalid_request_error",
+        );
+    };
+    let serial = {
+        let mut requests = Shared::lock(&shared.requests);
+        requests.push(RecordedRequest {
+            body: body.clone(),
+            authorization: authorization.clone(),
+            received_at: Instant::now(),
+        });
+        requests.len()
+    };
+    if body["model"].as_str().is_none() || body["messages"].as_array().is_none() {
+        return http_error(
+            400,
+            None,
+            "`model` and `messages` are required",
+            "invalid_request_error",
+        );
+    }
+    let behaviour = Shared::lock(&shared.behaviour).clone();
+    if let Some(key) = &behaviour.api_key
+        && authorization.as_deref() != Some(&format!("Bearer {key}"))
+    {
+        return http_error(
+            401,
+            None,
+            "Incorrect API key provided",
+            "invalid_request_error",
+        );
+    }
+    let scripted = Shared::lock(&shared.script).pop_front();
+    let reply = scripted.unwrap_or_else(|| default_reply(&behaviour, &body, serial));
+    let completion = match reply {
+        Reply::HttpError {
+            status,
+            retry_after,
+            message,
+        } => {
+            return http_error(status, retry_after, &message, "server_error");
+        }
+        Reply::Completion(completion) => completion,
+    };
+    tokio::time::sleep(completion.first_byte_delay).await;
+    let header = ChunkHeader {
+        id: format!("chatcmpl-mock-{serial}"),
+        model: body["model"].as_str().unwrap_or_default().to_owned(),
+        created: now_unix(),
+    };
+    let prompt_tokens = estimate_prompt_tokens(&body);
+    if body["stream"].as_bool() == Some(true) {
+        let include_usage = body["stream_options"]["include_usage"].as_bool() == Some(true);
+        stream_response(
+            shared,
+            header,
+            completion,
+            include_usage.then_some(prompt_tokens),
+        )
+    } else {
+        let (prompt, completion_tokens) = completion
+            .usage
+            .unwrap_or((prompt_tokens, completion.text.len() as u32));
+        let calls: Vec<_> = completion
+            .tool_calls
+            .iter()
+            .map(|c| (c.id.clone(), c.name.clone(), c.arguments.clone()))
+            .collect();
+        let finish = if calls.is_empty() {
+            "stop"
+        } else {
+            "tool_calls"
+        };
+        let json = header.completion(
+            &completion.text.concat(),
+            &calls,
+            finish,
+            prompt,
+            completion_tokens,
+        );
+        axum::Json(json).into_response()
+    }
+}
+
+fn http_error(status: u16, retry_after: Option<u64>, message: &str, kind: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, axum::Json(wire::error_body(message, kind, None))).into_response();
+    if let Some(seconds) = retry_after
+        && let Ok(value) = seconds.to_string().parse()
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// Splits `text` into `parts` non-empty pieces at character boundaries.
+fn split_fragments(text: &str, parts: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let parts = parts.clamp(1, chars.len().max(1));
+    let size = chars.len().div_ceil(parts).max(1);
+    chars.chunks(size).map(|c| c.iter().collect()).collect()
+}
+
+/// Records how a stream ended when it is dropped.
+struct EndGuard {
+    shared: Arc<Shared>,
+    completed: bool,
+}
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        let now = Instant::now();
+        let end = if self.completed {
+            StreamEnd::Completed(now)
+        } else {
+            StreamEnd::Dropped(now)
+        };
+        Shared::lock(&self.shared.stream_ends).push(end);
+        self.shared.changed.notify_waiters();
+    }
+}
+
+fn stream_response(
+    shared: Arc<Shared>,
+    header: ChunkHeader,
+    completion: Completion,
+    usage_prompt_tokens: Option<u32>,
+) -> Response {
+    let mut events = vec![wire::sse(&header.role())];
+    events.extend(
+        completion
+            .text
+            .iter()
+            .map(|t| wire::sse(&header.content(t))),
+    );
+    for (index, call) in completion.tool_calls.iter().enumerate() {
+        events.push(wire::sse(
+            &header.tool_call_start(index, &call.id, &call.name),
+        ));
+        for fragment in split_fragments(&call.arguments, call.fragments) {
+            events.push(wire::sse(&header.tool_call_arguments(index, &fragment)));
+        }
+    }
+    let finish = if completion.tool_calls.is_empty() {
+        "stop"
+    } else {
+        "tool_calls"
+    };
+    events.push(wire::sse(&header.finish(finish)));
+    if let Some(prompt_tokens) = usage_prompt_tokens {
+        let (prompt, output) = completion.usage.unwrap_or((
+            prompt_tokens,
+            (completion.text.len() + completion.tool_calls.len()) as u32,
+        ));
+        events.push(wire::sse(&header.usage(prompt, output)));
+    }
+    let send_done = completion.fault != Some(Fault::NoDone);
+
+    let stream = async_stream::stream! {
+        let mut guard = EndGuard { shared, completed: false };
+        tokio::time::sleep(completion.first_token_delay).await;
+        for (i, event) in events.into_iter().enumerate() {
+            if i > 0 {
+                tokio::time::sleep(completion.token_delay).await;
+            }
+            match completion.fault {
+                Some(Fault::StallAfter(n)) if i == n => std::future::pending::<()>().await,
+                Some(Fault::ResetAfter(n)) if i == n => {
+                    yield Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "mock reset"));
+                    return;
+                }
+                Some(Fault::MalformedAfter(n)) if i == n => {
+                    yield Ok(Bytes::from_static(b"data: {\"id\": \"chatcmpl-mock\", \"choices\": [\n\n"));
+                }
+                _ => {}
+            }
+            yield Ok::<_, std::io::Error>(Bytes::from(event));
+        }
+        if send_done {
+            yield Ok(Bytes::from_static(wire::SSE_DONE.as_bytes()));
+        }
+        guard.completed = true;
+    };
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fragments_cover_the_text() {
+        let text = r#"{"timezone":"Europe/Paris"}"#;
+        for parts in 1..=40 {
+            let pieces = split_fragments(text, parts);
+            assert_eq!(pieces.concat(), text);
+            assert!(pieces.iter().all(|p| !p.is_empty()));
+        }
+        assert_eq!(split_fragments("", 3), Vec::<String>::new());
+    }
+}
