@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod grpc;
 pub mod identity;
+pub mod llm;
 pub mod middleware;
 pub mod mock_llm;
 pub mod status;

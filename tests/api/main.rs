@@ -10,6 +10,7 @@ mod errors;
 mod grpcurl;
 mod helpers;
 mod limits;
+mod llm;
 mod shutdown;
 mod status;
 mod telemetry;

@@ -1,0 +1,192 @@
+//! LLM access behind one trait: the conversation types the agent speaks, the
+//! stream of events a provider returns, and the errors it can fail with.
+
+pub mod openai;
+
+use std::time::Duration;
+
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+
+/// One message of a conversation, as sent to a model.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum ChatMessage {
+    /// Instructions for the model.
+    System {
+        /// The text.
+        content: String,
+    },
+    /// The user's words.
+    User {
+        /// The text.
+        content: String,
+    },
+    /// The model's reply: text, tool calls, or both.
+    Assistant {
+        /// The text; may be empty when the model only called tools.
+        content: String,
+        /// The tools the model called, in order.
+        tool_calls: Vec<ToolCall>,
+    },
+    /// The result of one tool call, fed back to the model.
+    Tool {
+        /// The id of the call this answers.
+        call_id: String,
+        /// The result (or error) text.
+        content: String,
+    },
+}
+
+/// A tool call made by the model.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// The call's id, chosen by the model's provider.
+    pub id: String,
+    /// The tool's name.
+    pub name: String,
+    /// The arguments, a JSON document as the model wrote it (maybe invalid).
+    pub arguments: String,
+}
+
+/// A tool offered to the model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolSpec {
+    /// The tool's name.
+    pub name: String,
+    /// What it does, for the model.
+    pub description: String,
+    /// The JSON schema of its arguments.
+    pub parameters: serde_json::Value,
+}
+
+/// One request to a model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LlmRequest {
+    /// The provider's id of the model.
+    pub model: String,
+    /// The conversation, system prompt first.
+    pub messages: Vec<ChatMessage>,
+    /// The tools the model may call.
+    pub tools: Vec<ToolSpec>,
+    /// Cap on output tokens.
+    pub max_output_tokens: Option<u32>,
+    /// Sampling temperature.
+    pub temperature: Option<f32>,
+}
+
+/// Token counts reported by the provider.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Prompt tokens.
+    pub input_tokens: u32,
+    /// Completion tokens.
+    pub output_tokens: u32,
+}
+
+/// Why the model stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FinishReason {
+    /// A natural end.
+    Stop,
+    /// The output token cap was reached.
+    Length,
+    /// The model called tools and waits for their results.
+    ToolCalls,
+    /// The provider's content filter cut the answer.
+    ContentFilter,
+}
+
+/// One event of a model's streamed answer. A successful stream carries any number
+/// of `TextDelta`, at most one `ToolCalls` (assembled from every fragment), then
+/// `Finished`, and `Usage` when the provider reported it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LlmEvent {
+    /// A piece of answer text, as soon as it arrives.
+    TextDelta(String),
+    /// Every tool call of the answer, complete.
+    ToolCalls(Vec<ToolCall>),
+    /// Token counts from the provider.
+    Usage(Usage),
+    /// The end of the answer.
+    Finished(FinishReason),
+}
+
+/// A streamed answer. Dropping it aborts the upstream request.
+pub type LlmStream = BoxStream<'static, Result<LlmEvent, LlmError>>;
+
+/// How a call to a provider failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    /// The provider refused the credentials (HTTP 401/403).
+    #[error("the provider rejected the credentials (HTTP {status}): {message}")]
+    Unauthorized {
+        /// HTTP status.
+        status: u16,
+        /// The provider's message.
+        message: String,
+    },
+    /// The provider is rate limiting (HTTP 429).
+    #[error("the provider is rate limiting: {message}")]
+    RateLimited {
+        /// From the `retry-after` header.
+        retry_after: Option<Duration>,
+        /// The provider's message.
+        message: String,
+    },
+    /// The provider rejected the request (other HTTP 4xx).
+    #[error("the provider rejected the request (HTTP {status}): {message}")]
+    Rejected {
+        /// HTTP status.
+        status: u16,
+        /// The provider's message.
+        message: String,
+    },
+    /// The provider failed (HTTP 5xx).
+    #[error("the provider failed (HTTP {status}): {message}")]
+    Unavailable {
+        /// HTTP status.
+        status: u16,
+        /// The provider's message.
+        message: String,
+    },
+    /// No answer, or no next chunk, within the configured timeout.
+    #[error("the provider did not answer within {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    /// The connection failed or broke.
+    #[error("the connection to the provider failed: {0}")]
+    Connection(String),
+    /// The provider sent something that is not the chat-completions format.
+    #[error("the provider sent a malformed stream: {0}")]
+    Protocol(String),
+    /// The stream ended before `[DONE]`.
+    #[error("the provider's stream ended before it was complete")]
+    Truncated,
+}
+
+impl LlmError {
+    /// Whether retrying the same request later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            LlmError::RateLimited { .. }
+            | LlmError::Unavailable { .. }
+            | LlmError::Timeout(_)
+            | LlmError::Connection(_)
+            | LlmError::Truncated => true,
+            LlmError::Unauthorized { .. } | LlmError::Rejected { .. } | LlmError::Protocol(_) => {
+                false
+            }
+        }
+    }
+}
+
+/// A source of model answers.
+#[async_trait::async_trait]
+pub trait LlmProvider: Send + Sync + std::fmt::Debug {
+    /// The provider's configured name, for logs, spans and metrics.
+    fn name(&self) -> &str;
+
+    /// Starts a streamed answer. Errors before the first byte (HTTP status,
+    /// connection) are returned here; later ones arrive on the stream.
+    async fn stream_chat(&self, request: LlmRequest) -> Result<LlmStream, LlmError>;
+}

@@ -1,0 +1,337 @@
+//! The OpenAI-compatible provider: any server that speaks `POST /chat/completions`
+//! (OpenAI, Azure OpenAI, vLLM, Ollama, llama.cpp, another gateway).
+//!
+//! Requests and stream chunks are async-openai's wire types. The HTTP transport is
+//! reqwest driven directly rather than async-openai's `create_stream`: on native
+//! targets that function pumps the SSE stream from a detached task into an
+//! unbounded channel, so dropping the stream would not close the upstream
+//! connection until the upstream's next event (never, if it stalls), and it cannot
+//! tell `[DONE]` from a cut connection. Here the response body lives inside the
+//! returned stream: dropping the stream aborts the request at once. async-openai's
+//! built-in retries are avoided too; retry policy belongs to the router.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_openai::types::chat::{
+    ChatCompletionMessageToolCall, ChatCompletionMessageToolCalls,
+    ChatCompletionRequestAssistantMessage, ChatCompletionRequestAssistantMessageContent,
+    ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage,
+    ChatCompletionRequestSystemMessageContent, ChatCompletionRequestToolMessage,
+    ChatCompletionRequestToolMessageContent, ChatCompletionRequestUserMessage,
+    ChatCompletionRequestUserMessageContent, ChatCompletionStreamOptions, ChatCompletionTool,
+    ChatCompletionTools, CreateChatCompletionRequest, CreateChatCompletionStreamResponse,
+    FinishReason as WireFinishReason, FunctionCall, FunctionObject,
+};
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+
+use super::{
+    ChatMessage, FinishReason, LlmError, LlmEvent, LlmProvider, LlmRequest, LlmStream, ToolCall,
+    Usage,
+};
+use crate::config::Secret;
+
+/// Most bytes of an error body kept for the error message.
+const ERROR_BODY_LIMIT: usize = 8 * 1024;
+
+/// How to reach one OpenAI-compatible server.
+#[derive(Clone, Debug)]
+pub struct OpenAiSettings {
+    /// Configured provider name.
+    pub name: String,
+    /// Base URL including the version path, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    /// Bearer token; None for keyless local servers.
+    pub api_key: Option<Secret>,
+    /// Limit on establishing a connection.
+    pub connect_timeout: Duration,
+    /// Limit on waiting for any next bytes: the response headers, then each chunk.
+    pub idle_timeout: Duration,
+    /// Idle connections kept per host.
+    pub pool_max_idle_per_host: usize,
+    /// How long an idle connection is kept.
+    pub pool_idle_timeout: Duration,
+}
+
+/// A provider for one OpenAI-compatible server.
+#[derive(Debug)]
+pub struct OpenAiProvider {
+    name: String,
+    endpoint: String,
+    api_key: Option<Secret>,
+    idle_timeout: Duration,
+    http: reqwest::Client,
+}
+
+impl OpenAiProvider {
+    /// A provider with its own connection pool.
+    pub fn new(settings: OpenAiSettings) -> Result<Self, LlmError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .read_timeout(settings.idle_timeout)
+            .pool_max_idle_per_host(settings.pool_max_idle_per_host)
+            .pool_idle_timeout(settings.pool_idle_timeout)
+            .tcp_nodelay(true)
+            .user_agent(concat!("agentd/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|err| LlmError::Connection(format!("cannot build the HTTP client: {err}")))?;
+        Ok(Self {
+            endpoint: format!(
+                "{}/chat/completions",
+                settings.base_url.trim_end_matches('/')
+            ),
+            name: settings.name,
+            api_key: settings.api_key,
+            idle_timeout: settings.idle_timeout,
+            http,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl LlmProvider for OpenAiProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn stream_chat(&self, request: LlmRequest) -> Result<LlmStream, LlmError> {
+        let mut call = self.http.post(&self.endpoint).json(&wire_request(request));
+        if let Some(key) = &self.api_key {
+            call = call.bearer_auth(key.expose());
+        }
+        let idle_timeout = self.idle_timeout;
+        let response = call
+            .send()
+            .await
+            .map_err(|err| transport_error(&err, idle_timeout))?;
+        if !response.status().is_success() {
+            return Err(http_error(response).await);
+        }
+        Ok(assemble(response, idle_timeout))
+    }
+}
+
+/// The chat-completions request for `request`, always streamed with usage.
+fn wire_request(request: LlmRequest) -> CreateChatCompletionRequest {
+    let tools = (!request.tools.is_empty()).then(|| {
+        request
+            .tools
+            .into_iter()
+            .map(|tool| {
+                ChatCompletionTools::Function(ChatCompletionTool {
+                    function: FunctionObject {
+                        name: tool.name,
+                        description: Some(tool.description),
+                        parameters: Some(tool.parameters),
+                        strict: None,
+                    },
+                })
+            })
+            .collect()
+    });
+    CreateChatCompletionRequest {
+        model: request.model,
+        messages: request.messages.into_iter().map(wire_message).collect(),
+        tools,
+        max_completion_tokens: request.max_output_tokens,
+        temperature: request.temperature,
+        stream: Some(true),
+        stream_options: Some(ChatCompletionStreamOptions {
+            include_usage: Some(true),
+            include_obfuscation: None,
+        }),
+        ..CreateChatCompletionRequest::default()
+    }
+}
+
+fn wire_message(message: ChatMessage) -> ChatCompletionRequestMessage {
+    match message {
+        ChatMessage::System { content } => {
+            ChatCompletionRequestMessage::System(ChatCompletionRequestSystemMessage {
+                content: ChatCompletionRequestSystemMessageContent::Text(content),
+                name: None,
+            })
+        }
+        ChatMessage::User { content } => {
+            ChatCompletionRequestMessage::User(ChatCompletionRequestUserMessage {
+                content: ChatCompletionRequestUserMessageContent::Text(content),
+                name: None,
+            })
+        }
+        ChatMessage::Assistant {
+            content,
+            tool_calls,
+        } => {
+            let tool_calls = (!tool_calls.is_empty()).then(|| {
+                tool_calls
+                    .into_iter()
+                    .map(|call| {
+                        ChatCompletionMessageToolCalls::Function(ChatCompletionMessageToolCall {
+                            id: call.id,
+                            function: FunctionCall {
+                                name: call.name,
+                                arguments: call.arguments,
+                            },
+                        })
+                    })
+                    .collect()
+            });
+            ChatCompletionRequestMessage::Assistant(ChatCompletionRequestAssistantMessage {
+                content: (!content.is_empty())
+                    .then_some(ChatCompletionRequestAssistantMessageContent::Text(content)),
+                tool_calls,
+                ..ChatCompletionRequestAssistantMessage::default()
+            })
+        }
+        ChatMessage::Tool { call_id, content } => {
+            ChatCompletionRequestMessage::Tool(ChatCompletionRequestToolMessage {
+                content: ChatCompletionRequestToolMessageContent::Text(content),
+                tool_call_id: call_id,
+            })
+        }
+    }
+}
+
+fn transport_error(err: &reqwest::Error, idle_timeout: Duration) -> LlmError {
+    if err.is_timeout() {
+        LlmError::Timeout(idle_timeout)
+    } else {
+        LlmError::Connection(error_chain(err))
+    }
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// `retry-after-ms` or `retry-after` (in seconds), when present.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let number = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok();
+    number("retry-after-ms")
+        .map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0))
+        .or_else(|| number("retry-after").map(|s| Duration::from_secs_f64(s.max(0.0))))
+}
+
+/// The error for a non-2xx response, with the provider's message.
+async fn http_error(mut response: reqwest::Response) -> LlmError {
+    let status = response.status().as_u16();
+    let retry_after = retry_after(response.headers());
+    let mut body = Vec::new();
+    while body.len() < ERROR_BODY_LIMIT {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    body.truncate(ERROR_BODY_LIMIT);
+    let message = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|json| json["error"]["message"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(500).collect());
+    match status {
+        401 | 403 => LlmError::Unauthorized { status, message },
+        429 => LlmError::RateLimited {
+            retry_after,
+            message,
+        },
+        500.. => LlmError::Unavailable { status, message },
+        _ => LlmError::Rejected { status, message },
+    }
+}
+
+/// A tool call being assembled from its fragments.
+#[derive(Default)]
+struct PartialCall {
+    id: String,
+    name: String,
+    arguments: String,
+}
+
+/// Turns the SSE body into [`LlmEvent`]s: text as it arrives; tool calls, usage
+/// and the finish reason once `[DONE]` confirms the answer is complete.
+fn assemble(response: reqwest::Response, idle_timeout: Duration) -> LlmStream {
+    let mut events = response.bytes_stream().eventsource();
+    let stream = async_stream::try_stream! {
+        let mut calls: BTreeMap<u32, PartialCall> = BTreeMap::new();
+        let mut finish = None;
+        let mut usage = None;
+        let mut done = false;
+        while let Some(event) = events.next().await {
+            let event = event.map_err(|err| match err {
+                eventsource_stream::EventStreamError::Transport(err) => {
+                    transport_error(&err, idle_timeout)
+                }
+                other => LlmError::Protocol(other.to_string()),
+            })?;
+            if event.data == "[DONE]" {
+                done = true;
+                break;
+            }
+            let chunk: CreateChatCompletionStreamResponse = serde_json::from_str(&event.data)
+                .map_err(|err| LlmError::Protocol(format!("chunk is not a chat.completion.chunk: {err}")))?;
+            if let Some(reported) = chunk.usage {
+                usage = Some(Usage {
+                    input_tokens: reported.prompt_tokens,
+                    output_tokens: reported.completion_tokens,
+                });
+            }
+            for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
+                if let Some(text) = choice.delta.content.filter(|t| !t.is_empty()) {
+                    yield LlmEvent::TextDelta(text);
+                }
+                for fragment in choice.delta.tool_calls.unwrap_or_default() {
+                    let call = calls.entry(fragment.index).or_default();
+                    if let Some(id) = fragment.id {
+                        call.id = id;
+                    }
+                    if let Some(function) = fragment.function {
+                        if let Some(name) = function.name {
+                            call.name.push_str(&name);
+                        }
+                        if let Some(arguments) = function.arguments {
+                            call.arguments.push_str(&arguments);
+                        }
+                    }
+                }
+                if let Some(reason) = choice.finish_reason {
+                    finish = Some(reason);
+                }
+            }
+        }
+        if !done {
+            Err(LlmError::Truncated)?;
+        }
+        if let Some(usage) = usage {
+            yield LlmEvent::Usage(usage);
+        }
+        if !calls.is_empty() {
+            let calls = calls
+                .into_values()
+                .map(|call| {
+                    if call.id.is_empty() || call.name.is_empty() {
+                        Err(LlmError::Protocol("a tool call came without an id or a name".into()))
+                    } else {
+                        Ok(ToolCall { id: call.id, name: call.name, arguments: call.arguments })
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            yield LlmEvent::ToolCalls(calls);
+        }
+        let reason = match finish {
+            Some(WireFinishReason::Length) => FinishReason::Length,
+            Some(WireFinishReason::ContentFilter) => FinishReason::ContentFilter,
+            Some(WireFinishReason::ToolCalls | WireFinishReason::FunctionCall) => FinishReason::ToolCalls,
+            Some(WireFinishReason::Stop) | None => FinishReason::Stop,
+        };
+        yield LlmEvent::Finished(reason);
+    };
+    stream.boxed()
+}
