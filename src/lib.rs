@@ -3,6 +3,7 @@
 //! The request path and the reasons behind the layout are in DESIGN.md; the
 //! entry point for embedding and tests is [`app::App`].
 
+pub mod agent;
 pub mod app;
 pub mod config;
 pub mod error;
