@@ -3,4 +3,5 @@
 //! agent work; these parts are complete and tested on their own.)
 
 pub mod context;
+pub mod sessions;
 pub mod tools;
