@@ -279,6 +279,13 @@ mod tests {
         TenantId::try_from(name.to_owned()).unwrap()
     }
 
+    /// A store in a fresh directory, which lives as long as the returned guard.
+    fn store(limits: SessionLimits) -> (tempfile::TempDir, RedbSessionStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbSessionStore::open(&dir.path().join("s.redb"), limits).unwrap();
+        (dir, store)
+    }
+
     #[tokio::test]
     async fn turns_persist_across_reopening() {
         let dir = tempfile::tempdir().unwrap();
@@ -303,8 +310,7 @@ mod tests {
 
     #[tokio::test]
     async fn tenants_cannot_see_or_delete_each_others_sessions() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = RedbSessionStore::open(&dir.path().join("s.redb"), LIMITS).unwrap();
+        let (_dir, store) = store(LIMITS);
         let id = SessionId::generate();
         store
             .append_turn(&tenant("a"), &id, 0, vec![user("secret")])
@@ -319,8 +325,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_racing_turn_is_a_conflict_and_writes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = RedbSessionStore::open(&dir.path().join("s.redb"), LIMITS).unwrap();
+        let (_dir, store) = store(LIMITS);
         let id = SessionId::generate();
         store
             .append_turn(&tenant("a"), &id, 0, vec![user("first")])
