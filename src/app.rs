@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::grpc::admin::AdminApi;
 use crate::middleware::StageLayer;
 use crate::middleware::auth::Auth;
+use crate::middleware::catch_panic::CatchPanic;
 use crate::middleware::deadline::Deadlines;
 use crate::middleware::drain::Drain;
 use crate::middleware::load_shed::LoadShed;
@@ -174,6 +175,8 @@ impl App {
                 metrics.clone(),
                 KnownMethods::from_descriptor_sets(&descriptor_sets)?,
             )))
+            // a panicking handler fails its own call with INTERNAL, nothing more
+            .layer(StageLayer::new(CatchPanic))
             // who is calling, and may they call this service
             .layer(StageLayer::new(Auth::new(&self.config.auth)))
             // shed load past the concurrency limit instead of queueing it

@@ -1,9 +1,11 @@
 //! The tower layers every gRPC call passes through, outer to inner (assembled in
 //! `app.rs`): observe (request id, span, metrics, access log, error details) →
-//! auth → load shed → deadline → request size limit → drain of open streams.
+//! catch panic → auth → load shed → deadline → request size limit → drain of
+//! open streams.
 
 pub mod auth;
 pub mod body;
+pub mod catch_panic;
 pub mod deadline;
 pub mod drain;
 pub mod load_shed;
