@@ -13,8 +13,14 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::agent::context::Encoding;
+use crate::agent::models::ModelCatalog;
+use crate::agent::orchestrator::Orchestrator;
+use crate::agent::sessions::{RedbSessionStore, SessionLimits, SessionStore};
+use crate::agent::tools::ToolRegistry;
 use crate::config::Config;
 use crate::grpc::admin::AdminApi;
+use crate::grpc::agent::AgentApi;
 use crate::middleware::StageLayer;
 use crate::middleware::auth::Auth;
 use crate::middleware::catch_panic::CatchPanic;
@@ -24,6 +30,7 @@ use crate::middleware::load_shed::LoadShed;
 use crate::middleware::observe::{KnownMethods, Observe};
 use crate::middleware::request_limit::RequestLimit;
 use crate::pb::admin_service_server::AdminServiceServer;
+use crate::pb::agent_service_server::AgentServiceServer;
 use crate::status::{GIT_COMMIT, InstanceStatus, VERSION};
 use crate::telemetry::metrics::{self, Metrics};
 
@@ -74,6 +81,8 @@ pub struct App {
     grpc_addr: SocketAddr,
     metrics_addr: SocketAddr,
     shutdown: CancellationToken,
+    catalog: ModelCatalog,
+    sessions: Arc<dyn SessionStore>,
 }
 
 async fn bind(
@@ -110,6 +119,9 @@ impl App {
     /// validated (every `Config` constructor does).
     pub async fn build(config: Config) -> Result<Self, StartError> {
         prepare_data_dir(&config).await?;
+        let sessions = open_sessions(&config).await?;
+        let catalog = ModelCatalog::from_config(&config.llm)?;
+        warm_up_tokenizers(&catalog).await?;
         let (grpc_listener, grpc_addr) = bind("server.grpc_addr", config.server.grpc_addr).await?;
         let (metrics_listener, metrics_addr) =
             bind("server.metrics_addr", config.server.metrics_addr).await?;
@@ -121,6 +133,8 @@ impl App {
             grpc_addr,
             metrics_addr,
             shutdown: CancellationToken::new(),
+            catalog,
+            sessions,
         })
     }
 
@@ -147,6 +161,17 @@ impl App {
         let status = Arc::new(InstanceStatus::new(&self.config));
 
         let admin = AdminServiceServer::new(AdminApi::new(status))
+            .max_decoding_message_size(server.max_request_bytes)
+            .max_encoding_message_size(server.max_response_bytes);
+        let orchestrator = Arc::new(Orchestrator::new(
+            self.catalog,
+            ToolRegistry::with_builtins().map_err(anyhow::Error::from)?,
+            self.sessions.clone(),
+            self.config.agent.clone(),
+            self.config.tools.clone(),
+            metrics.genai.clone(),
+        ));
+        let agent = AgentServiceServer::new(AgentApi::new(orchestrator, self.sessions))
             .max_decoding_message_size(server.max_request_bytes)
             .max_encoding_message_size(server.max_response_bytes);
 
@@ -199,6 +224,7 @@ impl App {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(admin)
+            .add_service(agent)
             .serve_with_incoming_shutdown(incoming, stop_accepting.clone().cancelled_owned());
         let mut grpc = tokio::spawn(grpc);
 
@@ -237,8 +263,9 @@ impl App {
 }
 
 /// The services listed by reflection and given a health status.
-fn public_services() -> [&'static str; 4] {
+fn public_services() -> [&'static str; 5] {
     [
+        AgentServiceServer::<AgentApi>::NAME,
         AdminServiceServer::<AdminApi>::NAME,
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",
@@ -264,4 +291,41 @@ async fn set_health(health: &HealthReporter, status: ServingStatus) {
     health
         .set_service_status(AdminServiceServer::<AdminApi>::NAME, status)
         .await;
+    health
+        .set_service_status(AgentServiceServer::<AgentApi>::NAME, status)
+        .await;
+}
+
+/// Opens the session store under the data directory.
+async fn open_sessions(config: &Config) -> Result<Arc<dyn SessionStore>, StartError> {
+    let path = config.storage.data_dir.join("sessions.redb");
+    let limits = SessionLimits {
+        max_age: config.sessions.max_age,
+        max_messages: config.sessions.max_messages,
+    };
+    let opened = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || RedbSessionStore::open(&path, limits)
+    })
+    .await
+    .map_err(anyhow::Error::from)?;
+    let store = opened.map_err(|err| {
+        anyhow::anyhow!(
+            "storage.data_dir: cannot open the session store {}: {err} (is another agentd \
+             using this data directory?)",
+            path.display()
+        )
+    })?;
+    Ok(Arc::new(store))
+}
+
+/// Loads the BPE tables of every configured model's encoding, so no request
+/// pays for it.
+async fn warm_up_tokenizers(catalog: &ModelCatalog) -> Result<(), StartError> {
+    let mut encodings: Vec<Encoding> = catalog.models().map(|m| m.encoding).collect();
+    encodings.dedup();
+    tokio::task::spawn_blocking(move || encodings.into_iter().for_each(Encoding::warm_up))
+        .await
+        .map_err(anyhow::Error::from)?;
+    Ok(())
 }

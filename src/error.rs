@@ -9,7 +9,8 @@ use std::time::Duration;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
-use crate::identity::Role;
+use crate::identity::{Role, TenantId};
+use crate::llm::LlmError;
 
 /// The `domain` of every ErrorInfo agentd sends.
 pub const ERROR_DOMAIN: &str = "agentd";
@@ -75,6 +76,36 @@ pub enum AppError {
     /// The server is stopping and takes no more work on this call.
     #[error("server is shutting down; retry against another replica")]
     ShuttingDown,
+    /// The caller's tenant may not use a tool the request names.
+    #[error("{field}: tenant {tenant} may not use tool {tool:?}")]
+    ToolNotAllowed {
+        /// The request field naming the tool.
+        field: String,
+        /// The tool.
+        tool: String,
+        /// The caller's tenant.
+        tenant: TenantId,
+    },
+    /// A session that does not exist for the caller's tenant (or has expired).
+    #[error("session {0:?} not found")]
+    SessionNotFound(String),
+    /// Another turn completed on the session while this one ran.
+    #[error("session {0:?} changed while this turn ran; retry the turn on the new history")]
+    SessionConflict(String),
+    /// No model is configured, so the agent cannot answer.
+    #[error(
+        "no LLM is configured: set OPENAI_API_KEY (and optionally OPENAI_BASE_URL), or \
+         configure [llm.providers] and [llm.models]"
+    )]
+    NoModel,
+    /// The LLM provider failed.
+    #[error("LLM provider {provider:?}: {}", .error.summary())]
+    Upstream {
+        /// The configured provider name.
+        provider: String,
+        /// What went wrong.
+        error: LlmError,
+    },
     /// A bug or an unexpected failure; the cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -104,6 +135,23 @@ impl AppError {
             AppError::RequestTooLarge { .. } => Code::ResourceExhausted,
             AppError::DeadlineExceeded { .. } => Code::DeadlineExceeded,
             AppError::ShuttingDown => Code::Unavailable,
+            AppError::ToolNotAllowed { .. } => Code::PermissionDenied,
+            AppError::SessionNotFound(_) => Code::NotFound,
+            AppError::SessionConflict(_) => Code::Aborted,
+            AppError::NoModel => Code::FailedPrecondition,
+            AppError::Upstream { error, .. } => match error {
+                // agentd's own credentials or request were refused: retrying the
+                // call cannot help until the operator fixes the configuration.
+                LlmError::Unauthorized { .. } | LlmError::Rejected { .. } => {
+                    Code::FailedPrecondition
+                }
+                LlmError::RateLimited { .. }
+                | LlmError::Unavailable { .. }
+                | LlmError::Timeout(_)
+                | LlmError::Connection(_)
+                | LlmError::Protocol(_)
+                | LlmError::Truncated => Code::Unavailable,
+            },
             AppError::Internal(_) => Code::Internal,
         }
     }
@@ -118,6 +166,20 @@ impl AppError {
             AppError::RequestTooLarge { .. } => "REQUEST_TOO_LARGE",
             AppError::DeadlineExceeded { .. } => "DEADLINE_EXCEEDED",
             AppError::ShuttingDown => "SHUTTING_DOWN",
+            AppError::ToolNotAllowed { .. } => "TOOL_NOT_ALLOWED",
+            AppError::SessionNotFound(_) => "SESSION_NOT_FOUND",
+            AppError::SessionConflict(_) => "SESSION_CONFLICT",
+            AppError::NoModel => "NO_MODEL_CONFIGURED",
+            AppError::Upstream { error, .. } => match error {
+                LlmError::Unauthorized { .. } => "UPSTREAM_UNAUTHORIZED",
+                LlmError::RateLimited { .. } => "UPSTREAM_RATE_LIMITED",
+                LlmError::Rejected { .. } => "UPSTREAM_REJECTED",
+                LlmError::Unavailable { .. } => "UPSTREAM_UNAVAILABLE",
+                LlmError::Timeout(_) => "UPSTREAM_TIMEOUT",
+                LlmError::Connection(_) => "UPSTREAM_CONNECTION",
+                LlmError::Protocol(_) => "UPSTREAM_PROTOCOL",
+                LlmError::Truncated => "UPSTREAM_TRUNCATED",
+            },
             AppError::Internal(_) => "INTERNAL",
         }
     }
@@ -127,7 +189,23 @@ impl AppError {
         match self {
             AppError::Overloaded { .. } => Some(Duration::from_millis(100)),
             AppError::ShuttingDown => Some(Duration::from_millis(0)),
+            AppError::SessionConflict(_) => Some(Duration::from_millis(0)),
+            AppError::Upstream { error, .. } => match error {
+                LlmError::RateLimited { retry_after, .. } => {
+                    Some(retry_after.unwrap_or(Duration::from_secs(1)))
+                }
+                LlmError::Unavailable { .. }
+                | LlmError::Timeout(_)
+                | LlmError::Connection(_)
+                | LlmError::Truncated => Some(Duration::from_secs(1)),
+                LlmError::Unauthorized { .. } | LlmError::Rejected { .. } | LlmError::Protocol(_) => {
+                    None
+                }
+            },
             AppError::InvalidArgument(_)
+            | AppError::ToolNotAllowed { .. }
+            | AppError::SessionNotFound(_)
+            | AppError::NoModel
             | AppError::Unauthenticated(_)
             | AppError::PermissionDenied { .. }
             | AppError::RequestTooLarge { .. }
@@ -152,6 +230,23 @@ impl AppError {
             AppError::DeadlineExceeded { timeout } => {
                 vec![("timeout_ms", timeout.as_millis().to_string())]
             }
+            AppError::ToolNotAllowed { tool, tenant, .. } => {
+                vec![("tool", tool.clone()), ("tenant", tenant.to_string())]
+            }
+            AppError::SessionNotFound(id) | AppError::SessionConflict(id) => {
+                vec![("session_id", id.clone())]
+            }
+            AppError::Upstream { provider, error } => {
+                let mut pairs = vec![("provider", provider.clone())];
+                if let LlmError::Unauthorized { status, .. }
+                | LlmError::Rejected { status, .. }
+                | LlmError::Unavailable { status, .. } = error
+                {
+                    pairs.push(("upstream_status", status.to_string()));
+                }
+                pairs
+            }
+            AppError::NoModel => Vec::new(),
             AppError::InvalidArgument(_)
             | AppError::Unauthenticated(_)
             | AppError::ShuttingDown

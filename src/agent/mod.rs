@@ -1,7 +1,9 @@
-//! The agent: token counting and context windows, tools and their registry.
-//! (The orchestrator, sessions and the AgentService arrive with the rest of the
-//! agent work; these parts are complete and tested on their own.)
+//! The agent: the orchestrator and its agent loop, models, tools, sessions and
+//! the context window.
 
 pub mod context;
+pub mod models;
+pub mod orchestrator;
 pub mod sessions;
 pub mod tools;
+pub mod turn;

@@ -2,6 +2,7 @@
 //! file, then `AGENTD__SECTION__KEY` environment variables. Unknown keys and invalid
 //! values are errors that name the key.
 
+mod agent;
 mod secret;
 
 use std::net::SocketAddr;
@@ -13,6 +14,10 @@ use figment::providers::{Env, Format, Toml};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use agent::{
+    AgentConfig, BUILTIN_TOOLS, ENV_DEFAULT_MODEL, LlmConfig, ModelConfig, OpenAiEnv,
+    ProviderConfig, SessionsConfig, Tier, ToolsConfig,
+};
 pub use secret::{Secret, SecretSource};
 
 use crate::identity::{Role, TenantId};
@@ -35,6 +40,14 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Log format and filter.
     pub log: LogConfig,
+    /// LLM providers and models.
+    pub llm: LlmConfig,
+    /// The agent loop.
+    pub agent: AgentConfig,
+    /// Tools offered to the model.
+    pub tools: ToolsConfig,
+    /// Stored conversations.
+    pub sessions: SessionsConfig,
 }
 
 /// `[server]`: listeners, limits and shutdown.
@@ -174,24 +187,37 @@ pub struct ConfigError {
 
 impl Config {
     /// Loads the defaults, then `file` (which must exist when given), then the
-    /// `AGENTD__*` environment variables, and validates the result.
+    /// `AGENTD__*` environment variables, then the OpenAI defaults (see
+    /// [`LlmConfig::apply_env`]), and validates the result.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        Self::from_figment(figment.merge(Env::prefixed(ENV_PREFIX).split("__")))
+        Self::from_figment(
+            figment.merge(Env::prefixed(ENV_PREFIX).split("__")),
+            &OpenAiEnv::from_process(),
+        )
     }
 
     /// The defaults overlaid with a TOML document; the environment is not read.
     pub fn from_toml(toml: &str) -> Result<Self, ConfigError> {
-        Self::from_figment(Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string(toml)))
+        Self::from_toml_with_env(toml, &OpenAiEnv::default())
     }
 
-    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
-        let config: Config = figment.extract().map_err(|err| ConfigError {
+    /// Like [`Config::from_toml`], with the given OpenAI environment variables.
+    pub fn from_toml_with_env(toml: &str, env: &OpenAiEnv) -> Result<Self, ConfigError> {
+        Self::from_figment(
+            Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string(toml)),
+            env,
+        )
+    }
+
+    fn from_figment(figment: Figment, env: &OpenAiEnv) -> Result<Self, ConfigError> {
+        let mut config: Config = figment.extract().map_err(|err| ConfigError {
             problems: err.into_iter().map(describe_figment_error).collect(),
         })?;
+        config.llm.apply_env(env);
         let problems = config.problems();
         if problems.is_empty() {
             Ok(config)
@@ -234,6 +260,10 @@ impl Config {
             ));
         }
         problems.extend(self.auth_problems());
+        problems.extend(self.llm.problems());
+        problems.extend(self.agent.problems());
+        problems.extend(self.tools.problems());
+        problems.extend(self.sessions.problems());
         problems
     }
 

@@ -46,10 +46,26 @@ impl fmt::Debug for SecretSource {
 }
 
 /// A resolved secret value. Debug, Display-free and Serialize all show `***`.
-#[derive(Clone, PartialEq, Eq)]
+/// In config it is written as a [`SecretSource`] and resolved while loading, so a
+/// missing variable or file is an error naming the key.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "SecretSource")]
 pub struct Secret(String);
 
+impl TryFrom<SecretSource> for Secret {
+    type Error = String;
+
+    fn try_from(source: SecretSource) -> Result<Self, Self::Error> {
+        source.resolve()
+    }
+}
+
 impl Secret {
+    /// Wraps a value read from somewhere other than the config file.
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
     /// The secret value; call only where the value is used, never to log it.
     pub fn expose(&self) -> &str {
         &self.0

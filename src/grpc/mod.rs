@@ -2,4 +2,5 @@
 //! domain types, call the domain and map errors; no business logic lives here.
 
 pub mod admin;
+pub mod agent;
 mod convert;

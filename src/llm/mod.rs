@@ -97,11 +97,14 @@ pub enum FinishReason {
     ContentFilter,
 }
 
-/// One event of a model's streamed answer. A successful stream carries any number
-/// of `TextDelta`, at most one `ToolCalls` (assembled from every fragment), then
-/// `Finished`, and `Usage` when the provider reported it.
+/// One event of a model's streamed answer. A successful stream carries
+/// `ResponseModel` when the provider names the model, any number of `TextDelta`,
+/// `Usage` when the provider reported it, at most one `ToolCalls` (assembled from
+/// every fragment), then `Finished`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum LlmEvent {
+    /// The model that actually answers, as the provider names it.
+    ResponseModel(String),
     /// A piece of answer text, as soon as it arrives.
     TextDelta(String),
     /// Every tool call of the answer, complete.
@@ -165,6 +168,32 @@ pub enum LlmError {
 }
 
 impl LlmError {
+    /// The error without the provider's own message, which may echo request
+    /// content or credentials: what a client of agentd is told. The full error
+    /// goes to the log.
+    pub fn summary(&self) -> String {
+        match self {
+            LlmError::Unauthorized { status, .. } => {
+                format!("the provider rejected agentd's credentials (HTTP {status})")
+            }
+            LlmError::RateLimited { retry_after, .. } => match retry_after {
+                Some(delay) => format!(
+                    "the provider is rate limiting; retry after {}",
+                    humantime::format_duration(*delay)
+                ),
+                None => "the provider is rate limiting".to_owned(),
+            },
+            LlmError::Rejected { status, .. } => {
+                format!("the provider rejected the request (HTTP {status})")
+            }
+            LlmError::Unavailable { status, .. } => format!("the provider failed (HTTP {status})"),
+            LlmError::Timeout(_)
+            | LlmError::Connection(_)
+            | LlmError::Protocol(_)
+            | LlmError::Truncated => self.to_string(),
+        }
+    }
+
     /// Whether retrying the same request later may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {

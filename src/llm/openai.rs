@@ -264,6 +264,7 @@ fn assemble(response: reqwest::Response, idle_timeout: Duration) -> LlmStream {
         let mut finish = None;
         let mut usage = None;
         let mut done = false;
+        let mut model_named = false;
         while let Some(event) = events.next().await {
             let event = event.map_err(|err| match err {
                 eventsource_stream::EventStreamError::Transport(err) => {
@@ -277,6 +278,10 @@ fn assemble(response: reqwest::Response, idle_timeout: Duration) -> LlmStream {
             }
             let chunk: CreateChatCompletionStreamResponse = serde_json::from_str(&event.data)
                 .map_err(|err| LlmError::Protocol(format!("chunk is not a chat.completion.chunk: {err}")))?;
+            if !model_named && !chunk.model.is_empty() {
+                model_named = true;
+                yield LlmEvent::ResponseModel(chunk.model.clone());
+            }
             if let Some(reported) = chunk.usage {
                 usage = Some(Usage {
                     input_tokens: reported.prompt_tokens,

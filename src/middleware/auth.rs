@@ -20,6 +20,7 @@ use crate::identity::{Caller, Role};
 fn required_role(service: &str) -> Option<Role> {
     match service {
         "agentd.v1.AdminService" => Some(Role::Admin),
+        "agentd.v1.AgentService" => Some(Role::Agent),
         _ => None,
     }
 }

@@ -115,6 +115,8 @@ pub struct Metrics {
     registry: Registry,
     /// gRPC server metrics.
     pub grpc: GrpcMetrics,
+    /// Agent and model-call metrics.
+    pub genai: std::sync::Arc<super::genai::GenAiMetrics>,
 }
 
 impl Metrics {
@@ -122,6 +124,7 @@ impl Metrics {
     pub fn new(version: &str, git_commit: &str) -> Self {
         let mut registry = Registry::default();
         let grpc = GrpcMetrics::register(&mut registry);
+        let genai = std::sync::Arc::new(super::genai::GenAiMetrics::register(&mut registry));
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info
             .get_or_create(&BuildLabels {
@@ -134,7 +137,11 @@ impl Metrics {
             "Always 1; labels carry the version and git commit",
             build_info,
         );
-        Self { registry, grpc }
+        Self {
+            registry,
+            grpc,
+            genai,
+        }
     }
 
     /// The metrics in the OpenMetrics text format.

@@ -123,6 +123,7 @@ async fn reflection_v1_lists_the_public_services() {
         names,
         [
             "agentd.v1.AdminService",
+            "agentd.v1.AgentService",
             "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection",
             "grpc.reflection.v1alpha.ServerReflection",

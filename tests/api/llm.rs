@@ -73,6 +73,7 @@ async fn text_streams_as_deltas_with_the_providers_usage() {
     assert_eq!(
         events,
         [
+            LlmEvent::ResponseModel("gpt-4o-mini".into()),
             LlmEvent::TextDelta("Hel".into()),
             LlmEvent::TextDelta("lo".into()),
             LlmEvent::TextDelta("!".into()),

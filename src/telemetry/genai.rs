@@ -1,0 +1,175 @@
+//! Metrics of the agent, named by OpenTelemetry's GenAI semantic conventions
+//! where one exists (`gen_ai_client_*`), `agentd_*` otherwise.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+/// Token-count buckets, powers of 4 from 1 to 4M (as the GenAI conventions advise).
+const TOKEN_BUCKETS: [f64; 12] = [
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262_144.0, 1_048_576.0,
+    4_194_304.0,
+];
+
+/// Seconds, from 10 ms to 5 minutes: model calls and first tokens.
+const SECONDS_BUCKETS: [f64; 15] = [
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92, 300.0,
+];
+
+/// Agent steps (model calls) per turn.
+const STEP_BUCKETS: [f64; 8] = [1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0];
+
+/// Labels of one model operation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    /// `chat`.
+    pub gen_ai_operation_name: String,
+    /// The configured provider name.
+    pub gen_ai_provider_name: String,
+    /// The upstream model id requested.
+    pub gen_ai_request_model: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    gen_ai_operation_name: String,
+    gen_ai_provider_name: String,
+    gen_ai_request_model: String,
+    gen_ai_token_type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DurationLabels {
+    gen_ai_operation_name: String,
+    gen_ai_provider_name: String,
+    gen_ai_request_model: String,
+    error_type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ToolLabels {
+    gen_ai_tool_name: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModelLabels {
+    gen_ai_request_model: String,
+}
+
+/// The agent's metrics.
+#[derive(Debug)]
+pub struct GenAiMetrics {
+    token_usage: Family<TokenLabels, Histogram>,
+    operation_duration: Family<DurationLabels, Histogram>,
+    time_to_first_token: Family<ModelLabels, Histogram>,
+    tool_calls: Family<ToolLabels, Counter>,
+    agent_steps: Family<ModelLabels, Histogram>,
+}
+
+impl GenAiMetrics {
+    /// Registers the metrics in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let tokens = || Histogram::new(TOKEN_BUCKETS);
+        let seconds = || Histogram::new(SECONDS_BUCKETS);
+        let steps = || Histogram::new(STEP_BUCKETS);
+        let metrics = Self {
+            token_usage: Family::new_with_constructor(tokens),
+            operation_duration: Family::new_with_constructor(seconds),
+            time_to_first_token: Family::new_with_constructor(seconds),
+            tool_calls: Family::default(),
+            agent_steps: Family::new_with_constructor(steps),
+        };
+        registry.register(
+            "gen_ai_client_token_usage",
+            "Tokens used per model call, by token type (input, output)",
+            metrics.token_usage.clone(),
+        );
+        registry.register_with_unit(
+            "gen_ai_client_operation_duration",
+            "Duration of each model call, to its last chunk or its error",
+            Unit::Seconds,
+            metrics.operation_duration.clone(),
+        );
+        registry.register_with_unit(
+            "agentd_time_to_first_token",
+            "Time from the start of a turn to its first answer token sent to the client",
+            Unit::Seconds,
+            metrics.time_to_first_token.clone(),
+        );
+        registry.register(
+            "agentd_tool_calls",
+            "Tool calls by tool and outcome (ok, error, invalid_arguments, timeout, refused)",
+            metrics.tool_calls.clone(),
+        );
+        registry.register(
+            "agentd_agent_steps",
+            "Model calls per completed turn",
+            metrics.agent_steps.clone(),
+        );
+        metrics
+    }
+
+    /// Records one model call: its duration, its outcome (`error_type`, "" when it
+    /// succeeded) and, when known, its token usage.
+    pub fn model_call(
+        &self,
+        operation: &OperationLabels,
+        elapsed: Duration,
+        error_type: &str,
+        tokens: Option<(u32, u32)>,
+    ) {
+        self.operation_duration
+            .get_or_create(&DurationLabels {
+                gen_ai_operation_name: operation.gen_ai_operation_name.clone(),
+                gen_ai_provider_name: operation.gen_ai_provider_name.clone(),
+                gen_ai_request_model: operation.gen_ai_request_model.clone(),
+                error_type: error_type.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+        if let Some((input, output)) = tokens {
+            for (token_type, count) in [("input", input), ("output", output)] {
+                self.token_usage
+                    .get_or_create(&TokenLabels {
+                        gen_ai_operation_name: operation.gen_ai_operation_name.clone(),
+                        gen_ai_provider_name: operation.gen_ai_provider_name.clone(),
+                        gen_ai_request_model: operation.gen_ai_request_model.clone(),
+                        gen_ai_token_type: token_type,
+                    })
+                    .observe(f64::from(count));
+            }
+        }
+    }
+
+    /// Records the time to a turn's first token.
+    pub fn first_token(&self, model: &str, elapsed: Duration) {
+        self.time_to_first_token
+            .get_or_create(&ModelLabels {
+                gen_ai_request_model: model.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one tool call.
+    pub fn tool_call(&self, tool: &str, outcome: &'static str) {
+        self.tool_calls
+            .get_or_create(&ToolLabels {
+                gen_ai_tool_name: tool.to_owned(),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// Records the steps of a completed turn.
+    pub fn steps(&self, model: &str, steps: u32) {
+        self.agent_steps
+            .get_or_create(&ModelLabels {
+                gen_ai_request_model: model.to_owned(),
+            })
+            .observe(f64::from(steps));
+    }
+}
