@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use agentd::app::{App, ShutdownHandle};
 use agentd::config::{Config, KeyHash};
+use agentd::mock_llm::{Behaviour, MockLlm};
 use agentd::pb::admin_service_client::AdminServiceClient;
+use agentd::pb::agent_service_client::AgentServiceClient;
 use bytes::Bytes;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
@@ -117,9 +119,45 @@ pub async fn spawn_app_with(toml: &str) -> TestApp {
     }
 }
 
+/// A mock upstream on an ephemeral port with the default behaviour.
+pub async fn mock_llm() -> MockLlm {
+    MockLlm::start("127.0.0.1:0".parse().unwrap(), Behaviour::default())
+        .await
+        .unwrap()
+}
+
+/// Config for one provider `mock` at `mock`, serving model `mock-model`
+/// (upstream id gpt-4o-mini, 16k context, 1000 output tokens) as the default.
+pub fn llm_config(mock: &MockLlm) -> String {
+    format!(
+        r#"[llm]
+default_model = "mock-model"
+[llm.providers.mock]
+base_url = "{}"
+api_key = "sk-test"
+idle_timeout = "1s"
+[llm.models.mock-model]
+provider = "mock"
+upstream_model = "gpt-4o-mini"
+context_window = 16000
+max_output_tokens = 1000
+"#,
+        mock.base_url()
+    )
+}
+
+/// A server whose LLM is `mock`, with `extra` config appended.
+pub async fn spawn_agent(mock: &MockLlm, extra: &str) -> TestApp {
+    spawn_app_with(&format!("{}\n{extra}", llm_config(mock))).await
+}
+
 impl TestApp {
     pub fn admin(&self) -> AdminServiceClient<Channel> {
         AdminServiceClient::new(self.channel.clone())
+    }
+
+    pub fn agent(&self) -> AgentServiceClient<Channel> {
+        AgentServiceClient::new(self.channel.clone())
     }
 
     pub fn health(&self) -> HealthClient<Channel> {
@@ -290,7 +328,7 @@ pub struct ServerProcess {
     pub child: tokio::process::Child,
     pub grpc_addr: SocketAddr,
     pub log: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
-    _data_dir: tempfile::TempDir,
+    data_dir: tempfile::TempDir,
 }
 
 /// `agentd` with no AGENTD_* or OTEL_* variables inherited from the developer's shell.
@@ -309,8 +347,12 @@ impl ServerProcess {
     /// Starts `agentd serve` with extra environment `env` and waits for its
     /// "listening" log line.
     pub async fn start(env: &[(&str, &str)]) -> Self {
+        Self::start_in(tempfile::tempdir().unwrap(), env).await
+    }
+
+    /// Like [`ServerProcess::start`], with the given data directory.
+    pub async fn start_in(data_dir: tempfile::TempDir, env: &[(&str, &str)]) -> Self {
         use tokio::io::AsyncBufReadExt;
-        let data_dir = tempfile::tempdir().unwrap();
         let mut command = agentd_command();
         command
             .arg("serve")
@@ -340,7 +382,7 @@ impl ServerProcess {
             child,
             grpc_addr,
             log,
-            _data_dir: data_dir,
+            data_dir,
         }
     }
 
@@ -355,13 +397,26 @@ impl ServerProcess {
         }
     }
 
-    pub async fn admin(&self) -> AdminServiceClient<Channel> {
-        let channel = Channel::from_shared(format!("http://{}", self.grpc_addr))
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.grpc_addr))
             .unwrap()
             .connect()
             .await
-            .unwrap();
-        AdminServiceClient::new(channel)
+            .unwrap()
+    }
+
+    pub async fn admin(&self) -> AdminServiceClient<Channel> {
+        AdminServiceClient::new(self.channel().await)
+    }
+
+    pub async fn agent(&self) -> AgentServiceClient<Channel> {
+        AgentServiceClient::new(self.channel().await)
+    }
+
+    /// Kills the process with SIGKILL and returns its data directory.
+    pub async fn kill(mut self) -> tempfile::TempDir {
+        self.child.kill().await.unwrap();
+        self.data_dir
     }
 
     /// Sends SIGTERM and returns the exit code.
