@@ -198,9 +198,9 @@ impl AppError {
                 | LlmError::Timeout(_)
                 | LlmError::Connection(_)
                 | LlmError::Truncated => Some(Duration::from_secs(1)),
-                LlmError::Unauthorized { .. } | LlmError::Rejected { .. } | LlmError::Protocol(_) => {
-                    None
-                }
+                LlmError::Unauthorized { .. }
+                | LlmError::Rejected { .. }
+                | LlmError::Protocol(_) => None,
             },
             AppError::InvalidArgument(_)
             | AppError::ToolNotAllowed { .. }

@@ -252,7 +252,10 @@ impl Orchestrator {
                     ),
                 )),
                 Some(_) if requested[..i].contains(name) => {
-                    problems.push(FieldProblem::new(field, format!("{name:?} is listed twice")));
+                    problems.push(FieldProblem::new(
+                        field,
+                        format!("{name:?} is listed twice"),
+                    ));
                 }
                 Some(spec) => {
                     if !self.tool_config.allows(tenant, name) && denied.is_none() {
@@ -543,9 +546,7 @@ impl Orchestrator {
             Ok(Err(err @ ToolError::InvalidArguments(_))) => {
                 (ToolOutcome::InvalidArguments, err.to_string())
             }
-            Ok(Err(err @ ToolError::Failed(_))) => {
-                (ToolOutcome::Error, format!("error: {err}"))
-            }
+            Ok(Err(err @ ToolError::Failed(_))) => (ToolOutcome::Error, format!("error: {err}")),
             Err(_) => (
                 ToolOutcome::Timeout,
                 format!(

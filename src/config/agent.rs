@@ -292,8 +292,7 @@ impl LlmConfig {
         }
         if self.models.len() > 1 && self.default_model.is_empty() {
             problems.push(
-                "llm.default_model: several models are configured; name the default one"
-                    .to_owned(),
+                "llm.default_model: several models are configured; name the default one".to_owned(),
             );
         }
         for (tier, model) in &self.tiers {

@@ -12,7 +12,9 @@ use super::convert;
 use crate::agent::models::ModelChoice;
 use crate::agent::orchestrator::Orchestrator;
 use crate::agent::sessions::{Session, SessionId, SessionStore};
-use crate::agent::turn::{AgentEvent, ToolOutcome, TurnFinish, TurnOutcome, TurnRequest, TurnUsage};
+use crate::agent::turn::{
+    AgentEvent, ToolOutcome, TurnFinish, TurnOutcome, TurnRequest, TurnUsage,
+};
 use crate::config::Tier;
 use crate::error::AppError;
 use crate::identity::Caller;
@@ -83,7 +85,9 @@ impl AgentService for AgentApi {
         request: Request<pb::ChatRequest>,
     ) -> Result<Response<Self::ChatStream>, Status> {
         let events = self
-            .start(request, |r| turn_request(r.message, r.session_id, r.options))
+            .start(request, |r| {
+                turn_request(r.message, r.session_id, r.options)
+            })
             .await?;
         let responses = events.map(|event| {
             event
@@ -100,7 +104,9 @@ impl AgentService for AgentApi {
         request: Request<pb::AskRequest>,
     ) -> Result<Response<pb::AskResponse>, Status> {
         let mut events = self
-            .start(request, |r| turn_request(r.message, r.session_id, r.options))
+            .start(request, |r| {
+                turn_request(r.message, r.session_id, r.options)
+            })
             .await?;
         let mut usage = None;
         while let Some(event) = events.next().await {
@@ -173,20 +179,18 @@ fn turn_request(
             ));
         }
         Some(pb::turn_options::ModelChoice::Model(name)) => ModelChoice::Named(name),
-        Some(pb::turn_options::ModelChoice::Tier(tier)) => {
-            match pb::ModelTier::try_from(tier) {
-                Ok(pb::ModelTier::Unspecified) => ModelChoice::Default,
-                Ok(pb::ModelTier::Fast) => ModelChoice::Tier(Tier::Fast),
-                Ok(pb::ModelTier::Balanced) => ModelChoice::Tier(Tier::Balanced),
-                Ok(pb::ModelTier::Strong) => ModelChoice::Tier(Tier::Strong),
-                Err(_) => {
-                    return Err(AppError::invalid(
-                        "options.tier",
-                        format!("unknown tier {tier}"),
-                    ));
-                }
+        Some(pb::turn_options::ModelChoice::Tier(tier)) => match pb::ModelTier::try_from(tier) {
+            Ok(pb::ModelTier::Unspecified) => ModelChoice::Default,
+            Ok(pb::ModelTier::Fast) => ModelChoice::Tier(Tier::Fast),
+            Ok(pb::ModelTier::Balanced) => ModelChoice::Tier(Tier::Balanced),
+            Ok(pb::ModelTier::Strong) => ModelChoice::Tier(Tier::Strong),
+            Err(_) => {
+                return Err(AppError::invalid(
+                    "options.tier",
+                    format!("unknown tier {tier}"),
+                ));
             }
-        }
+        },
     };
     Ok(TurnRequest {
         message,

@@ -11,7 +11,17 @@ use prometheus_client::registry::{Registry, Unit};
 
 /// Token-count buckets, powers of 4 from 1 to 4M (as the GenAI conventions advise).
 const TOKEN_BUCKETS: [f64; 12] = [
-    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262_144.0, 1_048_576.0,
+    1.0,
+    4.0,
+    16.0,
+    64.0,
+    256.0,
+    1024.0,
+    4096.0,
+    16384.0,
+    65536.0,
+    262_144.0,
+    1_048_576.0,
     4_194_304.0,
 ];
 

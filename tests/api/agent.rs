@@ -19,7 +19,10 @@ pub fn chat(message: &str) -> ChatRequest {
 }
 
 /// Every event of a Chat call, and how the stream ended.
-pub async fn run_chat(app: &TestApp, request: ChatRequest) -> (Vec<Event>, Result<(), tonic::Status>) {
+pub async fn run_chat(
+    app: &TestApp,
+    request: ChatRequest,
+) -> (Vec<Event>, Result<(), tonic::Status>) {
     let mut stream = match app.agent().chat(request).await {
         Ok(response) => response.into_inner(),
         Err(status) => return (Vec::new(), Err(status)),
@@ -94,7 +97,10 @@ async fn chat_streams_started_deltas_usage_and_one_completed() {
     assert_eq!(outcome.finish_reason(), FinishReason::Stop);
     assert_eq!(outcome.session_id, started.session_id);
     assert_eq!(
-        events.iter().filter(|e| matches!(e, Event::Completed(_))).count(),
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::Completed(_)))
+            .count(),
         1
     );
 
@@ -134,7 +140,10 @@ async fn a_session_continues_with_its_history() {
     .await;
     end.unwrap();
     assert_eq!(completed(&events).session_id, session_id);
-    let messages = mock.requests()[1].body["messages"].as_array().unwrap().clone();
+    let messages = mock.requests()[1].body["messages"]
+        .as_array()
+        .unwrap()
+        .clone();
     let texts: Vec<_> = messages.iter().map(|m| m["content"].clone()).collect();
     assert_eq!(texts[1], "My name is Ada.");
     assert_eq!(texts[2], "Nice to meet you, Ada.");
@@ -147,7 +156,10 @@ async fn a_session_continues_with_its_history() {
         })
         .await
         .unwrap();
-    assert_eq!(session(&app, &session_id).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(
+        session(&app, &session_id).await.unwrap_err().code(),
+        Code::NotFound
+    );
     let err = app
         .agent()
         .delete_session(DeleteSessionRequest { session_id })
@@ -177,7 +189,10 @@ async fn tool_calls_are_run_validated_and_fed_back() {
             _ => None,
         })
         .collect();
-    assert_eq!(calls, [("call_a", "current_time"), ("call_b", "current_time")]);
+    assert_eq!(
+        calls,
+        [("call_a", "current_time"), ("call_b", "current_time")]
+    );
     let mut results: Vec<_> = events
         .iter()
         .filter_map(|e| match e {
@@ -193,15 +208,24 @@ async fn tool_calls_are_run_validated_and_fed_back() {
     assert_eq!(completed(&events).answer, "It is late in Tokyo.");
 
     // The second upstream call carries the assistant's calls and both results.
-    let messages = mock.requests()[1].body["messages"].as_array().unwrap().clone();
+    let messages = mock.requests()[1].body["messages"]
+        .as_array()
+        .unwrap()
+        .clone();
     let assistant = &messages[2];
     assert_eq!(assistant["tool_calls"][0]["id"], "call_a");
-    assert_eq!(assistant["tool_calls"][1]["function"]["arguments"], r#"{"timezone": 42}"#);
+    assert_eq!(
+        assistant["tool_calls"][1]["function"]["arguments"],
+        r#"{"timezone": 42}"#
+    );
     assert_eq!(messages[3]["role"], "tool");
     assert_eq!(messages[3]["tool_call_id"], "call_a");
     assert_eq!(messages[4]["tool_call_id"], "call_b");
     assert!(
-        messages[4]["content"].as_str().unwrap().contains("invalid arguments"),
+        messages[4]["content"]
+            .as_str()
+            .unwrap()
+            .contains("invalid arguments"),
         "{}",
         messages[4]
     );
@@ -267,7 +291,12 @@ async fn a_tool_not_offered_is_refused_and_reported_to_the_model() {
     assert!(refused, "{events:?}");
     let fed_back = &mock.requests()[1].body["messages"][3];
     assert_eq!(fed_back["role"], "tool");
-    assert!(fed_back["content"].as_str().unwrap().contains("not available"));
+    assert!(
+        fed_back["content"]
+            .as_str()
+            .unwrap()
+            .contains("not available")
+    );
 }
 
 #[tokio::test]

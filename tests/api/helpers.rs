@@ -180,8 +180,15 @@ impl TestApp {
 
     /// Waits until GetStatus calls in flight equal `n`, as the server counts them.
     pub async fn wait_for_in_flight(&self, n: f64) {
-        let sample = r#"grpc_server_in_flight{grpc_service="agentd.v1.AdminService",grpc_method="GetStatus"}"#;
-        eventually(|| async { self.metric(sample).await == Some(n) }).await;
+        self.wait_for_in_flight_of("agentd.v1.AdminService", "GetStatus", n)
+            .await;
+    }
+
+    /// Waits until `n` calls of `service`/`method` are in flight.
+    pub async fn wait_for_in_flight_of(&self, service: &str, method: &str, n: f64) {
+        let sample =
+            format!(r#"grpc_server_in_flight{{grpc_service="{service}",grpc_method="{method}"}}"#);
+        eventually(|| async { self.metric(&sample).await == Some(n) }).await;
     }
 }
 

@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod agent;
+mod agent_cancel;
+mod agent_faults;
 mod auth;
 mod cli;
 mod errors;

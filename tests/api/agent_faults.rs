@@ -1,0 +1,364 @@
+//! Bad requests and failing upstreams: each gets a clear status, and the session
+//! is left exactly as it was.
+
+use std::time::Duration;
+
+use agentd::mock_llm::{Completion, Fault, MockLlm, Reply};
+use agentd::pb::chat_response::Event;
+use agentd::pb::{ChatRequest, ModelTier, TurnOptions, turn_options::ModelChoice};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::agent::{chat, completed, run_chat, session, untouched};
+use crate::helpers::{TestApp, mock_llm, spawn_agent};
+
+/// A session with one completed turn; returns its id.
+async fn one_turn(app: &TestApp, mock: &MockLlm) -> String {
+    mock.script([Reply::Completion(Completion::text(["first answer"]))]);
+    let (events, end) = run_chat(app, chat("first question")).await;
+    end.unwrap();
+    completed(&events).session_id.clone()
+}
+
+fn with_options(options: TurnOptions) -> ChatRequest {
+    ChatRequest {
+        options: Some(options),
+        ..chat("hello")
+    }
+}
+
+#[tokio::test]
+async fn invalid_requests_name_the_field_and_reach_no_upstream() {
+    let mock = mock_llm().await;
+    let app = spawn_agent(
+        &mock,
+        r#"
+[llm.models.tiny]
+provider = "mock"
+context_window = 300
+max_output_tokens = 100
+[agent]
+max_message_bytes = 2000
+"#,
+    )
+    .await;
+    let session_id = one_turn(&app, &mock).await;
+    let calls_before = mock.requests().len();
+    let cases: Vec<(&str, ChatRequest, &str)> = vec![
+        ("empty message", chat(""), "message"),
+        ("blank message", chat(" \n\t"), "message"),
+        ("oversized message", chat(&"x".repeat(2001)), "message"),
+        (
+            "message past the context window",
+            ChatRequest {
+                options: Some(TurnOptions {
+                    model_choice: Some(ModelChoice::Model("tiny".into())),
+                    ..TurnOptions::default()
+                }),
+                ..chat(&"word ".repeat(300))
+            },
+            "message",
+        ),
+        (
+            "unknown model",
+            with_options(TurnOptions {
+                model_choice: Some(ModelChoice::Model("gpt-7".into())),
+                ..TurnOptions::default()
+            }),
+            "options.model",
+        ),
+        (
+            "unknown tier",
+            with_options(TurnOptions {
+                model_choice: Some(ModelChoice::Tier(99)),
+                ..TurnOptions::default()
+            }),
+            "options.tier",
+        ),
+        (
+            "zero max tokens",
+            with_options(TurnOptions {
+                max_output_tokens: Some(0),
+                ..TurnOptions::default()
+            }),
+            "options.max_output_tokens",
+        ),
+        (
+            "max tokens above the model's",
+            with_options(TurnOptions {
+                max_output_tokens: Some(1001),
+                ..TurnOptions::default()
+            }),
+            "options.max_output_tokens",
+        ),
+        (
+            "temperature too high",
+            with_options(TurnOptions {
+                temperature: Some(2.5),
+                ..TurnOptions::default()
+            }),
+            "options.temperature",
+        ),
+        (
+            "negative temperature",
+            with_options(TurnOptions {
+                temperature: Some(-0.1),
+                ..TurnOptions::default()
+            }),
+            "options.temperature",
+        ),
+        (
+            "NaN temperature",
+            with_options(TurnOptions {
+                temperature: Some(f32::NAN),
+                ..TurnOptions::default()
+            }),
+            "options.temperature",
+        ),
+        (
+            "unknown tool",
+            with_options(TurnOptions {
+                tools: vec!["current_time".into(), "rm_rf".into()],
+                ..TurnOptions::default()
+            }),
+            "options.tools[1]",
+        ),
+        (
+            "tool listed twice",
+            with_options(TurnOptions {
+                tools: vec!["current_time".into(), "current_time".into()],
+                ..TurnOptions::default()
+            }),
+            "options.tools[1]",
+        ),
+        (
+            "malformed session id",
+            ChatRequest {
+                session_id: "../../etc/passwd".into(),
+                ..chat("hello")
+            },
+            "session_id",
+        ),
+    ];
+    for (case, mut request, field) in cases {
+        if request.session_id.is_empty() {
+            request.session_id = session_id.clone();
+        }
+        let (events, end) = run_chat(&app, request).await;
+        let status = end.expect_err(case);
+        assert!(events.is_empty(), "{case}: {events:?}");
+        assert_eq!(status.code(), Code::InvalidArgument, "{case}: {status:?}");
+        let violations = status
+            .get_details_bad_request()
+            .expect(case)
+            .field_violations;
+        assert!(
+            violations.iter().any(|v| v.field == field),
+            "{case}: expected a violation of {field}, got {violations:?}"
+        );
+    }
+    // The context-window error names the limit.
+    let (_, end) = run_chat(
+        &app,
+        ChatRequest {
+            options: Some(TurnOptions {
+                model_choice: Some(ModelChoice::Model("tiny".into())),
+                ..TurnOptions::default()
+            }),
+            ..chat(&"word ".repeat(300))
+        },
+    )
+    .await;
+    assert!(end.unwrap_err().message().contains("context window 300"));
+
+    assert_eq!(
+        mock.requests().len(),
+        calls_before,
+        "an invalid request reached the upstream"
+    );
+    let stored = session(&app, &session_id).await.unwrap();
+    assert_eq!(stored.turns, 1);
+    assert_eq!(stored.messages.len(), 2);
+}
+
+#[tokio::test]
+async fn unknown_sessions_are_not_found_and_nothing_is_created() {
+    let mock = mock_llm().await;
+    let app = spawn_agent(&mock, "").await;
+    let (_, end) = run_chat(
+        &app,
+        ChatRequest {
+            session_id: "no-such-session".into(),
+            ..chat("hello")
+        },
+    )
+    .await;
+    let status = end.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(
+        status.get_details_error_info().unwrap().reason,
+        "SESSION_NOT_FOUND"
+    );
+    untouched(&mock);
+    assert_eq!(
+        session(&app, "no-such-session").await.unwrap_err().code(),
+        Code::NotFound
+    );
+    let status = session(&app, "").await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn a_tier_maps_to_its_model_and_an_unmapped_tier_to_the_default() {
+    let mock = mock_llm().await;
+    let app = spawn_agent(
+        &mock,
+        r#"
+[llm.models.fast-model]
+provider = "mock"
+upstream_model = "gpt-4.1-nano"
+context_window = 16000
+max_output_tokens = 1000
+[llm.tiers]
+fast = "fast-model"
+"#,
+    )
+    .await;
+    for (tier, expected) in [
+        (ModelTier::Fast, "fast-model"),
+        (ModelTier::Strong, "mock-model"),
+    ] {
+        mock.script([Reply::Completion(Completion::text(["ok"]))]);
+        let (events, end) = run_chat(
+            &app,
+            with_options(TurnOptions {
+                model_choice: Some(ModelChoice::Tier(tier.into())),
+                ..TurnOptions::default()
+            }),
+        )
+        .await;
+        end.unwrap();
+        assert_eq!(completed(&events).model, expected);
+    }
+    assert_eq!(mock.requests()[0].body["model"], "gpt-4.1-nano");
+}
+
+/// One upstream fault: the expected code and ErrorInfo reason.
+struct FaultCase {
+    name: &'static str,
+    reply: Reply,
+    code: Code,
+    reason: &'static str,
+}
+
+fn fault(fault: Fault) -> Reply {
+    Reply::Completion(Completion {
+        fault: Some(fault),
+        ..Completion::text(["partial ", "answer ", "that ", "never ", "ends"])
+    })
+}
+
+#[tokio::test]
+async fn upstream_faults_end_the_stream_with_a_clear_status_and_leave_the_session_as_it_was() {
+    let http = |status, retry_after| Reply::HttpError {
+        status,
+        retry_after,
+        message: "upstream says no".into(),
+    };
+    let cases = [
+        FaultCase {
+            name: "HTTP 500",
+            reply: http(500, None),
+            code: Code::Unavailable,
+            reason: "UPSTREAM_UNAVAILABLE",
+        },
+        FaultCase {
+            name: "HTTP 429 with retry-after",
+            reply: http(429, Some(7)),
+            code: Code::Unavailable,
+            reason: "UPSTREAM_RATE_LIMITED",
+        },
+        FaultCase {
+            name: "HTTP 401",
+            reply: http(401, None),
+            code: Code::FailedPrecondition,
+            reason: "UPSTREAM_UNAUTHORIZED",
+        },
+        FaultCase {
+            name: "first byte later than the idle timeout",
+            reply: Reply::Completion(Completion {
+                first_byte_delay: Duration::from_secs(3),
+                ..Completion::text(["late"])
+            }),
+            code: Code::Unavailable,
+            reason: "UPSTREAM_TIMEOUT",
+        },
+        FaultCase {
+            name: "stall mid-stream",
+            reply: fault(Fault::StallAfter(2)),
+            code: Code::Unavailable,
+            reason: "UPSTREAM_TIMEOUT",
+        },
+        FaultCase {
+            name: "connection reset mid-stream",
+            reply: fault(Fault::ResetAfter(2)),
+            code: Code::Unavailable,
+            reason: "UPSTREAM_CONNECTION",
+        },
+        FaultCase {
+            name: "malformed chunk",
+            reply: fault(Fault::MalformedAfter(2)),
+            code: Code::Unavailable,
+            reason: "UPSTREAM_PROTOCOL",
+        },
+        FaultCase {
+            name: "no [DONE]",
+            reply: fault(Fault::NoDone),
+            code: Code::Unavailable,
+            reason: "UPSTREAM_TRUNCATED",
+        },
+    ];
+    let mock = mock_llm().await;
+    // The provider's idle timeout is 1s (helpers::llm_config).
+    let app = spawn_agent(&mock, "").await;
+    let session_id = one_turn(&app, &mock).await;
+    for case in cases {
+        mock.script([case.reply]);
+        let (events, end) = run_chat(
+            &app,
+            ChatRequest {
+                session_id: session_id.clone(),
+                ..chat("second question")
+            },
+        )
+        .await;
+        let status = end.expect_err(case.name);
+        assert_eq!(status.code(), case.code, "{}: {status:?}", case.name);
+        let info = status.get_details_error_info().expect(case.name);
+        assert_eq!(info.reason, case.reason, "{}", case.name);
+        assert_eq!(info.metadata["provider"], "mock", "{}", case.name);
+        assert!(
+            !status.message().contains("upstream says no"),
+            "{}: the provider's own message leaked: {}",
+            case.name,
+            status.message()
+        );
+        if case.reason == "UPSTREAM_RATE_LIMITED" {
+            let retry = status.get_details_retry_info().unwrap();
+            assert_eq!(retry.retry_delay, Some(Duration::from_secs(7)));
+        }
+        assert!(
+            matches!(events.first(), Some(Event::Started(_))),
+            "{}",
+            case.name
+        );
+        assert!(
+            !events.iter().any(|e| matches!(e, Event::Completed(_))),
+            "{}: {events:?}",
+            case.name
+        );
+        let stored = session(&app, &session_id).await.unwrap();
+        assert_eq!(stored.turns, 1, "{}", case.name);
+        assert_eq!(stored.messages.len(), 2, "{}", case.name);
+    }
+}
