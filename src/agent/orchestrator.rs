@@ -394,8 +394,8 @@ impl Orchestrator {
                     break TurnFinish::MaxSteps;
                 }
             };
-            record_span.record("gen_ai.usage.input_tokens", usage.input_tokens);
-            record_span.record("gen_ai.usage.output_tokens", usage.output_tokens);
+            record_span.record("gen_ai.usage.input_tokens", i64::from(usage.input_tokens));
+            record_span.record("gen_ai.usage.output_tokens", i64::from(usage.output_tokens));
             yield AgentEvent::Usage(usage);
             self.sessions
                 .append_turn(&turn.tenant, &turn.session_id, turn.expected_turns, new_messages)
@@ -434,7 +434,7 @@ impl Orchestrator {
             gen_ai.operation.name = "chat",
             gen_ai.provider.name = model.provider.name(),
             gen_ai.request.model = model.upstream_id.as_str(),
-            gen_ai.request.max_tokens = turn.max_output_tokens,
+            gen_ai.request.max_tokens = i64::from(turn.max_output_tokens),
             gen_ai.response.model = Empty,
             gen_ai.response.finish_reasons = Empty,
             gen_ai.usage.input_tokens = Empty,
@@ -483,8 +483,8 @@ impl Orchestrator {
                     reply.output_tokens = saturate(output_estimate(model.encoding, &reply));
                 }
             }
-            call_span.record("gen_ai.usage.input_tokens", reply.input_tokens);
-            call_span.record("gen_ai.usage.output_tokens", reply.output_tokens);
+            call_span.record("gen_ai.usage.input_tokens", i64::from(reply.input_tokens));
+            call_span.record("gen_ai.usage.output_tokens", i64::from(reply.output_tokens));
             call_span.record(
                 "gen_ai.response.finish_reasons",
                 format!("[\"{}\"]", finish_reason_name(&reply.finish)),

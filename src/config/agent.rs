@@ -366,3 +366,92 @@ impl SessionsConfig {
         problems
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, OpenAiEnv};
+
+    fn env(api_key: Option<&str>, base_url: Option<&str>) -> OpenAiEnv {
+        OpenAiEnv {
+            api_key: api_key.map(str::to_owned),
+            base_url: base_url.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_openai_variables_alone_configure_gpt_4o_mini() {
+        let config = Config::from_toml_with_env("", &env(Some("sk-1"), None)).unwrap();
+        let provider = &config.llm.providers["openai"];
+        assert_eq!(provider.base_url, "https://api.openai.com/v1");
+        assert_eq!(provider.api_key.as_ref().unwrap().expose(), "sk-1");
+        assert_eq!(config.llm.default_model_name(), Some("gpt-4o-mini"));
+        assert_eq!(config.llm.models["gpt-4o-mini"].provider, "openai");
+        // The key never shows in a dump.
+        assert!(!config.redacted_json().to_string().contains("sk-1"));
+
+        let config =
+            Config::from_toml_with_env("", &env(Some("sk-1"), Some("http://127.0.0.1:8000/v1")))
+                .unwrap();
+        assert_eq!(
+            config.llm.providers["openai"].base_url,
+            "http://127.0.0.1:8000/v1"
+        );
+    }
+
+    #[test]
+    fn configured_providers_take_precedence_over_the_environment() {
+        let toml = r#"
+[llm.providers.local]
+base_url = "http://127.0.0.1:11434/v1"
+keyless = true
+[llm.models.llama]
+provider = "local"
+context_window = 8192
+max_output_tokens = 1024
+"#;
+        let config = Config::from_toml_with_env(toml, &env(Some("sk-1"), None)).unwrap();
+        assert_eq!(config.llm.providers.len(), 1);
+        assert_eq!(config.llm.default_model_name(), Some("llama"));
+    }
+
+    #[test]
+    fn without_any_llm_config_there_is_no_model() {
+        let config = Config::from_toml("").unwrap();
+        assert!(config.llm.models.is_empty());
+        assert_eq!(config.llm.default_model_name(), None);
+    }
+
+    #[test]
+    fn model_and_tool_mistakes_are_named() {
+        let cases = [
+            (
+                "[llm.providers.p]\nbase_url = \"ftp://x\"\nkeyless = true\n[llm.models.m]\nprovider = \"p\"\ncontext_window = 10\nmax_output_tokens = 5",
+                "llm.providers.p.base_url",
+            ),
+            (
+                "[llm.providers.p]\nbase_url = \"http://x/v1\"\nkeyless = true\n[llm.models.m]\nprovider = \"q\"\ncontext_window = 10\nmax_output_tokens = 5",
+                "llm.models.m.provider",
+            ),
+            (
+                "[llm.providers.p]\nbase_url = \"http://x/v1\"\nkeyless = true\n[llm.models.m]\nprovider = \"p\"\ncontext_window = 10\nmax_output_tokens = 10",
+                "llm.models.m.context_window",
+            ),
+            (
+                "[llm.providers.p]\nbase_url = \"http://x/v1\"\nkeyless = true\n[llm.models.m]\nprovider = \"p\"\ncontext_window = 10\nmax_output_tokens = 5\n[llm.tiers]\nfast = \"n\"",
+                "llm.tiers.fast",
+            ),
+            (
+                "[llm.providers.p]\nbase_url = \"http://x/v1\"\napi_key = { env = \"AGENTD_TEST_UNSET_VARIABLE\" }",
+                "llm.providers.p.api_key",
+            ),
+            ("[tools]\ndefault = [\"rm_rf\"]", "tools.default"),
+            ("[tools.tenants]\nacme = [\"rm_rf\"]", "tools.tenants.acme"),
+            ("[agent]\nmax_steps = 0", "agent.max_steps"),
+            ("[sessions]\nmax_messages = 1", "sessions.max_messages"),
+        ];
+        for (toml, key) in cases {
+            let err = Config::from_toml(toml).unwrap_err().to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+    }
+}

@@ -130,3 +130,51 @@ async fn reflection_v1_lists_the_public_services() {
         ]
     );
 }
+
+#[tokio::test]
+async fn grpcurl_streams_a_chat_with_a_tool_call() {
+    use agentd::mock_llm::{Completion, Reply};
+    let mock = crate::helpers::mock_llm().await;
+    mock.script([
+        Reply::Completion(Completion::tool_calls([crate::agent::call(
+            "call_1",
+            r#"{"timezone": "Europe/Paris"}"#,
+        )])),
+        Reply::Completion(Completion::text(["It is ", "tea time."])),
+    ]);
+    let app = crate::helpers::spawn_agent(&mock, "").await;
+    let addr = app.grpc_addr.to_string();
+    let reply = grpcurl_output(&[
+        "-plaintext",
+        "-d",
+        r#"{"message": "What time is it in Paris?", "options": {"tools": ["current_time"]}}"#,
+        &addr,
+        "agentd.v1.AgentService/Chat",
+    ])
+    .await;
+    // grpcurl prints one JSON object per streamed message.
+    let events: Vec<serde_json::Value> = serde_json::Deserializer::from_str(&reply)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e.as_object().unwrap().keys().next().unwrap().as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "started",
+            "toolCall",
+            "toolResult",
+            "delta",
+            "delta",
+            "usage",
+            "completed"
+        ],
+        "{reply}"
+    );
+    assert_eq!(events[2]["toolResult"]["outcome"], "TOOL_OUTCOME_OK");
+    assert_eq!(events[6]["completed"]["answer"], "It is tea time.");
+    assert_eq!(events[6]["completed"]["finishReason"], "FINISH_REASON_STOP");
+}

@@ -338,11 +338,16 @@ pub struct ServerProcess {
     data_dir: tempfile::TempDir,
 }
 
-/// `agentd` with no AGENTD_* or OTEL_* variables inherited from the developer's shell.
+/// `agentd` with no AGENTD_*, OPENAI_* or OTEL_* variables inherited from the
+/// developer's shell.
 pub fn agentd_command() -> tokio::process::Command {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_agentd"));
     for (name, _) in std::env::vars() {
-        if name.starts_with("AGENTD") || name.starts_with("OTEL_") || name == "RUST_LOG" {
+        if name.starts_with("AGENTD")
+            || name.starts_with("OPENAI_")
+            || name.starts_with("OTEL_")
+            || name == "RUST_LOG"
+        {
             command.env_remove(name);
         }
     }

@@ -7,6 +7,9 @@
 mod agent;
 mod agent_cancel;
 mod agent_faults;
+mod agent_process;
+mod agent_telemetry;
+mod agent_tenants;
 mod auth;
 mod cli;
 mod errors;
