@@ -28,13 +28,14 @@ async fn a_provider_without_a_key_stops_the_start_with_an_error_naming_it() {
              [llm.models.llama]\nprovider = \"local\"\ncontext_window = 8192\nmax_output_tokens = 1024\n"
         )
     };
-    std::fs::write(&path, config("")).unwrap();
-    let output = agentd_command()
-        .args(["config", "check", "--config"])
-        .arg(&path)
-        .output()
-        .await
-        .unwrap();
+    let check = |toml: String| {
+        std::fs::write(&path, toml).unwrap();
+        agentd_command()
+            .args(["config", "check", "--config"])
+            .arg(&path)
+            .output()
+    };
+    let output = check(config("")).await.unwrap();
     assert_eq!(output.status.code(), Some(64));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(
@@ -43,13 +44,7 @@ async fn a_provider_without_a_key_stops_the_start_with_an_error_naming_it() {
     );
 
     // A local server marked keyless needs none.
-    std::fs::write(&path, config("keyless = true")).unwrap();
-    let output = agentd_command()
-        .args(["config", "check", "--config"])
-        .arg(&path)
-        .output()
-        .await
-        .unwrap();
+    let output = check(config("keyless = true")).await.unwrap();
     assert_eq!(output.status.code(), Some(0), "{output:?}");
 }
 
