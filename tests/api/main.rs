@@ -11,6 +11,7 @@ mod agent_process;
 mod agent_telemetry;
 mod agent_tenants;
 mod auth;
+mod bench;
 mod cli;
 mod errors;
 mod grpcurl;
