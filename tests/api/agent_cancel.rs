@@ -50,6 +50,7 @@ async fn a_client_cancel_closes_the_upstream_request_within_100ms() {
         panic!("the upstream stream completed instead of being cut")
     };
     let delay = seen_at.saturating_duration_since(cancelled_at);
+    eprintln!("the upstream saw the connection close {delay:?} after the client's cancel");
     assert!(
         delay < Duration::from_millis(100),
         "upstream closed {delay:?} after the cancel"
@@ -86,6 +87,7 @@ async fn a_passing_deadline_fails_the_call_and_closes_the_upstream_request() {
     } else {
         failed_at - seen_at
     };
+    eprintln!("the upstream saw the connection close {gap:?} from the deadline's status");
     assert!(
         gap < Duration::from_millis(100),
         "upstream closed {gap:?} from the deadline"
