@@ -12,6 +12,7 @@ pub mod identity;
 pub mod llm;
 pub mod middleware;
 pub mod mock_llm;
+pub mod retrieval;
 pub mod status;
 pub mod telemetry;
 
