@@ -5,10 +5,12 @@
 //! `"stream": true`, `data: {chat.completion.chunk}` server-sent events with
 //! content deltas or tool-call deltas (index, id, name, argument fragments), a
 //! usage chunk when `stream_options.include_usage` is set, and `data: [DONE]`;
-//! otherwise one `chat.completion` object. It injects faults (HTTP errors, delays,
+//! otherwise one `chat.completion` object. `POST /v1/embeddings` answers with
+//! deterministic vectors. It injects faults (HTTP errors, delays,
 //! stalls, connection resets, malformed chunks, a missing `[DONE]`), records every
 //! request, and notes when a client drops a stream before its end.
 
+pub mod embeddings;
 pub mod wire;
 
 use std::collections::VecDeque;
@@ -175,6 +177,8 @@ struct Shared {
     requests: Mutex<Vec<RecordedRequest>>,
     stream_ends: Mutex<Vec<StreamEnd>>,
     changed: Notify,
+    embedding_requests: Mutex<Vec<RecordedRequest>>,
+    embedding_failures: Mutex<VecDeque<u16>>,
 }
 
 impl Shared {
@@ -213,6 +217,7 @@ impl MockLlm {
         let stop = CancellationToken::new();
         let router = Router::new()
             .route("/v1/chat/completions", post(chat_completions))
+            .route("/v1/embeddings", post(embeddings::embeddings))
             .with_state(shared.clone());
         // Chunks are small writes: without TCP_NODELAY, Nagle's algorithm meets the
         // client's delayed ACK and holds some of them for ~40 ms.
@@ -254,6 +259,16 @@ impl MockLlm {
     /// Every request received so far.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         Shared::lock(&self.shared.requests).clone()
+    }
+
+    /// Every embeddings request received, in order.
+    pub fn embedding_requests(&self) -> Vec<RecordedRequest> {
+        Shared::lock(&self.shared.embedding_requests).clone()
+    }
+
+    /// Answers the next embeddings requests with these HTTP statuses, in order.
+    pub fn fail_embeddings(&self, statuses: impl IntoIterator<Item = u16>) {
+        Shared::lock(&self.shared.embedding_failures).extend(statuses);
     }
 
     /// How each finished stream ended, in order.

@@ -4,6 +4,7 @@
 
 pub mod bm25;
 pub mod chunking;
+pub mod embed;
 
 use crate::identity::TenantId;
 

@@ -13,6 +13,7 @@ mod agent_tenants;
 mod auth;
 mod bench;
 mod cli;
+mod embeddings;
 mod errors;
 mod grpcurl;
 mod helpers;
