@@ -1,6 +1,7 @@
 //! LLM access behind one trait: the conversation types the agent speaks, the
 //! stream of events a provider returns, and the errors it can fail with.
 
+pub mod extractive;
 pub mod openai;
 
 use std::time::Duration;

@@ -14,6 +14,7 @@ use agentd::agent::tools::{Tool, ToolContext, ToolError, ToolRegistry};
 use agentd::agent::turn::{AgentEvent, ToolOutcome, TurnRequest};
 use agentd::config::{Config, SecretSource};
 use agentd::identity::TenantId;
+use agentd::llm::LlmProvider;
 use agentd::llm::openai::{OpenAiProvider, OpenAiSettings};
 use agentd::mock_llm::{Completion, MockLlm, MockToolCall, Reply, StreamEnd};
 use agentd::pb::chat_response::Event;
@@ -147,16 +148,25 @@ fn orchestrator(mock: &MockLlm, probe: Probe) -> (tempfile::TempDir, Arc<Orchest
         pool_idle_timeout: Duration::from_secs(30),
     })
     .unwrap();
+    orchestrator_with(Arc::new(provider), Arc::new(probe))
+}
+
+/// An orchestrator whose one model (`m`, upstream gpt-4o-mini) is served by
+/// `provider`, with `tool` beside the built-ins and a 500 ms tool timeout.
+pub fn orchestrator_with(
+    provider: Arc<dyn LlmProvider>,
+    tool: Arc<dyn Tool>,
+) -> (tempfile::TempDir, Arc<Orchestrator>) {
     let catalog = ModelCatalog::of(vec![Model {
         name: "m".into(),
         upstream_id: "gpt-4o-mini".into(),
-        provider: Arc::new(provider),
+        provider,
         context_window: 16_000,
         max_output_tokens: 1_000,
         encoding: Encoding::O200k,
     }]);
     let mut tools = ToolRegistry::with_builtins().unwrap();
-    tools.register(Arc::new(probe)).unwrap();
+    tools.register(tool).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let sessions = RedbSessionStore::open(
         &dir.path().join("s.redb"),
@@ -191,17 +201,26 @@ fn probe_calls(n: usize) -> Reply {
 async fn start(
     orchestrator: &Arc<Orchestrator>,
 ) -> futures::stream::BoxStream<'static, Result<AgentEvent, agentd::error::AppError>> {
+    start_turn(orchestrator, "go", "probe").await
+}
+
+/// Prepares and runs a turn of `message` offering `tool`.
+pub async fn start_turn(
+    orchestrator: &Arc<Orchestrator>,
+    message: &str,
+    tool: &str,
+) -> futures::stream::BoxStream<'static, Result<AgentEvent, agentd::error::AppError>> {
     let turn = orchestrator
         .prepare(
             &TenantId::default_tenant(),
             "req".into(),
             TurnRequest {
-                message: "go".into(),
+                message: message.into(),
                 session_id: String::new(),
                 model: ModelChoice::Default,
                 max_output_tokens: None,
                 temperature: None,
-                tools: vec!["probe".into()],
+                tools: vec![tool.into()],
             },
         )
         .await

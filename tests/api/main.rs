@@ -15,6 +15,7 @@ mod bench;
 mod cli;
 mod embeddings;
 mod errors;
+mod extractive;
 mod grpcurl;
 mod helpers;
 mod limits;

@@ -1,0 +1,303 @@
+//! The extractive provider: answers with no language model, by quoting the
+//! passages a knowledge search returns, each with its source. It is what makes
+//! the embedded default useful without an API key, and the last fallback when
+//! every configured provider fails.
+//!
+//! It speaks the same [`LlmProvider`] protocol as a model, so it runs in the
+//! ordinary agent loop: given a user question and the `search_knowledge` tool it
+//! calls that tool with the question; given the tool's passages it composes the
+//! answer from their most relevant sentences, streamed word by word. The tool's
+//! result format is [`KnowledgeResults`].
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    ChatMessage, FinishReason, LlmError, LlmEvent, LlmProvider, LlmRequest, LlmStream, ToolCall,
+};
+use crate::retrieval::bm25::Bm25;
+
+/// The name of the knowledge-search tool the provider calls.
+pub const SEARCH_TOOL: &str = "search_knowledge";
+/// The model name the provider reports.
+pub const MODEL: &str = "extractive";
+/// Passages quoted in one answer.
+const PASSAGES: usize = 3;
+/// Sentences quoted per passage.
+const SENTENCES: usize = 2;
+
+/// One passage found by a knowledge search.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Passage {
+    /// The document it comes from.
+    pub doc_id: String,
+    /// The chunk's position in the document.
+    pub chunk_index: u32,
+    /// Where the document lives, if known.
+    #[serde(default)]
+    pub source_uri: String,
+    /// The chunk's text.
+    pub text: String,
+    /// The search score.
+    pub score: f32,
+}
+
+/// What the `search_knowledge` tool returns (as JSON), best passage first.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct KnowledgeResults {
+    /// The passages.
+    pub passages: Vec<Passage>,
+}
+
+/// Answers from retrieved passages; see the module docs.
+#[derive(Debug, Default)]
+pub struct ExtractiveProvider {
+    bm25: Bm25,
+}
+
+impl ExtractiveProvider {
+    /// The next move for a conversation: a search, or an answer.
+    fn reply(&self, request: &LlmRequest) -> Reply {
+        let question = request
+            .messages
+            .iter()
+            .rev()
+            .find_map(|m| match m {
+                ChatMessage::User { content } => Some(content.as_str()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let results: Vec<&str> = request
+            .messages
+            .iter()
+            .rev()
+            .take_while(|m| matches!(m, ChatMessage::Tool { .. }))
+            .filter_map(|m| match m {
+                ChatMessage::Tool { content, .. } => Some(content.as_str()),
+                _ => None,
+            })
+            .collect();
+        if !results.is_empty() {
+            let mut passages: Vec<Passage> = results
+                .iter()
+                .filter_map(|r| serde_json::from_str::<KnowledgeResults>(r).ok())
+                .flat_map(|r| r.passages)
+                .collect();
+            passages.sort_by(|a, b| b.score.total_cmp(&a.score));
+            return Reply::Answer(self.compose(question, &passages));
+        }
+        if request.tools.iter().any(|t| t.name == SEARCH_TOOL) {
+            let arguments = serde_json::json!({ "query": question }).to_string();
+            return Reply::Search(ToolCall {
+                id: format!("call_extractive_{}", request.messages.len()),
+                name: SEARCH_TOOL.to_owned(),
+                arguments,
+            });
+        }
+        Reply::Answer(
+            "No language model is configured, and no knowledge search is available for this \
+             request, so there is nothing to answer from."
+                .to_owned(),
+        )
+    }
+
+    /// Quotes the most relevant sentences of the best passages, with sources.
+    fn compose(&self, question: &str, passages: &[Passage]) -> String {
+        if passages.is_empty() {
+            return "I found nothing in the knowledge base about that.".to_owned();
+        }
+        let terms = self.bm25.terms(question);
+        let mut answer =
+            String::from("From the knowledge base (quoted; no language model is configured):\n");
+        for (n, passage) in passages.iter().take(PASSAGES).enumerate() {
+            let quote = self.best_sentences(&terms, &passage.text);
+            let source = if passage.source_uri.is_empty() {
+                passage.doc_id.clone()
+            } else {
+                format!("{} ({})", passage.doc_id, passage.source_uri)
+            };
+            answer.push_str(&format!("\n[{}] \"{}\" — {}\n", n + 1, quote, source));
+        }
+        answer
+    }
+
+    /// Up to [`SENTENCES`] sentences of `text` sharing the most terms with the
+    /// question, in their original order.
+    fn best_sentences(&self, question_terms: &[String], text: &str) -> String {
+        let sentences: Vec<&str> = text
+            .split_inclusive(['.', '!', '?', '\n'])
+            .map(str::trim)
+            .filter(|s| s.chars().any(char::is_alphanumeric))
+            .collect();
+        let mut scored: Vec<(usize, usize)> = sentences
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let terms = self.bm25.terms(s);
+                let overlap = question_terms.iter().filter(|t| terms.contains(t)).count();
+                (i, overlap)
+            })
+            .collect();
+        scored.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut chosen: Vec<usize> = scored.iter().take(SENTENCES).map(|&(i, _)| i).collect();
+        chosen.sort_unstable();
+        chosen
+            .iter()
+            .map(|&i| sentences[i])
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+enum Reply {
+    Search(ToolCall),
+    Answer(String),
+}
+
+#[async_trait::async_trait]
+impl LlmProvider for ExtractiveProvider {
+    fn name(&self) -> &str {
+        MODEL
+    }
+
+    async fn stream_chat(&self, request: LlmRequest) -> Result<LlmStream, LlmError> {
+        let mut events = vec![LlmEvent::ResponseModel(MODEL.to_owned())];
+        match self.reply(&request) {
+            Reply::Search(call) => {
+                events.push(LlmEvent::ToolCalls(vec![call]));
+                events.push(LlmEvent::Finished(FinishReason::ToolCalls));
+            }
+            Reply::Answer(text) => {
+                events.extend(
+                    text.split_inclusive(' ')
+                        .map(|word| LlmEvent::TextDelta(word.to_owned())),
+                );
+                events.push(LlmEvent::Finished(FinishReason::Stop));
+            }
+        }
+        Ok(futures::stream::iter(events.into_iter().map(Ok)).boxed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::ToolSpec;
+
+    fn request(messages: Vec<ChatMessage>, with_tool: bool) -> LlmRequest {
+        LlmRequest {
+            model: MODEL.into(),
+            messages,
+            tools: if with_tool {
+                vec![ToolSpec {
+                    name: SEARCH_TOOL.into(),
+                    description: String::new(),
+                    parameters: serde_json::json!({"type": "object"}),
+                }]
+            } else {
+                vec![]
+            },
+            max_output_tokens: None,
+            temperature: None,
+        }
+    }
+
+    async fn collect(provider: &ExtractiveProvider, request: LlmRequest) -> Vec<LlmEvent> {
+        provider
+            .stream_chat(request)
+            .await
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+            .await
+    }
+
+    fn answer(events: &[LlmEvent]) -> String {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                LlmEvent::TextDelta(t) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_question_becomes_a_search_then_a_quoted_answer_with_sources() {
+        let provider = ExtractiveProvider::default();
+        let question = ChatMessage::User {
+            content: "How long is the release freeze window?".into(),
+        };
+        let events = collect(&provider, request(vec![question.clone()], true)).await;
+        let LlmEvent::ToolCalls(calls) = &events[1] else {
+            panic!("{events:?}")
+        };
+        assert_eq!(calls[0].name, SEARCH_TOOL);
+        let arguments: serde_json::Value = serde_json::from_str(&calls[0].arguments).unwrap();
+        assert_eq!(arguments["query"], "How long is the release freeze window?");
+
+        let results = KnowledgeResults {
+            passages: vec![
+                Passage {
+                    doc_id: "people/vacation.md".into(),
+                    chunk_index: 0,
+                    source_uri: String::new(),
+                    text: "Vacation is 25 days. Ask your manager.".into(),
+                    score: 0.2,
+                },
+                Passage {
+                    doc_id: "engineering/release.md".into(),
+                    chunk_index: 2,
+                    source_uri: "file:///handbook/engineering/release.md".into(),
+                    text: "Releases ship on Tuesdays. The freeze window lasts 48 hours before a \
+                           release. Hotfixes need approval."
+                        .into(),
+                    score: 0.9,
+                },
+            ],
+        };
+        let messages = vec![
+            question,
+            ChatMessage::Assistant {
+                content: String::new(),
+                tool_calls: calls.clone(),
+            },
+            ChatMessage::Tool {
+                call_id: calls[0].id.clone(),
+                content: serde_json::to_string(&results).unwrap(),
+            },
+        ];
+        let events = collect(&provider, request(messages, true)).await;
+        let text = answer(&events);
+        // The best passage comes first, its most relevant sentence quoted, with its source.
+        let first = text.find("engineering/release.md").unwrap();
+        let second = text.find("people/vacation.md").unwrap();
+        assert!(first < second, "{text}");
+        assert!(
+            text.contains("The freeze window lasts 48 hours before a release."),
+            "{text}"
+        );
+        assert!(
+            text.contains("file:///handbook/engineering/release.md"),
+            "{text}"
+        );
+        assert_eq!(events.last(), Some(&LlmEvent::Finished(FinishReason::Stop)));
+    }
+
+    #[tokio::test]
+    async fn without_a_search_tool_or_results_it_says_so() {
+        let provider = ExtractiveProvider::default();
+        let question = ChatMessage::User {
+            content: "Hello?".into(),
+        };
+        let text = answer(&collect(&provider, request(vec![question.clone()], false)).await);
+        assert!(text.contains("No language model is configured"), "{text}");
+
+        let empty = ChatMessage::Tool {
+            call_id: "c".into(),
+            content: serde_json::to_string(&KnowledgeResults::default()).unwrap(),
+        };
+        let text = answer(&collect(&provider, request(vec![question, empty], true)).await);
+        assert!(text.contains("found nothing"), "{text}");
+    }
+}
