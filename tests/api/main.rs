@@ -20,6 +20,7 @@ mod grpcurl;
 mod helpers;
 mod limits;
 mod llm;
+mod python_client;
 mod shutdown;
 mod status;
 mod telemetry;
