@@ -1,10 +1,13 @@
-//! Retrieval: cutting documents into chunks and turning text into sparse BM25
-//! vectors. (Vector storage, ingestion and search arrive with the rest of the
-//! retrieval work; these parts are complete and tested on their own.)
+//! Retrieval: cutting documents into chunks, sparse BM25 vectors, dense
+//! embeddings, and turning a validated batch of documents into points. (The
+//! vector store, the RetrievalService and the `search_knowledge` tool arrive
+//! with the rest of the retrieval work; these parts are complete and tested on
+//! their own.)
 
 pub mod bm25;
 pub mod chunking;
 pub mod embed;
+pub mod ingest;
 
 use crate::identity::TenantId;
 
