@@ -7,6 +7,7 @@
 pub mod bm25;
 pub mod chunking;
 pub mod embed;
+pub mod embedded;
 pub mod ingest;
 
 use crate::identity::TenantId;

@@ -21,6 +21,7 @@ mod helpers;
 mod limits;
 mod llm;
 mod python_client;
+mod qdrant;
 mod shutdown;
 mod status;
 mod telemetry;
