@@ -9,6 +9,7 @@ pub mod chunking;
 pub mod embed;
 pub mod embedded;
 pub mod ingest;
+pub mod store;
 
 use crate::identity::TenantId;
 

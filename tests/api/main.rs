@@ -18,6 +18,7 @@ mod errors;
 mod extractive;
 mod grpcurl;
 mod helpers;
+mod knowledge;
 mod limits;
 mod llm;
 mod python_client;

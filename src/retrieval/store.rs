@@ -1,0 +1,464 @@
+//! The knowledge store: documents in and search hits out, all through
+//! qdrant-client, against the embedded store or an external Qdrant alike.
+//!
+//! Collections are shared by tenants; every point carries `tenant_id`, and every
+//! read and delete is filtered by the caller's tenant on the server side, with
+//! the caller's own filter only ever added to it (`must`), so it can narrow the
+//! tenant's documents but never widen them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use qdrant_client::Qdrant;
+use qdrant_client::qdrant::{
+    Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
+    DeletePointsBuilder, Distance, FieldType, Filter, Fusion, Modifier, NamedVectors, PointId,
+    PointStruct, PrefetchQueryBuilder, Query, QueryPointsBuilder, SparseVectorParamsBuilder,
+    SparseVectorsConfigBuilder, UpsertPointsBuilder, Value, Vector, VectorInput,
+    VectorParamsBuilder, VectorsConfigBuilder,
+};
+
+use super::bm25::Bm25;
+use super::chunking::Chunker;
+use super::embed::{EmbedError, Embedder};
+use super::ingest::{self, ChunkPoint, Document};
+use crate::identity::TenantId;
+
+/// The sparse vector's name in every collection.
+pub const SPARSE: &str = "bm25";
+/// The dense vector's name, in collections that have one.
+pub const DENSE: &str = "dense";
+
+/// How a search ranks chunks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SearchMode {
+    /// Dense and sparse, fused by RRF.
+    Hybrid,
+    /// Dense only.
+    Dense,
+    /// Sparse only.
+    Sparse,
+}
+
+/// One search hit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hit {
+    /// The document.
+    pub doc_id: String,
+    /// The chunk's position.
+    pub chunk_index: u32,
+    /// The chunk's text.
+    pub text: String,
+    /// Higher is better.
+    pub score: f32,
+    /// The document's metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// The document's source.
+    pub source_uri: String,
+}
+
+/// A search's hits and the mode that produced them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SearchOutcome {
+    /// Best first.
+    pub hits: Vec<Hit>,
+    /// The mode used.
+    pub mode: SearchMode,
+    /// Why it differs from the mode asked for.
+    pub note: String,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The collection does not exist.
+    #[error("collection {0:?} not found")]
+    CollectionNotFound(String),
+    /// The request cannot be served as asked.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The embedding endpoint failed.
+    #[error(transparent)]
+    Embedding(#[from] EmbedError),
+    /// The vector store failed.
+    #[error("the vector store failed: {0}")]
+    Qdrant(String),
+}
+
+fn qdrant(err: qdrant_client::QdrantError) -> StoreError {
+    StoreError::Qdrant(err.to_string())
+}
+
+/// Documents and search over one Qdrant.
+#[derive(Clone)]
+pub struct KnowledgeStore {
+    client: Arc<Qdrant>,
+    chunker: Chunker,
+    bm25: Arc<Bm25>,
+    embedder: Option<Arc<dyn Embedder>>,
+}
+
+impl std::fmt::Debug for KnowledgeStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KnowledgeStore")
+            .field("chunker", &self.chunker)
+            .field("embedder", &self.embedder)
+            .finish()
+    }
+}
+
+fn tenant_filter(tenant: &TenantId) -> Condition {
+    Condition::matches("tenant_id", tenant.as_str().to_owned())
+}
+
+fn text(payload: &HashMap<String, Value>, key: &str) -> String {
+    payload
+        .get(key)
+        .and_then(|v| v.as_str().map(ToOwned::to_owned))
+        .unwrap_or_default()
+}
+
+impl KnowledgeStore {
+    /// A store over `client`, chunking with `chunker`, embedding with `embedder`
+    /// when one is configured.
+    pub fn new(client: Qdrant, chunker: Chunker, embedder: Option<Arc<dyn Embedder>>) -> Self {
+        Self {
+            client: Arc::new(client),
+            chunker,
+            bm25: Arc::new(Bm25::default()),
+            embedder,
+        }
+    }
+
+    /// Whether the store answers.
+    pub async fn healthy(&self) -> Result<(), StoreError> {
+        self.client.health_check().await.map(|_| ()).map_err(qdrant)
+    }
+
+    async fn exists(&self, collection: &str) -> Result<bool, StoreError> {
+        self.client
+            .collection_exists(collection)
+            .await
+            .map_err(qdrant)
+    }
+
+    /// Whether the collection has dense vectors.
+    async fn has_dense(&self, collection: &str) -> Result<bool, StoreError> {
+        let info = self
+            .client
+            .collection_info(collection)
+            .await
+            .map_err(qdrant)?;
+        Ok(info
+            .result
+            .and_then(|i| i.config)
+            .and_then(|c| c.params)
+            .and_then(|p| p.vectors_config)
+            .is_some_and(|v| v.config.is_some()))
+    }
+
+    /// Creates the collection if it does not exist: sparse BM25 (IDF) always,
+    /// dense when an embedder is configured, keyword indexes on tenant and doc.
+    async fn ensure_collection(&self, collection: &str) -> Result<(), StoreError> {
+        if self.exists(collection).await? {
+            return Ok(());
+        }
+        let mut sparse = SparseVectorsConfigBuilder::default();
+        sparse.add_named_vector_params(
+            SPARSE,
+            SparseVectorParamsBuilder::default().modifier(Modifier::Idf),
+        );
+        let mut create = CreateCollectionBuilder::new(collection).sparse_vectors_config(sparse);
+        if let Some(embedder) = &self.embedder {
+            let mut dense = VectorsConfigBuilder::default();
+            dense.add_named_vector_params(
+                DENSE,
+                VectorParamsBuilder::new(embedder.dimensions() as u64, Distance::Cosine),
+            );
+            create = create.vectors_config(dense);
+        }
+        if let Err(err) = self.client.create_collection(create).await {
+            // Another ingest may have created it meanwhile.
+            if !self.exists(collection).await? {
+                return Err(qdrant(err));
+            }
+        }
+        for field in ["tenant_id", "doc_id"] {
+            self.client
+                .create_field_index(
+                    CreateFieldIndexCollectionBuilder::new(collection, field, FieldType::Keyword)
+                        .wait(true),
+                )
+                .await
+                .map_err(qdrant)?;
+        }
+        Ok(())
+    }
+
+    /// Chunks of one document of a tenant.
+    async fn chunk_count(
+        &self,
+        tenant: &TenantId,
+        collection: &str,
+        doc_id: &str,
+    ) -> Result<u64, StoreError> {
+        let filter = Filter::must([
+            tenant_filter(tenant),
+            Condition::matches("doc_id", doc_id.to_owned()),
+        ]);
+        let counted = self
+            .client
+            .count(
+                CountPointsBuilder::new(collection)
+                    .filter(filter)
+                    .exact(true),
+            )
+            .await
+            .map_err(qdrant)?;
+        Ok(counted.result.map_or(0, |r| r.count))
+    }
+
+    /// Stores a validated batch: each document's chunks are upserted (their ids
+    /// are deterministic, so a re-ingest overwrites in place), then the chunks
+    /// past its new length are deleted. Returns the chunk count per document.
+    pub async fn ingest(
+        &self,
+        tenant: &TenantId,
+        collection: &str,
+        documents: &[Document],
+    ) -> Result<Vec<(String, u32)>, StoreError> {
+        self.ensure_collection(collection).await?;
+        let dense = self.has_dense(collection).await?;
+        if dense && self.embedder.is_none() {
+            return Err(StoreError::Unsupported(format!(
+                "collection {collection:?} has dense vectors but no embedding endpoint is configured"
+            )));
+        }
+        let mut counts = Vec::with_capacity(documents.len());
+        for document in documents {
+            let points = {
+                let (chunker, bm25, tenant, collection, document) = (
+                    self.chunker,
+                    self.bm25.clone(),
+                    tenant.clone(),
+                    collection.to_owned(),
+                    document.clone(),
+                );
+                tokio::task::spawn_blocking(move || {
+                    ingest::chunk_points(&tenant, &collection, &document, &chunker, &bm25)
+                })
+                .await
+                .map_err(|err| StoreError::Qdrant(format!("chunking failed: {err}")))?
+            };
+            let previous = self
+                .chunk_count(tenant, collection, &document.doc_id)
+                .await?;
+            let vectors = match (&self.embedder, dense) {
+                (Some(embedder), true) => {
+                    let texts: Vec<String> = points.iter().map(|p| p.text.clone()).collect();
+                    Some(embedder.embed(&texts).await?)
+                }
+                _ => None,
+            };
+            let count = points.len();
+            let structs: Vec<PointStruct> = points
+                .into_iter()
+                .enumerate()
+                .map(|(i, point)| to_point(point, vectors.as_ref().map(|v| v[i].clone())))
+                .collect();
+            self.client
+                .upsert_points(UpsertPointsBuilder::new(collection, structs).wait(true))
+                .await
+                .map_err(qdrant)?;
+            if previous > count as u64 {
+                let stale: Vec<PointId> = (count..previous as usize)
+                    .map(|i| {
+                        super::point_id(tenant, collection, &document.doc_id, i)
+                            .to_string()
+                            .into()
+                    })
+                    .collect();
+                self.client
+                    .delete_points(
+                        DeletePointsBuilder::new(collection)
+                            .points(stale)
+                            .wait(true),
+                    )
+                    .await
+                    .map_err(qdrant)?;
+            }
+            counts.push((document.doc_id.clone(), count as u32));
+        }
+        Ok(counts)
+    }
+
+    /// Searches the tenant's chunks of a collection.
+    pub async fn search(
+        &self,
+        tenant: &TenantId,
+        collection: &str,
+        query: &str,
+        top_k: u64,
+        filter: &BTreeMap<String, String>,
+        mode: SearchMode,
+    ) -> Result<SearchOutcome, StoreError> {
+        if !self.exists(collection).await? {
+            return Err(StoreError::CollectionNotFound(collection.to_owned()));
+        }
+        let dense_available = self.has_dense(collection).await? && self.embedder.is_some();
+        let (mode, note) = match mode {
+            SearchMode::Dense if !dense_available => {
+                return Err(StoreError::Unsupported(format!(
+                    "collection {collection:?} cannot be searched in DENSE mode: it has no dense \
+                     vectors or no embedding endpoint is configured"
+                )));
+            }
+            SearchMode::Hybrid if !dense_available => (
+                SearchMode::Sparse,
+                "no dense vectors (no embedding endpoint configured): sparse BM25 only".to_owned(),
+            ),
+            other => (other, String::new()),
+        };
+        let mut conditions = vec![tenant_filter(tenant)];
+        conditions.extend(
+            filter
+                .iter()
+                .map(|(key, value)| Condition::matches(key.clone(), value.clone())),
+        );
+        let filter = Filter::must(conditions);
+        let sparse = self.bm25.query(query);
+        let sparse_query = || {
+            Query::new_nearest(VectorInput::new_sparse(
+                sparse.indices.clone(),
+                sparse.values.clone(),
+            ))
+        };
+        let dense_query = match (mode, &self.embedder) {
+            (SearchMode::Dense | SearchMode::Hybrid, Some(embedder)) => {
+                let vector = embedder
+                    .embed(&[query.to_owned()])
+                    .await?
+                    .pop()
+                    .unwrap_or_default();
+                Some(Query::new_nearest(VectorInput::new_dense(vector)))
+            }
+            _ => None,
+        };
+        let request = match (mode, dense_query) {
+            (SearchMode::Hybrid, Some(dense)) => QueryPointsBuilder::new(collection)
+                .add_prefetch(
+                    PrefetchQueryBuilder::default()
+                        .query(dense)
+                        .using(DENSE)
+                        .filter(filter.clone())
+                        .limit(top_k * 4),
+                )
+                .add_prefetch(
+                    PrefetchQueryBuilder::default()
+                        .query(sparse_query())
+                        .using(SPARSE)
+                        .filter(filter.clone())
+                        .limit(top_k * 4),
+                )
+                .query(Query::new_fusion(Fusion::Rrf)),
+            (SearchMode::Dense, Some(dense)) => QueryPointsBuilder::new(collection)
+                .query(dense)
+                .using(DENSE),
+            _ => QueryPointsBuilder::new(collection)
+                .query(sparse_query())
+                .using(SPARSE),
+        };
+        if sparse.is_empty() && mode == SearchMode::Sparse {
+            return Ok(SearchOutcome {
+                hits: Vec::new(),
+                mode,
+                note: "the query has no searchable terms".to_owned(),
+            });
+        }
+        let response = self
+            .client
+            .query(request.filter(filter).with_payload(true).limit(top_k))
+            .await
+            .map_err(qdrant)?;
+        let hits = response
+            .result
+            .into_iter()
+            .map(|point| {
+                let payload = point.payload;
+                let metadata = payload
+                    .iter()
+                    .filter(|(key, _)| !ingest::RESERVED_KEYS.contains(&key.as_str()))
+                    .filter_map(|(key, value)| value.as_str().map(|v| (key.clone(), v.clone())))
+                    .collect();
+                Hit {
+                    doc_id: text(&payload, "doc_id"),
+                    chunk_index: payload
+                        .get("chunk_index")
+                        .and_then(Value::as_integer)
+                        .and_then(|i| u32::try_from(i).ok())
+                        .unwrap_or_default(),
+                    text: text(&payload, "text"),
+                    source_uri: text(&payload, "source_uri"),
+                    score: point.score,
+                    metadata,
+                }
+            })
+            .collect();
+        Ok(SearchOutcome { hits, mode, note })
+    }
+
+    /// Deletes one document of the tenant; returns its chunk count.
+    pub async fn delete_document(
+        &self,
+        tenant: &TenantId,
+        collection: &str,
+        doc_id: &str,
+    ) -> Result<u64, StoreError> {
+        if !self.exists(collection).await? {
+            return Err(StoreError::CollectionNotFound(collection.to_owned()));
+        }
+        let count = self.chunk_count(tenant, collection, doc_id).await?;
+        let filter = Filter::must([
+            tenant_filter(tenant),
+            Condition::matches("doc_id", doc_id.to_owned()),
+        ]);
+        self.client
+            .delete_points(
+                DeletePointsBuilder::new(collection)
+                    .points(filter)
+                    .wait(true),
+            )
+            .await
+            .map_err(qdrant)?;
+        Ok(count)
+    }
+}
+
+/// A chunk as a Qdrant point.
+fn to_point(point: ChunkPoint, dense: Option<Vec<f32>>) -> PointStruct {
+    let mut vectors = NamedVectors::default().add_vector(
+        SPARSE,
+        Vector::new_sparse(point.sparse.indices, point.sparse.values),
+    );
+    if let Some(dense) = dense {
+        vectors = vectors.add_vector(DENSE, Vector::new_dense(dense));
+    }
+    let payload: HashMap<String, Value> = point
+        .payload
+        .into_iter()
+        .map(|(key, value)| (key, json_value(value)))
+        .collect();
+    PointStruct::new(point.id.to_string(), vectors, payload)
+}
+
+fn json_value(value: serde_json::Value) -> Value {
+    match value {
+        serde_json::Value::String(s) => Value::from(s),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => Value::from(i),
+            None => Value::from(n.as_f64().unwrap_or_default()),
+        },
+        serde_json::Value::Bool(b) => Value::from(b),
+        other => Value::from(other.to_string()),
+    }
+}
