@@ -14,13 +14,15 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::agent::context::Encoding;
-use crate::agent::models::ModelCatalog;
+use crate::agent::models::{Model, ModelCatalog};
 use crate::agent::orchestrator::Orchestrator;
 use crate::agent::sessions::{RedbSessionStore, SessionLimits, SessionStore};
 use crate::agent::tools::ToolRegistry;
+use crate::agent::tools::search_knowledge::SearchKnowledge;
 use crate::config::Config;
 use crate::grpc::admin::AdminApi;
 use crate::grpc::agent::AgentApi;
+use crate::llm::extractive::ExtractiveProvider;
 use crate::middleware::StageLayer;
 use crate::middleware::auth::Auth;
 use crate::middleware::catch_panic::CatchPanic;
@@ -31,6 +33,10 @@ use crate::middleware::observe::{KnownMethods, Observe};
 use crate::middleware::request_limit::RequestLimit;
 use crate::pb::admin_service_server::AdminServiceServer;
 use crate::pb::agent_service_server::AgentServiceServer;
+use crate::retrieval::chunking::Chunker;
+use crate::retrieval::embed::{Embedder, EmbedderSettings, OpenAiEmbedder};
+use crate::retrieval::embedded::EmbeddedStore;
+use crate::retrieval::store::KnowledgeStore;
 use crate::status::{GIT_COMMIT, InstanceStatus, VERSION};
 use crate::telemetry::metrics::{self, Metrics};
 
@@ -83,6 +89,8 @@ pub struct App {
     shutdown: CancellationToken,
     catalog: ModelCatalog,
     sessions: Arc<dyn SessionStore>,
+    knowledge: KnowledgeStore,
+    embedded: Option<EmbeddedStore>,
 }
 
 async fn bind(
@@ -120,8 +128,20 @@ impl App {
     pub async fn build(config: Config) -> Result<Self, StartError> {
         prepare_data_dir(&config).await?;
         let sessions = open_sessions(&config).await?;
-        let catalog = ModelCatalog::from_config(&config.llm)?;
+        let mut catalog = ModelCatalog::from_config(&config.llm)?;
+        if catalog.is_empty() {
+            // No LLM configured: answer from the knowledge base (DESIGN.md §4).
+            catalog = ModelCatalog::of(vec![Model {
+                name: crate::llm::extractive::MODEL.to_owned(),
+                upstream_id: crate::llm::extractive::MODEL.to_owned(),
+                provider: Arc::new(ExtractiveProvider::default()),
+                context_window: 128_000,
+                max_output_tokens: 4_096,
+                encoding: Encoding::O200k,
+            }]);
+        }
         warm_up_tokenizers(&catalog).await?;
+        let (knowledge, embedded) = open_knowledge(&config).await?;
         let (grpc_listener, grpc_addr) = bind("server.grpc_addr", config.server.grpc_addr).await?;
         let (metrics_listener, metrics_addr) =
             bind("server.metrics_addr", config.server.metrics_addr).await?;
@@ -135,6 +155,8 @@ impl App {
             shutdown: CancellationToken::new(),
             catalog,
             sessions,
+            knowledge,
+            embedded,
         })
     }
 
@@ -163,9 +185,16 @@ impl App {
         let admin = AdminServiceServer::new(AdminApi::new(status))
             .max_decoding_message_size(server.max_request_bytes)
             .max_encoding_message_size(server.max_response_bytes);
+        let mut tools = ToolRegistry::with_builtins().map_err(anyhow::Error::from)?;
+        tools
+            .register(Arc::new(SearchKnowledge::new(
+                self.knowledge.clone(),
+                self.config.retrieval.default_collection.clone(),
+            )))
+            .map_err(anyhow::Error::from)?;
         let orchestrator = Arc::new(Orchestrator::new(
             self.catalog,
-            ToolRegistry::with_builtins().map_err(anyhow::Error::from)?,
+            tools,
             self.sessions.clone(),
             self.config.agent.clone(),
             self.config.tools.clone(),
@@ -257,6 +286,9 @@ impl App {
         }
         metrics_stop.cancel();
         metrics_server.await??;
+        if let Some(embedded) = self.embedded {
+            embedded.stop().await;
+        }
         tracing::info!("stopped");
         Ok(())
     }
@@ -317,6 +349,53 @@ async fn open_sessions(config: &Config) -> Result<Arc<dyn SessionStore>, StartEr
         )
     })?;
     Ok(Arc::new(store))
+}
+
+/// The vector store: the embedded Qdrant under the data directory, or an
+/// external one; reached through qdrant-client either way.
+async fn open_knowledge(
+    config: &Config,
+) -> Result<(KnowledgeStore, Option<EmbeddedStore>), StartError> {
+    let retrieval = &config.retrieval;
+    let (url, embedded) = if retrieval.qdrant_url == "embedded" {
+        let store = EmbeddedStore::start(&config.storage.data_dir.join("qdrant"))
+            .await
+            .map_err(|err| {
+                anyhow::anyhow!("storage.data_dir: cannot open the embedded Qdrant: {err:#}")
+            })?;
+        (store.url(), Some(store))
+    } else {
+        (retrieval.qdrant_url.clone(), None)
+    };
+    let mut client = qdrant_client::Qdrant::from_url(&url).skip_compatibility_check();
+    if let Some(key) = &retrieval.qdrant_api_key {
+        client = client.api_key(key.expose());
+    }
+    let client = client
+        .build()
+        .map_err(|err| anyhow::anyhow!("retrieval.qdrant_url: {err}"))?;
+    let embedder = match &retrieval.embeddings {
+        None => None,
+        Some(embeddings) => {
+            let embedder = OpenAiEmbedder::new(EmbedderSettings {
+                base_url: embeddings.base_url.clone(),
+                api_key: embeddings.api_key.clone(),
+                model: embeddings.model.clone(),
+                dimensions: embeddings.dimensions,
+                batch_size: embeddings.batch_size,
+                timeout: embeddings.timeout,
+                cache_entries: 10_000,
+            })
+            .map_err(|err| anyhow::anyhow!("retrieval.embeddings: {err}"))?;
+            Some(Arc::new(embedder) as Arc<dyn Embedder>)
+        }
+    };
+    let chunker = Chunker {
+        encoding: Encoding::O200k,
+        max_tokens: retrieval.chunk_tokens,
+        overlap_tokens: retrieval.chunk_overlap_tokens,
+    };
+    Ok((KnowledgeStore::new(client, chunker, embedder), embedded))
 }
 
 /// Loads the BPE tables of every configured model's encoding, so no request

@@ -18,7 +18,7 @@ pub const ENV_PROVIDER: &str = "openai";
 pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 
 /// The names of the built-in tools, for validating `[tools]`.
-pub const BUILTIN_TOOLS: &[&str] = &["current_time"];
+pub const BUILTIN_TOOLS: &[&str] = &["current_time", "search_knowledge"];
 
 /// `[llm]`: where answers come from.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]

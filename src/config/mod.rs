@@ -3,6 +3,7 @@
 //! values are errors that name the key.
 
 mod agent;
+mod retrieval;
 mod secret;
 
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ pub use agent::{
     AgentConfig, BUILTIN_TOOLS, ENV_DEFAULT_MODEL, LlmConfig, ModelConfig, OpenAiEnv,
     ProviderConfig, SessionsConfig, Tier, ToolsConfig,
 };
+pub use retrieval::{EmbeddingsConfig, RetrievalConfig};
 pub use secret::{Secret, SecretSource};
 
 use crate::identity::{Role, TenantId};
@@ -48,6 +50,8 @@ pub struct Config {
     pub tools: ToolsConfig,
     /// Stored conversations.
     pub sessions: SessionsConfig,
+    /// Documents and search.
+    pub retrieval: RetrievalConfig,
 }
 
 /// `[server]`: listeners, limits and shutdown.
@@ -264,6 +268,7 @@ impl Config {
         problems.extend(self.agent.problems());
         problems.extend(self.tools.problems());
         problems.extend(self.sessions.problems());
+        problems.extend(self.retrieval.problems());
         problems
     }
 

@@ -338,12 +338,27 @@ async fn ask_returns_the_outcome_and_usage() {
 }
 
 #[tokio::test]
-async fn without_a_configured_model_chat_fails_with_failed_precondition() {
+async fn without_an_llm_the_agent_answers_from_the_knowledge_base() {
+    // No [llm] config and no OPENAI_* variables: the extractive provider answers,
+    // searching the (still empty) knowledge base first.
     let app = crate::helpers::spawn_app().await;
-    let (_, end) = run_chat(&app, chat("hello")).await;
-    let status = end.unwrap_err();
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    assert!(status.message().contains("OPENAI_API_KEY"), "{status:?}");
+    let (events, end) = run_chat(&app, chat("How many vacation days do we get?")).await;
+    end.unwrap();
+    let Some(Event::Started(started)) = events.first() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(started.model, "extractive");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::ToolCall(c) if c.tool_name == "search_knowledge"))
+    );
+    let outcome = completed(&events);
+    assert!(
+        outcome.answer.contains("found nothing"),
+        "{}",
+        outcome.answer
+    );
 }
 
 /// A mock is unused by a test that fails before reaching the upstream.

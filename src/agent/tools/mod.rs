@@ -3,6 +3,7 @@
 //! built-in tools.
 
 pub mod current_time;
+pub mod search_knowledge;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

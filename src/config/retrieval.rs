@@ -1,0 +1,110 @@
+//! `[retrieval]`: the vector store, chunking, limits and the optional embedding
+//! endpoint.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::Secret;
+
+/// `[retrieval]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrievalConfig {
+    /// "embedded", or the gRPC URL of an external Qdrant.
+    pub qdrant_url: String,
+    /// API key of an external Qdrant (a secret).
+    #[serde(default)]
+    pub qdrant_api_key: Option<Secret>,
+    /// The collection of requests that name none.
+    pub default_collection: String,
+    /// Most tokens per chunk.
+    pub chunk_tokens: usize,
+    /// Tokens shared by consecutive chunks.
+    pub chunk_overlap_tokens: usize,
+    /// Documents per ingest batch.
+    pub max_batch_documents: usize,
+    /// Bytes of one document.
+    pub max_document_bytes: usize,
+    /// Dense embeddings; none means sparse BM25 only.
+    #[serde(default)]
+    pub embeddings: Option<EmbeddingsConfig>,
+}
+
+/// `[retrieval.embeddings]`: an OpenAI-compatible `/v1/embeddings` endpoint.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingsConfig {
+    /// Base URL including the version path.
+    pub base_url: String,
+    /// Bearer token (a secret); none for keyless servers.
+    #[serde(default)]
+    pub api_key: Option<Secret>,
+    /// The model id.
+    pub model: String,
+    /// Vector size.
+    pub dimensions: usize,
+    /// Texts per request.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Limit on one request.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn default_batch_size() -> usize {
+    64
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+impl RetrievalConfig {
+    /// Problems, each naming its key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.qdrant_url != "embedded" {
+            let ok = reqwest::Url::parse(&self.qdrant_url)
+                .is_ok_and(|url| matches!(url.scheme(), "http" | "https"));
+            if !ok {
+                problems.push(format!(
+                    "retrieval.qdrant_url: {:?} is neither \"embedded\" nor an http(s) URL",
+                    self.qdrant_url
+                ));
+            }
+        }
+        if crate::retrieval::ingest::check_collection(&self.default_collection).is_err() {
+            problems.push(
+                "retrieval.default_collection: must be 1 to 64 characters from [A-Za-z0-9_-]"
+                    .to_owned(),
+            );
+        }
+        if self.chunk_tokens < 16 {
+            problems.push("retrieval.chunk_tokens: must be at least 16".to_owned());
+        }
+        if self.chunk_overlap_tokens >= self.chunk_tokens {
+            problems.push(
+                "retrieval.chunk_overlap_tokens: must be smaller than retrieval.chunk_tokens"
+                    .to_owned(),
+            );
+        }
+        if self.max_batch_documents == 0 || self.max_document_bytes == 0 {
+            problems.push(
+                "retrieval.max_batch_documents and retrieval.max_document_bytes: must be at least 1"
+                    .to_owned(),
+            );
+        }
+        if let Some(embeddings) = &self.embeddings {
+            if embeddings.dimensions == 0 || embeddings.batch_size == 0 {
+                problems.push(
+                    "retrieval.embeddings: dimensions and batch_size must be at least 1".to_owned(),
+                );
+            }
+            if embeddings.model.is_empty() {
+                problems.push("retrieval.embeddings.model: must not be empty".to_owned());
+            }
+        }
+        problems
+    }
+}
