@@ -5,7 +5,11 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-const PROTOS: &[&str] = &["agentd/v1/admin.proto", "agentd/v1/agent.proto"];
+const PROTOS: &[&str] = &[
+    "agentd/v1/admin.proto",
+    "agentd/v1/agent.proto",
+    "agentd/v1/retrieval.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");

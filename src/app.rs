@@ -22,6 +22,7 @@ use crate::agent::tools::search_knowledge::SearchKnowledge;
 use crate::config::Config;
 use crate::grpc::admin::AdminApi;
 use crate::grpc::agent::AgentApi;
+use crate::grpc::retrieval::RetrievalApi;
 use crate::llm::extractive::ExtractiveProvider;
 use crate::middleware::StageLayer;
 use crate::middleware::auth::Auth;
@@ -33,6 +34,7 @@ use crate::middleware::observe::{KnownMethods, Observe};
 use crate::middleware::request_limit::RequestLimit;
 use crate::pb::admin_service_server::AdminServiceServer;
 use crate::pb::agent_service_server::AgentServiceServer;
+use crate::pb::retrieval_service_server::RetrievalServiceServer;
 use crate::retrieval::chunking::Chunker;
 use crate::retrieval::embed::{Embedder, EmbedderSettings, OpenAiEmbedder};
 use crate::retrieval::embedded::EmbeddedStore;
@@ -185,6 +187,12 @@ impl App {
         let admin = AdminServiceServer::new(AdminApi::new(status))
             .max_decoding_message_size(server.max_request_bytes)
             .max_encoding_message_size(server.max_response_bytes);
+        let retrieval = RetrievalServiceServer::new(RetrievalApi::new(
+            self.knowledge.clone(),
+            self.config.retrieval.clone(),
+        ))
+        .max_decoding_message_size(server.max_request_bytes)
+        .max_encoding_message_size(server.max_response_bytes);
         let mut tools = ToolRegistry::with_builtins().map_err(anyhow::Error::from)?;
         tools
             .register(Arc::new(SearchKnowledge::new(
@@ -254,6 +262,7 @@ impl App {
             .add_service(reflection_v1alpha)
             .add_service(admin)
             .add_service(agent)
+            .add_service(retrieval)
             .serve_with_incoming_shutdown(incoming, stop_accepting.clone().cancelled_owned());
         let mut grpc = tokio::spawn(grpc);
 
@@ -295,9 +304,10 @@ impl App {
 }
 
 /// The services listed by reflection and given a health status.
-fn public_services() -> [&'static str; 5] {
+fn public_services() -> [&'static str; 6] {
     [
         AgentServiceServer::<AgentApi>::NAME,
+        RetrievalServiceServer::<RetrievalApi>::NAME,
         AdminServiceServer::<AdminApi>::NAME,
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",
@@ -325,6 +335,9 @@ async fn set_health(health: &HealthReporter, status: ServingStatus) {
         .await;
     health
         .set_service_status(AgentServiceServer::<AgentApi>::NAME, status)
+        .await;
+    health
+        .set_service_status(RetrievalServiceServer::<RetrievalApi>::NAME, status)
         .await;
 }
 

@@ -89,6 +89,12 @@ pub enum AppError {
     /// A session that does not exist for the caller's tenant (or has expired).
     #[error("session {0:?} not found")]
     SessionNotFound(String),
+    /// A collection that does not exist.
+    #[error("collection {0:?} not found")]
+    CollectionNotFound(String),
+    /// The vector store (or the embedding endpoint it needs) failed.
+    #[error("{0}")]
+    VectorStore(String),
     /// Another turn completed on the session while this one ran.
     #[error("session {0:?} changed while this turn ran; retry the turn on the new history")]
     SessionConflict(String),
@@ -137,6 +143,8 @@ impl AppError {
             AppError::ShuttingDown => Code::Unavailable,
             AppError::ToolNotAllowed { .. } => Code::PermissionDenied,
             AppError::SessionNotFound(_) => Code::NotFound,
+            AppError::CollectionNotFound(_) => Code::NotFound,
+            AppError::VectorStore(_) => Code::Unavailable,
             AppError::SessionConflict(_) => Code::Aborted,
             AppError::NoModel => Code::FailedPrecondition,
             AppError::Upstream { error, .. } => match error {
@@ -168,6 +176,8 @@ impl AppError {
             AppError::ShuttingDown => "SHUTTING_DOWN",
             AppError::ToolNotAllowed { .. } => "TOOL_NOT_ALLOWED",
             AppError::SessionNotFound(_) => "SESSION_NOT_FOUND",
+            AppError::CollectionNotFound(_) => "COLLECTION_NOT_FOUND",
+            AppError::VectorStore(_) => "VECTOR_STORE_UNAVAILABLE",
             AppError::SessionConflict(_) => "SESSION_CONFLICT",
             AppError::NoModel => "NO_MODEL_CONFIGURED",
             AppError::Upstream { error, .. } => match error {
@@ -190,6 +200,7 @@ impl AppError {
             AppError::Overloaded { .. } => Some(Duration::from_millis(100)),
             AppError::ShuttingDown => Some(Duration::from_millis(0)),
             AppError::SessionConflict(_) => Some(Duration::from_millis(0)),
+            AppError::VectorStore(_) => Some(Duration::from_secs(1)),
             AppError::Upstream { error, .. } => match error {
                 LlmError::RateLimited { retry_after, .. } => {
                     Some(retry_after.unwrap_or(Duration::from_secs(1)))
@@ -205,6 +216,7 @@ impl AppError {
             AppError::InvalidArgument(_)
             | AppError::ToolNotAllowed { .. }
             | AppError::SessionNotFound(_)
+            | AppError::CollectionNotFound(_)
             | AppError::NoModel
             | AppError::Unauthenticated(_)
             | AppError::PermissionDenied { .. }
@@ -246,7 +258,8 @@ impl AppError {
                 }
                 pairs
             }
-            AppError::NoModel => Vec::new(),
+            AppError::CollectionNotFound(name) => vec![("collection", name.clone())],
+            AppError::NoModel | AppError::VectorStore(_) => Vec::new(),
             AppError::InvalidArgument(_)
             | AppError::Unauthenticated(_)
             | AppError::ShuttingDown

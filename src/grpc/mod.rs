@@ -4,3 +4,4 @@
 pub mod admin;
 pub mod agent;
 mod convert;
+pub mod retrieval;

@@ -124,6 +124,7 @@ async fn reflection_v1_lists_the_public_services() {
         [
             "agentd.v1.AdminService",
             "agentd.v1.AgentService",
+            "agentd.v1.RetrievalService",
             "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection",
             "grpc.reflection.v1alpha.ServerReflection",

@@ -23,6 +23,7 @@ mod limits;
 mod llm;
 mod python_client;
 mod qdrant;
+mod retrieval;
 mod shutdown;
 mod status;
 mod telemetry;
