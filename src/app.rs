@@ -182,7 +182,10 @@ impl App {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let server = &self.config.server;
         let metrics = Arc::new(Metrics::new(VERSION, GIT_COMMIT));
-        let status = Arc::new(InstanceStatus::new(&self.config));
+        let status = Arc::new(InstanceStatus::new(
+            &self.config,
+            Some(self.knowledge.clone()),
+        ));
 
         let admin = AdminServiceServer::new(AdminApi::new(status))
             .max_decoding_message_size(server.max_request_bytes)
@@ -214,6 +217,12 @@ impl App {
 
         let (health, health_service) = tonic_health::server::health_reporter();
         set_health(&health, ServingStatus::Serving).await;
+        let watch_stop = CancellationToken::new();
+        let watcher = tokio::spawn(watch_vector_store(
+            self.knowledge.clone(),
+            health.clone(),
+            watch_stop.clone(),
+        ));
 
         let descriptor_sets = [
             crate::pb::FILE_DESCRIPTOR_SET,
@@ -283,6 +292,10 @@ impl App {
         }
 
         tracing::info!(grace = ?server.shutdown_grace, "shutdown requested: draining");
+        watch_stop.cancel();
+        if let Err(err) = watcher.await {
+            tracing::warn!(error = %err, "the vector store watcher failed");
+        }
         set_health(&health, ServingStatus::NotServing).await;
         drain.cancel();
         stop_accepting.cancel();
@@ -339,6 +352,35 @@ async fn set_health(health: &HealthReporter, status: ServingStatus) {
     health
         .set_service_status(RetrievalServiceServer::<RetrievalApi>::NAME, status)
         .await;
+}
+
+/// Keeps the RetrievalService's health status in step with the vector store,
+/// checked every few seconds, until `stop`.
+async fn watch_vector_store(
+    store: KnowledgeStore,
+    health: HealthReporter,
+    stop: CancellationToken,
+) {
+    let service = RetrievalServiceServer::<RetrievalApi>::NAME;
+    let mut serving = true;
+    loop {
+        let healthy = crate::status::vector_store_health(&store).await.state
+            == crate::status::DependencyState::Healthy;
+        if healthy != serving {
+            serving = healthy;
+            tracing::warn!(healthy, "vector store health changed");
+            let status = if healthy {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            health.set_service_status(service, status).await;
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+        }
+    }
 }
 
 /// Opens the session store under the data directory.

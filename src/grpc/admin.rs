@@ -28,7 +28,7 @@ impl AdminService for AdminApi {
         &self,
         _request: Request<pb::GetStatusRequest>,
     ) -> Result<Response<pb::GetStatusResponse>, Status> {
-        Ok(Response::new(self.status.report().into()))
+        Ok(Response::new(self.status.report().await.into()))
     }
 }
 

@@ -31,7 +31,12 @@ async fn get_status_reports_build_uptime_and_effective_config() {
     assert_eq!(status.version, env!("CARGO_PKG_VERSION"));
     assert_eq!(status.git_commit, agentd::status::GIT_COMMIT);
     assert!(status.start_time.is_some() && status.uptime.is_some());
-    assert!(status.dependencies.is_empty());
+    assert_eq!(status.dependencies.len(), 1);
+    assert_eq!(status.dependencies[0].name, "vector_store");
+    assert_eq!(
+        status.dependencies[0].state(),
+        agentd::pb::DependencyState::Healthy
+    );
     let config = status.effective_config.unwrap();
     // The effective config is the one the server runs with, port 0 included.
     assert_eq!(
@@ -99,4 +104,35 @@ async fn health_reports_the_server_and_each_service() {
         .into_inner();
     let first = watch.message().await.unwrap().unwrap();
     assert_eq!(first.status(), ServingStatus::Serving);
+}
+
+#[tokio::test]
+async fn an_unreachable_vector_store_shows_in_get_status_and_in_retrieval_health() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    // Nothing listens on the discard port: connections are refused.
+    let app =
+        crate::helpers::spawn_app_with("[retrieval]\nqdrant_url = \"http://127.0.0.1:9\"").await;
+    let status = app
+        .admin()
+        .get_status(GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let store = &status.dependencies[0];
+    assert_eq!(store.name, "vector_store");
+    assert_eq!(store.state(), agentd::pb::DependencyState::Unhealthy);
+    assert!(!store.detail.is_empty());
+    crate::helpers::eventually(|| async {
+        let reply = app
+            .health()
+            .check(HealthCheckRequest {
+                service: "agentd.v1.RetrievalService".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        reply.status() == ServingStatus::NotServing
+    })
+    .await;
 }
