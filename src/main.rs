@@ -41,6 +41,21 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Send .md and .txt files to a running server's knowledge base.
+    Ingest {
+        /// The collection to ingest into.
+        #[arg(long, default_value = "default")]
+        collection: String,
+        /// The server's gRPC URL.
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        server: String,
+        /// An API key with the `ingest` role (when the server has auth on).
+        #[arg(long, env = "AGENTD_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+        /// Files and directories (searched recursively for .md and .txt).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,6 +88,54 @@ fn main() -> ExitCode {
         Command::Keys {
             command: KeysCommand::Hash,
         } => hash_key(),
+        Command::Ingest {
+            collection,
+            server,
+            api_key,
+            paths,
+        } => ingest(agentd::cli::ingest::IngestArgs {
+            paths,
+            collection,
+            server,
+            api_key,
+        }),
+    }
+}
+
+fn ingest(args: agentd::cli::ingest::IngestArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            return complain(
+                &format!("cannot start the runtime: {err}"),
+                ExitCode::FAILURE,
+            );
+        }
+    };
+    let collection = args.collection.clone();
+    match runtime.block_on(agentd::cli::ingest::run(args)) {
+        Ok(summary) => {
+            for path in &summary.skipped {
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "agentd: skipped {} (not valid UTF-8)",
+                    path.display()
+                );
+            }
+            say(
+                &format!(
+                    "ingested {} documents ({} chunks) into collection {collection}; skipped {}\n",
+                    summary.documents,
+                    summary.chunks,
+                    summary.skipped.len()
+                ),
+                ExitCode::SUCCESS,
+            )
+        }
+        Err(err) => complain(&format!("ingest failed: {err:#}"), ExitCode::FAILURE),
     }
 }
 

@@ -18,6 +18,7 @@ mod errors;
 mod extractive;
 mod grpcurl;
 mod helpers;
+mod ingest_cli;
 mod knowledge;
 mod limits;
 mod llm;

@@ -1,0 +1,3 @@
+//! Client-side commands of the `agentd` binary.
+
+pub mod ingest;
