@@ -103,17 +103,9 @@ fn main() -> ExitCode {
 }
 
 fn ingest(args: agentd::cli::ingest::IngestArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(&mut tokio::runtime::Builder::new_current_thread()) {
         Ok(runtime) => runtime,
-        Err(err) => {
-            return complain(
-                &format!("cannot start the runtime: {err}"),
-                ExitCode::FAILURE,
-            );
-        }
+        Err(code) => return code,
     };
     let collection = args.collection.clone();
     match runtime.block_on(agentd::cli::ingest::run(args)) {
@@ -170,22 +162,24 @@ fn hash_key() -> ExitCode {
     )
 }
 
+/// A tokio runtime from `builder`, or the exit code of the failure, reported.
+fn runtime(builder: &mut tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, ExitCode> {
+    builder.enable_all().build().map_err(|err| {
+        complain(
+            &format!("cannot start the runtime: {err}"),
+            ExitCode::FAILURE,
+        )
+    })
+}
+
 fn serve(config_path: Option<PathBuf>) -> ExitCode {
     let config = match Config::load(config_path.as_deref()) {
         Ok(config) => config,
         Err(err) => return complain(&err.to_string(), ExitCode::from(EX_USAGE)),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(&mut tokio::runtime::Builder::new_multi_thread()) {
         Ok(runtime) => runtime,
-        Err(err) => {
-            return complain(
-                &format!("cannot start the runtime: {err}"),
-                ExitCode::FAILURE,
-            );
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async move {
         let _telemetry = match agentd::telemetry::init(&config.log) {

@@ -4,13 +4,12 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Value, json};
-use tokio::time::Instant;
 
-use super::{RecordedRequest, Shared, http_error};
+use super::{Shared, check_key, http_error, parse_request, record};
 
 /// Dimensions of a vector when the request does not ask for a size.
 pub const DEFAULT_DIMENSIONS: usize = 64;
@@ -40,33 +39,14 @@ pub(super) async fn embeddings(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return http_error(
-            400,
-            None,
-            "request body is not valid JSON",
-            "invalid_request_error",
-        );
+    let (body, authorization) = match parse_request(&headers, &body) {
+        Ok(parsed) => parsed,
+        Err(response) => return *response,
     };
-    Shared::lock(&shared.embedding_requests).push(RecordedRequest {
-        body: body.clone(),
-        authorization: authorization.clone(),
-        received_at: Instant::now(),
-    });
+    record(&shared.embedding_requests, &body, &authorization);
     let behaviour = Shared::lock(&shared.behaviour).clone();
-    if let Some(key) = &behaviour.api_key
-        && authorization.as_deref() != Some(&format!("Bearer {key}"))
-    {
-        return http_error(
-            401,
-            None,
-            "Incorrect API key provided",
-            "invalid_request_error",
-        );
+    if let Err(response) = check_key(&behaviour, authorization.as_deref()) {
+        return *response;
     }
     if let Some(status) = Shared::lock(&shared.embedding_failures).pop_front() {
         return http_error(status, None, "scripted embedding failure", "server_error");

@@ -360,32 +360,65 @@ fn default_reply(behaviour: &Behaviour, body: &Value, serial: usize) -> Reply {
     Reply::Completion(completion)
 }
 
+/// The JSON body and the `authorization` header of a request.
+fn parse_request(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(Value, Option<String>), Box<Response>> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    serde_json::from_slice::<Value>(body)
+        .map(|body| (body, authorization))
+        .map_err(|_| {
+            Box::new(http_error(
+                400,
+                None,
+                "request body is not valid JSON",
+                "invalid_request_error",
+            ))
+        })
+}
+
+/// Records a request; returns how many `requests` holds now.
+fn record(
+    requests: &Mutex<Vec<RecordedRequest>>,
+    body: &Value,
+    authorization: &Option<String>,
+) -> usize {
+    let mut requests = Shared::lock(requests);
+    requests.push(RecordedRequest {
+        body: body.clone(),
+        authorization: authorization.clone(),
+        received_at: Instant::now(),
+    });
+    requests.len()
+}
+
+/// A 401 unless the request carries the key the behaviour requires.
+fn check_key(behaviour: &Behaviour, authorization: Option<&str>) -> Result<(), Box<Response>> {
+    match &behaviour.api_key {
+        Some(key) if authorization != Some(&format!("Bearer {key}")) => Err(Box::new(http_error(
+            401,
+            None,
+            "Incorrect API key provided",
+            "invalid_request_error",
+        ))),
+        _ => Ok(()),
+    }
+}
+
 async fn chat_completions(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return http_error(
-            400,
-            None,
-            "request body is not valid JSON",
-            "invalid_request_error",
-        );
+    let (body, authorization) = match parse_request(&headers, &body) {
+        Ok(parsed) => parsed,
+        Err(response) => return *response,
     };
-    let serial = {
-        let mut requests = Shared::lock(&shared.requests);
-        requests.push(RecordedRequest {
-            body: body.clone(),
-            authorization: authorization.clone(),
-            received_at: Instant::now(),
-        });
-        requests.len()
-    };
+    let serial = record(&shared.requests, &body, &authorization);
     if body["model"].as_str().is_none() || body["messages"].as_array().is_none() {
         return http_error(
             400,
@@ -395,15 +428,8 @@ async fn chat_completions(
         );
     }
     let behaviour = Shared::lock(&shared.behaviour).clone();
-    if let Some(key) = &behaviour.api_key
-        && authorization.as_deref() != Some(&format!("Bearer {key}"))
-    {
-        return http_error(
-            401,
-            None,
-            "Incorrect API key provided",
-            "invalid_request_error",
-        );
+    if let Err(response) = check_key(&behaviour, authorization.as_deref()) {
+        return *response;
     }
     let scripted = Shared::lock(&shared.script).pop_front();
     let reply = scripted.unwrap_or_else(|| default_reply(&behaviour, &body, serial));
