@@ -226,11 +226,22 @@ impl RetrievalService for RetrievalApi {
 
     async fn list_collections(
         &self,
-        _request: Request<pb::ListCollectionsRequest>,
+        request: Request<pb::ListCollectionsRequest>,
     ) -> Result<Response<pb::ListCollectionsResponse>, Status> {
-        Err(Status::unimplemented(
-            "ListCollections is not built yet: counting a tenant's documents per collection \
-             comes with the rest of the retrieval work",
-        ))
+        let caller = caller(&request, &[Role::Agent, Role::Ingest], "ListCollections")?;
+        let collections = self
+            .store
+            .list(&caller.tenant)
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .map(|c| pb::CollectionSummary {
+                name: c.name,
+                documents: c.documents,
+                chunks: c.chunks,
+                dense: c.dense,
+            })
+            .collect();
+        Ok(Response::new(pb::ListCollectionsResponse { collections }))
     }
 }

@@ -68,6 +68,19 @@ pub struct SearchOutcome {
     pub note: String,
 }
 
+/// The tenant's share of one collection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CollectionSummary {
+    /// The collection.
+    pub name: String,
+    /// The tenant's documents in it.
+    pub documents: u64,
+    /// Their chunks.
+    pub chunks: u64,
+    /// Whether it has dense vectors.
+    pub dense: bool,
+}
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -405,6 +418,53 @@ impl KnowledgeStore {
             })
             .collect();
         Ok(SearchOutcome { hits, mode, note })
+    }
+
+    /// The collections holding the tenant's documents, with counts.
+    pub async fn list(&self, tenant: &TenantId) -> Result<Vec<CollectionSummary>, StoreError> {
+        let mut names: Vec<String> = self
+            .client
+            .list_collections()
+            .await
+            .map_err(qdrant)?
+            .collections
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        names.sort();
+        let mut summaries = Vec::new();
+        for name in names {
+            let count = |filter: Filter| {
+                let request = CountPointsBuilder::new(name.clone())
+                    .filter(filter)
+                    .exact(true);
+                async move {
+                    self.client
+                        .count(request)
+                        .await
+                        .map(|c| c.result.map_or(0, |r| r.count))
+                        .map_err(qdrant)
+                }
+            };
+            let chunks = count(Filter::must([tenant_filter(tenant)])).await?;
+            if chunks == 0 {
+                continue;
+            }
+            // Every document has exactly one chunk 0.
+            let documents = count(Filter::must([
+                tenant_filter(tenant),
+                Condition::matches("chunk_index", 0_i64),
+            ]))
+            .await?;
+            let dense = self.has_dense(&name).await?;
+            summaries.push(CollectionSummary {
+                name,
+                documents,
+                chunks,
+                dense,
+            });
+        }
+        Ok(summaries)
     }
 
     /// Deletes one document of the tenant; returns its chunk count.

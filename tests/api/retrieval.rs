@@ -5,7 +5,8 @@
 use agentd::pb::chat_response::Event;
 use agentd::pb::retrieval_service_client::RetrievalServiceClient;
 use agentd::pb::{
-    ChatRequest, DeleteDocumentRequest, Document, IngestDocumentsRequest, SearchMode, SearchRequest,
+    ChatRequest, DeleteDocumentRequest, Document, IngestDocumentsRequest, ListCollectionsRequest,
+    SearchMode, SearchRequest,
 };
 use tonic::Code;
 use tonic::transport::Channel;
@@ -120,6 +121,19 @@ async fn documents_are_ingested_searched_and_deleted_per_tenant() {
     widen.filter = [("tenant_id".to_owned(), "globex".to_owned())].into();
     let status = search(&app, "acme-reader", widen).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
+
+    // Each tenant lists only its own documents and chunks.
+    let (reader, _) = key("acme-reader");
+    let listed = client(&app)
+        .list_collections(with_key(ListCollectionsRequest {}, &reader))
+        .await
+        .unwrap()
+        .into_inner()
+        .collections;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].name, "default");
+    assert_eq!((listed[0].documents, listed[0].chunks), (1, 1));
+    assert!(!listed[0].dense);
 
     // The reader (agent role only) may search but not ingest.
     let denied = ingest(&app, "acme-reader", vec![document("x.md", "x")])
