@@ -3,9 +3,16 @@
 //! `ttft` sends streamed chats one at a time, alternately through agentd
 //! (`AgentService.Chat`) and straight to the same OpenAI-compatible upstream
 //! (`POST /chat/completions`, streamed), and reports time to first token and
-//! total latency for each, and agentd − direct at each percentile. Alternating
-//! (agentd then direct, then direct then agentd) spreads machine drift over both
-//! sides. This is a benchmark tool, not a test: nothing asserts on its numbers.
+//! total latency for each, and agentd − direct at each percentile. Time to first
+//! token runs from just before the request is sent to the first `delta` event
+//! (agentd) or the first SSE chunk with non-empty `choices[0].delta.content`
+//! (direct); total runs to the end of the gRPC stream after `completed` (agentd)
+//! or to `data: [DONE]` (direct). Each iteration alternates the order (agentd
+//! then direct, then direct then agentd) so machine drift falls on both sides, and
+//! both sides reuse one connection (a tonic `Channel`, a `reqwest::Client`).
+//! Failed or timed-out requests are counted, never timed.
+//!
+//! This is a benchmark tool, not a test: nothing asserts on its numbers.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -40,29 +47,63 @@ struct TtftArgs {
     #[arg(long, default_value = "http://127.0.0.1:8089/v1")]
     upstream: String,
     /// Measured requests per target.
-    #[arg(long, default_value_t = 200)]
-    requests: usize,
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    requests: u32,
     /// Unmeasured requests per target first.
     #[arg(long, default_value_t = 20)]
-    warmup: usize,
+    warmup: u32,
     /// Model id sent upstream (agentd uses its default model).
     #[arg(long, default_value = "gpt-4o-mini")]
     model: String,
-    /// API key for agentd and the upstream.
+    /// API key for agentd and the upstream (`authorization: Bearer KEY`).
     #[arg(long)]
     api_key: Option<String>,
+    /// Limit on one request, stream included; a request over it counts as an error.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
 }
 
+/// The user message of every request, on both sides.
 const MESSAGE: &str = "Say something.";
+
+/// Where a request goes.
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    Agentd,
+    Direct,
+}
 
 /// One streamed request's timings.
 #[derive(Clone, Copy, Debug)]
 struct Sample {
     ttft: Duration,
     total: Duration,
+}
+
+/// What one target's measured requests gave.
+#[derive(Debug, Default)]
+struct Outcomes {
+    samples: Vec<Sample>,
+    errors: usize,
+    first_error: Option<String>,
+}
+
+impl Outcomes {
+    fn record(&mut self, result: anyhow::Result<Sample>, measured: bool) {
+        match result {
+            Ok(sample) if measured => self.samples.push(sample),
+            Ok(_) => {}
+            Err(err) => {
+                if measured {
+                    self.errors += 1;
+                }
+                self.first_error.get_or_insert_with(|| format!("{err:#}"));
+            }
+        }
+    }
 }
 
 #[tokio::main]
@@ -74,37 +115,53 @@ async fn main() -> anyhow::Result<()> {
 
 async fn ttft(args: TtftArgs) -> anyhow::Result<()> {
     let channel = Channel::from_shared(args.agentd.clone())?
+        .connect_timeout(args.timeout)
         .connect()
         .await
         .with_context(|| format!("cannot connect to agentd at {}", args.agentd))?;
     let mut agent = AgentServiceClient::new(channel);
-    let http = reqwest::Client::builder().tcp_nodelay(true).build()?;
+    let http = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .connect_timeout(args.timeout)
+        .build()?;
     let endpoint = format!("{}/chat/completions", args.upstream.trim_end_matches('/'));
+    let api_key = args.api_key.as_deref();
 
-    let (mut through, mut direct, mut errors) = (Vec::new(), Vec::new(), (0usize, 0usize));
+    let (mut through, mut direct) = (Outcomes::default(), Outcomes::default());
     for i in 0..args.warmup + args.requests {
         let measured = i >= args.warmup;
         let order = if i % 2 == 0 {
-            [true, false]
+            [Target::Agentd, Target::Direct]
         } else {
-            [false, true]
+            [Target::Direct, Target::Agentd]
         };
-        for via_agentd in order {
-            let sample = if via_agentd {
-                chat_agentd(&mut agent, args.api_key.as_deref()).await
-            } else {
-                chat_direct(&http, &endpoint, &args.model, args.api_key.as_deref()).await
+        for target in order {
+            let request = async {
+                match target {
+                    Target::Agentd => chat_agentd(&mut agent, api_key).await,
+                    Target::Direct => chat_direct(&http, &endpoint, &args.model, api_key).await,
+                }
             };
-            match (sample, via_agentd) {
-                (Ok(sample), true) if measured => through.push(sample),
-                (Ok(sample), false) if measured => direct.push(sample),
-                (Ok(_), _) => {}
-                (Err(_), true) => errors.0 += 1,
-                (Err(_), false) => errors.1 += 1,
+            // On timeout the request future is dropped, which resets the stream.
+            let result = tokio::time::timeout(args.timeout, request)
+                .await
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("no end within {:?}", args.timeout)));
+            match target {
+                Target::Agentd => through.record(result, measured),
+                Target::Direct => direct.record(result, measured),
             }
         }
     }
-    let report = Report::new(&through, &direct, errors);
+
+    for (name, outcomes) in [("agentd", &through), ("direct", &direct)] {
+        if let Some(err) = &outcomes.first_error {
+            if outcomes.samples.is_empty() {
+                anyhow::bail!("every measured request to {name} failed; the first: {err}");
+            }
+            writeln!(std::io::stderr().lock(), "first {name} error: {err}")?;
+        }
+    }
+    let report = Report::new(args.requests, &through, &direct);
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report.json())?)?;
@@ -121,6 +178,7 @@ async fn chat_agentd(
     let mut request = tonic::Request::new(ChatRequest {
         message: MESSAGE.into(),
         session_id: String::new(),
+        // No tools named: the server's default tools, as a plain client gets.
         options: Some(TurnOptions::default()),
     });
     if let Some(key) = api_key {
@@ -130,8 +188,7 @@ async fn chat_agentd(
     }
     let started = Instant::now();
     let mut stream = agent.chat(request).await?.into_inner();
-    let mut ttft = None;
-    let mut completed = false;
+    let (mut ttft, mut completed) = (None, false);
     while let Some(response) = stream.message().await? {
         match response.event {
             Some(Event::Delta(_)) if ttft.is_none() => ttft = Some(started.elapsed()),
@@ -142,7 +199,8 @@ async fn chat_agentd(
     let total = started.elapsed();
     match (ttft, completed) {
         (Some(ttft), true) => Ok(Sample { ttft, total }),
-        _ => anyhow::bail!("the stream ended without a token or without completed"),
+        (None, _) => anyhow::bail!("agentd's stream had no delta"),
+        (Some(_), false) => anyhow::bail!("agentd's stream ended without completed"),
     }
 }
 
@@ -163,20 +221,23 @@ async fn chat_direct(
         request = request.bearer_auth(key);
     }
     let started = Instant::now();
-    let response = request.send().await?.error_for_status()?;
-    let mut bytes = response.bytes_stream();
-    let (mut buffer, mut ttft, mut done) = (String::new(), None, false);
+    let mut bytes = request.send().await?.error_for_status()?.bytes_stream();
+    // Bytes, not text: a network chunk may end inside a multi-byte character.
+    let (mut buffer, mut ttft, mut total) = (Vec::new(), None, None);
     while let Some(chunk) = bytes.next().await {
-        buffer.push_str(std::str::from_utf8(&chunk?)?);
-        while let Some(end) = buffer.find("\n\n") {
-            let event: String = buffer.drain(..end + 2).collect();
-            let Some(data) = event.trim().strip_prefix("data:").map(str::trim) else {
+        buffer.extend_from_slice(&chunk?);
+        while let Some(newline) = buffer.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buffer.drain(..=newline).collect();
+            let line = std::str::from_utf8(&line)?.trim_end_matches(['\n', '\r']);
+            let Some(data) = line.strip_prefix("data:").map(str::trim) else {
                 continue;
             };
             if data == "[DONE]" {
-                done = true;
-            } else if ttft.is_none() {
-                let chunk: serde_json::Value = serde_json::from_str(data)?;
+                total.get_or_insert_with(|| started.elapsed());
+            } else if ttft.is_none() && total.is_none() {
+                let chunk: serde_json::Value = serde_json::from_str(data).with_context(|| {
+                    format!("the upstream sent a chunk that is not JSON: {data}")
+                })?;
                 let content = &chunk["choices"][0]["delta"]["content"];
                 if content.as_str().is_some_and(|text| !text.is_empty()) {
                     ttft = Some(started.elapsed());
@@ -184,16 +245,18 @@ async fn chat_direct(
             }
         }
     }
-    let total = started.elapsed();
-    match (ttft, done) {
-        (Some(ttft), true) => Ok(Sample { ttft, total }),
-        _ => anyhow::bail!("the stream ended without a token or without [DONE]"),
+    // The body is read to its end even after `[DONE]`, so the connection goes back
+    // to the pool for the next request.
+    match (ttft, total) {
+        (Some(ttft), Some(total)) => Ok(Sample { ttft, total }),
+        (None, _) => anyhow::bail!("the upstream's stream had no content"),
+        (Some(_), None) => anyhow::bail!("the upstream's stream ended without [DONE]"),
     }
 }
 
 const PERCENTILES: [(&str, f64); 4] = [("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("max", 1.0)];
 
-/// Percentiles in milliseconds of one measure.
+/// Percentiles in milliseconds of one measure (nearest rank; NaN without samples).
 fn percentiles(samples: &[Sample], measure: fn(&Sample) -> Duration) -> [f64; 4] {
     let mut values: Vec<f64> = samples
         .iter()
@@ -201,39 +264,43 @@ fn percentiles(samples: &[Sample], measure: fn(&Sample) -> Duration) -> [f64; 4]
         .collect();
     values.sort_by(f64::total_cmp);
     PERCENTILES.map(|(_, q)| {
-        if values.is_empty() {
-            return f64::NAN;
-        }
-        // Nearest rank: the smallest value with at least q of the samples at or below it.
+        // The smallest value with at least q of the samples at or below it.
         let rank = (q * values.len() as f64).ceil().max(1.0) as usize;
-        values[rank.min(values.len()) - 1]
+        values
+            .get(rank.min(values.len()).saturating_sub(1))
+            .copied()
+            .unwrap_or(f64::NAN)
     })
 }
 
+/// The percentiles of each target and of their difference.
 struct Report {
-    requests: usize,
+    requests: u32,
     errors: (usize, usize),
-    rows: Vec<(&'static str, [f64; 4], [f64; 4])>,
+    /// (name, ttft percentiles, total percentiles), in milliseconds.
+    rows: [(&'static str, [f64; 4], [f64; 4]); 3],
 }
 
 impl Report {
-    fn new(through: &[Sample], direct: &[Sample], errors: (usize, usize)) -> Self {
+    fn new(requests: u32, through: &Outcomes, direct: &Outcomes) -> Self {
         let ttft = |s: &Sample| s.ttft;
         let total = |s: &Sample| s.total;
-        let agentd = (percentiles(through, ttft), percentiles(through, total));
-        let upstream = (percentiles(direct, ttft), percentiles(direct, total));
-        let minus = |a: [f64; 4], b: [f64; 4]| [a[0] - b[0], a[1] - b[1], a[2] - b[2], a[3] - b[3]];
+        let a = (
+            percentiles(&through.samples, ttft),
+            percentiles(&through.samples, total),
+        );
+        let d = (
+            percentiles(&direct.samples, ttft),
+            percentiles(&direct.samples, total),
+        );
+        let minus = |x: [f64; 4], y: [f64; 4]| std::array::from_fn(|i| x[i] - y[i]);
         Self {
-            requests: through.len().min(direct.len()),
-            errors,
-            rows: vec![
-                ("agentd", agentd.0, agentd.1),
-                ("direct", upstream.0, upstream.1),
-                (
-                    "added",
-                    minus(agentd.0, upstream.0),
-                    minus(agentd.1, upstream.1),
-                ),
+            requests,
+            errors: (through.errors, direct.errors),
+            rows: [
+                ("agentd", a.0, a.1),
+                ("direct", d.0, d.1),
+                ("added", minus(a.0, d.0), minus(a.1, d.1)),
             ],
         }
     }
@@ -247,14 +314,14 @@ impl Report {
         write!(out, "{:<8}", "target")?;
         for measure in ["ttft", "total"] {
             for (name, _) in PERCENTILES {
-                write!(out, "{:>12}", format!("{measure} {name}"))?;
+                write!(out, "{:>11}", format!("{measure} {name}"))?;
             }
         }
         writeln!(out)?;
         for (name, ttft, total) in &self.rows {
             write!(out, "{name:<8}")?;
             for value in ttft.iter().chain(total) {
-                write!(out, "{value:>12.3}")?;
+                write!(out, "{value:>11.2}")?;
             }
             writeln!(out)?;
         }
@@ -262,11 +329,17 @@ impl Report {
     }
 
     fn json(&self) -> serde_json::Value {
+        // Microsecond precision; NaN (no samples) becomes null.
         let object = |values: &[f64; 4]| {
             let map: serde_json::Map<_, _> = PERCENTILES
                 .iter()
                 .zip(values)
-                .map(|((name, _), v)| ((*name).to_owned(), serde_json::json!(v)))
+                .map(|((name, _), v)| {
+                    (
+                        (*name).to_owned(),
+                        serde_json::json!((v * 1e3).round() / 1e3),
+                    )
+                })
                 .collect();
             serde_json::Value::Object(map)
         };

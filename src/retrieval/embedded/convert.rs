@@ -254,8 +254,9 @@ pub fn query(query: grpc::Query, using: Option<String>) -> Result<edge::ScoringQ
     }
 }
 
-/// Qdrant's default RRF constant.
-const DEFAULT_RRF_K: usize = 60;
+/// Qdrant's default RRF constant (its server's `DEFAULT_RRF_K`), so fused scores
+/// match an external Qdrant's.
+const DEFAULT_RRF_K: usize = 2;
 
 /// A prefetch.
 pub fn prefetch(prefetch: grpc::PrefetchQuery) -> Result<edge::Prefetch, Status> {

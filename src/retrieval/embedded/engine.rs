@@ -33,10 +33,36 @@ pub struct CollectionSpec {
 /// One collection.
 #[derive(Debug)]
 pub struct Collection {
-    /// The engine shard.
+    /// The engine shard; read through it directly, write through [`Collection::write`].
     pub shard: edge::EdgeShard,
     /// Its vectors.
     pub spec: CollectionSpec,
+    /// Serialises writes: `EdgeShard::flush` panics if it races an update.
+    writes: std::sync::Mutex<()>,
+}
+
+impl Collection {
+    fn new(shard: edge::EdgeShard, spec: CollectionSpec) -> Self {
+        Self {
+            shard,
+            spec,
+            writes: std::sync::Mutex::new(()),
+        }
+    }
+
+    /// Applies a write and flushes it to disk before returning. qdrant-edge 0.7
+    /// does not replay its WAL on load, so only flushed writes survive a crash
+    /// (kill -9): an acknowledged write must be flushed first.
+    pub fn write(&self, operation: edge::UpdateOperation) -> edge::OperationResult<()> {
+        // The guarded data is (); a poisoned lock leaves nothing inconsistent.
+        let _guard = self
+            .writes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.shard.update(operation)?;
+        self.shard.flush();
+        Ok(())
+    }
 }
 
 /// Why an engine operation failed.
@@ -98,7 +124,7 @@ impl Engine {
                 serde_json::from_slice(&std::fs::read(&spec_path).map_err(storage)?)
                     .map_err(storage)?;
             let shard = edge::EdgeShard::load(&path.join("shard"), None).map_err(storage)?;
-            collections.insert(name, Arc::new(Collection { shard, spec }));
+            collections.insert(name, Arc::new(Collection::new(shard, spec)));
         }
         Ok(Self {
             root: dir,
@@ -157,7 +183,7 @@ impl Engine {
         let temporary = path.join("spec.json.tmp");
         std::fs::write(&temporary, spec_bytes).map_err(storage)?;
         std::fs::rename(&temporary, path.join("spec.json")).map_err(storage)?;
-        collections.insert(name.to_owned(), Arc::new(Collection { shard, spec }));
+        collections.insert(name.to_owned(), Arc::new(Collection::new(shard, spec)));
         Ok(())
     }
 

@@ -388,8 +388,7 @@ impl Points for EmbeddedQdrant {
             .collect::<Result<Vec<edge::PointStructPersisted>, Status>>()?;
         blocking(move || {
             collection
-                .shard
-                .update(edge::UpdateOperation::PointOperation(
+                .write(edge::UpdateOperation::PointOperation(
                     edge::PointOperations::UpsertPoints(edge::PointInsertOperations::PointsList(
                         points,
                     )),
@@ -423,8 +422,7 @@ impl Points for EmbeddedQdrant {
         };
         blocking(move || {
             collection
-                .shard
-                .update(edge::UpdateOperation::PointOperation(operation))
+                .write(edge::UpdateOperation::PointOperation(operation))
                 .map_err(operation_error)
         })
         .await?;
@@ -453,8 +451,7 @@ impl Points for EmbeddedQdrant {
         })?;
         blocking(move || {
             collection
-                .shard
-                .update(edge::UpdateOperation::FieldIndexOperation(
+                .write(edge::UpdateOperation::FieldIndexOperation(
                     edge::FieldIndexOperations::CreateIndex(edge::CreateIndex {
                         field_name: field,
                         field_schema: Some(edge::PayloadFieldSchema::FieldType(schema)),
