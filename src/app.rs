@@ -203,14 +203,17 @@ impl App {
                 self.config.retrieval.default_collection.clone(),
             )))
             .map_err(anyhow::Error::from)?;
-        let orchestrator = Arc::new(Orchestrator::new(
-            self.catalog,
-            tools,
-            self.sessions.clone(),
-            self.config.agent.clone(),
-            self.config.tools.clone(),
-            metrics.genai.clone(),
-        ));
+        let orchestrator = Arc::new(
+            Orchestrator::new(
+                self.catalog,
+                tools,
+                self.sessions.clone(),
+                self.config.agent.clone(),
+                self.config.tools.clone(),
+                metrics.genai.clone(),
+            )
+            .with_knowledge(self.knowledge.clone()),
+        );
         let agent = AgentServiceServer::new(AgentApi::new(orchestrator, self.sessions))
             .max_decoding_message_size(server.max_request_bytes)
             .max_encoding_message_size(server.max_response_bytes);

@@ -19,16 +19,25 @@ use tracing::field::Empty;
 use super::context::{ContextWindow, Encoding, Fitted};
 use super::models::{Model, ModelCatalog, ModelLookupError};
 use super::sessions::{SessionError, SessionId, SessionStore};
+use super::tools::ToolOutput;
 use super::tools::{ToolContext, ToolError, ToolRegistry};
-use super::turn::{AgentEvent, ToolOutcome, TurnFinish, TurnOutcome, TurnRequest, TurnUsage};
+use super::turn::{
+    AgentEvent, Source, ToolOutcome, TurnFinish, TurnOutcome, TurnRequest, TurnUsage, mark_cited,
+    merge_sources,
+};
 use crate::config::{AgentConfig, ToolsConfig};
 use crate::error::{AppError, FieldProblem};
 use crate::identity::TenantId;
+use crate::llm::extractive::SEARCH_TOOL;
 use crate::llm::{ChatMessage, FinishReason, LlmEvent, LlmRequest, ToolCall, ToolSpec};
+use crate::retrieval::ingest::check_collection;
+use crate::retrieval::store::KnowledgeStore;
 use crate::telemetry::genai::{GenAiMetrics, OperationLabels};
 
 /// Characters of a tool result shown to the client.
 const SUMMARY_CHARS: usize = 200;
+/// Collections one turn may search.
+const MAX_COLLECTIONS: usize = 8;
 
 /// Runs agent turns.
 #[derive(Debug)]
@@ -41,6 +50,7 @@ pub struct Orchestrator {
     metrics: Arc<GenAiMetrics>,
     system_prompt: ChatMessage,
     system_prompt_version: String,
+    knowledge: Option<KnowledgeStore>,
 }
 
 /// A validated turn, ready to run.
@@ -54,6 +64,7 @@ pub struct Turn {
     history: Vec<ChatMessage>,
     user: ChatMessage,
     offered: Vec<ToolSpec>,
+    collections: Vec<String>,
     max_output_tokens: u32,
     temperature: Option<f32>,
     first_messages: Vec<ChatMessage>,
@@ -92,7 +103,14 @@ impl Orchestrator {
             agent,
             tool_config,
             metrics,
+            knowledge: None,
         }
+    }
+
+    /// Checks that the collections a request names exist in `store`.
+    pub fn with_knowledge(mut self, store: KnowledgeStore) -> Self {
+        self.knowledge = Some(store);
+        self
     }
 
     /// Whether any model is configured.
@@ -164,9 +182,21 @@ impl Orchestrator {
             ));
         }
         let offered = self.offered_tools(tenant, &request.tools, &mut problems)?;
+        check_collections(&request.collections, &offered, &mut problems);
         let Some(model) = model.filter(|_| problems.is_empty()) else {
             return Err(AppError::InvalidArgument(problems));
         };
+        if let Some(store) = &self.knowledge {
+            for name in &request.collections {
+                let exists = store
+                    .exists(name)
+                    .await
+                    .map_err(|err| AppError::VectorStore(err.to_string()))?;
+                if !exists {
+                    return Err(AppError::CollectionNotFound(name.clone()));
+                }
+            }
+        }
 
         let (session_id, expected_turns, history) = match session_id {
             None => (SessionId::generate(), 0, Vec::new()),
@@ -213,6 +243,7 @@ impl Orchestrator {
             history,
             user,
             offered,
+            collections: request.collections,
             max_output_tokens,
             temperature: request.temperature,
             first_messages: fitted.messages,
@@ -290,7 +321,10 @@ impl Orchestrator {
                 system_prompt_version: self.system_prompt_version.clone(),
                 session_id: turn.session_id.as_str().to_owned(),
             };
-            let context = ToolContext { tenant: turn.tenant.clone() };
+            let context = ToolContext {
+                tenant: turn.tenant.clone(),
+                collections: turn.collections.clone(),
+            };
             let operation = OperationLabels {
                 gen_ai_operation_name: "chat".to_owned(),
                 gen_ai_provider_name: model.provider.name().to_owned(),
@@ -298,6 +332,7 @@ impl Orchestrator {
             };
             let mut new_messages = vec![turn.user.clone()];
             let mut answer = String::new();
+            let mut sources: Vec<Source> = Vec::new();
             let mut usage = TurnUsage::default();
             let mut first_token = true;
             let mut steps = 0;
@@ -379,9 +414,10 @@ impl Orchestrator {
                             async move { (i, run.await) }
                         })
                         .collect();
-                    while let Some((i, (outcome, content, latency))) = running.next().await {
-                        yield tool_result_event(&reply.tool_calls[i], outcome, &content, latency);
-                        results[i] = Some(content);
+                    while let Some((i, (outcome, output, latency))) = running.next().await {
+                        yield tool_result_event(&reply.tool_calls[i], outcome, &output.content, latency);
+                        merge_sources(&mut sources, output.sources);
+                        results[i] = Some(output.content);
                     }
                 }
                 for (call, content) in reply.tool_calls.iter().zip(results) {
@@ -394,6 +430,10 @@ impl Orchestrator {
                     break TurnFinish::MaxSteps;
                 }
             };
+            mark_cited(&mut sources, &answer);
+            if !sources.is_empty() {
+                yield AgentEvent::Sources(sources.clone());
+            }
             record_span.record("gen_ai.usage.input_tokens", i64::from(usage.input_tokens));
             record_span.record("gen_ai.usage.output_tokens", i64::from(usage.output_tokens));
             yield AgentEvent::Usage(usage);
@@ -410,6 +450,7 @@ impl Orchestrator {
                 finish,
                 session_id: turn.session_id.as_str().to_owned(),
                 model: model.name.clone(),
+                sources,
             });
         };
         Traced::new(stream, span).boxed()
@@ -505,15 +546,16 @@ impl Orchestrator {
     }
 
     /// Runs one tool call: refused unless offered, arguments validated against
-    /// its schema, bounded by `tools.timeout`. Returns the outcome, the content
-    /// for the model, and the latency. Traced as `execute_tool {tool}`.
+    /// its schema, bounded by `tools.timeout`. Returns the outcome, the output
+    /// (content for the model, sources for the caller), and the latency. Traced
+    /// as `execute_tool {tool}`.
     async fn execute_tool(
         &self,
         call: &ToolCall,
         offered: &[ToolSpec],
         context: &ToolContext,
         parent: &tracing::Span,
-    ) -> (ToolOutcome, String, Duration) {
+    ) -> (ToolOutcome, ToolOutput, Duration) {
         let span = tracing::info_span!(
             parent: parent,
             "execute_tool",
@@ -540,19 +582,24 @@ impl Orchestrator {
             .instrument(span.clone())
             .await;
         let latency = started.elapsed();
-        let (outcome, content) = match result {
-            Ok(Ok(text)) => (ToolOutcome::Ok, text),
-            Ok(Err(err @ ToolError::Unavailable(_))) => (ToolOutcome::Refused, err.to_string()),
-            Ok(Err(err @ ToolError::InvalidArguments(_))) => {
-                (ToolOutcome::InvalidArguments, err.to_string())
+        let (outcome, output) = match result {
+            Ok(Ok(output)) => (ToolOutcome::Ok, output),
+            Ok(Err(err @ ToolError::Unavailable(_))) => {
+                (ToolOutcome::Refused, err.to_string().into())
             }
-            Ok(Err(err @ ToolError::Failed(_))) => (ToolOutcome::Error, format!("error: {err}")),
+            Ok(Err(err @ ToolError::InvalidArguments(_))) => {
+                (ToolOutcome::InvalidArguments, err.to_string().into())
+            }
+            Ok(Err(err @ ToolError::Failed(_))) => {
+                (ToolOutcome::Error, format!("error: {err}").into())
+            }
             Err(_) => (
                 ToolOutcome::Timeout,
                 format!(
                     "error: the tool did not finish within {} (tools.timeout)",
                     humantime::format_duration(self.tool_config.timeout)
-                ),
+                )
+                .into(),
             ),
         };
         if outcome != ToolOutcome::Ok {
@@ -560,8 +607,11 @@ impl Orchestrator {
             span.record("otel.status_code", "ERROR");
         }
         self.metrics.tool_call(&call.name, outcome.as_str());
-        let content = cut(content, self.tool_config.max_result_bytes);
-        (outcome, content, latency)
+        let output = ToolOutput {
+            content: cut(output.content, self.tool_config.max_result_bytes),
+            sources: output.sources,
+        };
+        (outcome, output, latency)
     }
 }
 
@@ -592,6 +642,40 @@ impl Default for StepReply {
 enum StepEvent {
     Delta(String),
     Done(StepReply),
+}
+
+/// The request's collections must be valid names, distinct, at most
+/// [`MAX_COLLECTIONS`], and only named when `search_knowledge` is offered.
+fn check_collections(names: &[String], offered: &[ToolSpec], problems: &mut Vec<FieldProblem>) {
+    if names.is_empty() {
+        return;
+    }
+    if names.len() > MAX_COLLECTIONS {
+        problems.push(FieldProblem::new(
+            "options.collections",
+            format!(
+                "names {} collections; at most {MAX_COLLECTIONS}",
+                names.len()
+            ),
+        ));
+    }
+    if !offered.iter().any(|spec| spec.name == SEARCH_TOOL) {
+        problems.push(FieldProblem::new(
+            "options.collections",
+            format!("{SEARCH_TOOL} is not offered for this turn, so no collection is searched"),
+        ));
+    }
+    for (i, name) in names.iter().enumerate() {
+        let field = format!("options.collections[{i}]");
+        if let Err(problem) = check_collection(name) {
+            problems.push(FieldProblem::new(field, problem.description));
+        } else if names[..i].contains(name) {
+            problems.push(FieldProblem::new(
+                field,
+                format!("{name:?} is listed twice"),
+            ));
+        }
+    }
 }
 
 /// Fits the conversation on a blocking thread: counting tokens is CPU work.

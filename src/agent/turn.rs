@@ -21,6 +21,8 @@ pub struct TurnRequest {
     pub temperature: Option<f32>,
     /// The tools offered; empty offers the defaults.
     pub tools: Vec<String>,
+    /// The knowledge collections searched; empty searches the default one.
+    pub collections: Vec<String>,
 }
 
 /// How one tool call ended.
@@ -76,7 +78,7 @@ pub struct TurnUsage {
 }
 
 /// The result of a completed turn.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct TurnOutcome {
     /// Every text delta, concatenated.
     pub answer: String,
@@ -86,6 +88,66 @@ pub struct TurnOutcome {
     pub session_id: String,
     /// The public model name.
     pub model: String,
+    /// The knowledge the answer drew on.
+    pub sources: Vec<Source>,
+}
+
+/// One document whose passages were given to the model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Source {
+    /// The collection it was found in.
+    pub collection: String,
+    /// The document's id.
+    pub doc_id: String,
+    /// Where it lives, if known.
+    pub source_uri: String,
+    /// The passages given to the model, best first.
+    pub chunks: Vec<SourceChunk>,
+    /// Whether the answer names the document's id.
+    pub cited: bool,
+}
+
+/// One passage given to the model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceChunk {
+    /// Its position in the document.
+    pub chunk_index: u32,
+    /// Its text.
+    pub text: String,
+    /// Its search score.
+    pub score: f32,
+}
+
+/// Adds `found` to `sources`: one entry per (collection, document), each
+/// chunk once, documents in the order first found, chunks best first.
+pub fn merge_sources(sources: &mut Vec<Source>, found: Vec<Source>) {
+    for source in found {
+        match sources
+            .iter_mut()
+            .find(|s| s.collection == source.collection && s.doc_id == source.doc_id)
+        {
+            None => sources.push(source),
+            Some(known) => {
+                for chunk in source.chunks {
+                    if !known
+                        .chunks
+                        .iter()
+                        .any(|c| c.chunk_index == chunk.chunk_index)
+                    {
+                        known.chunks.push(chunk);
+                    }
+                }
+                known.chunks.sort_by(|a, b| b.score.total_cmp(&a.score));
+            }
+        }
+    }
+}
+
+/// Marks the sources the answer cites (names by doc_id).
+pub fn mark_cited(sources: &mut [Source], answer: &str) {
+    for source in sources {
+        source.cited = answer.contains(&source.doc_id);
+    }
 }
 
 /// One event of a running turn, in the order the client receives them.
@@ -117,8 +179,56 @@ pub enum AgentEvent {
         /// Time it took.
         latency: Duration,
     },
+    /// The knowledge found for the turn, once, before `Usage`, when any.
+    Sources(Vec<Source>),
     /// Tokens used by the turn.
     Usage(TurnUsage),
     /// The turn is complete and stored.
     Completed(TurnOutcome),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(collection: &str, doc_id: &str, chunks: &[(u32, f32)]) -> Source {
+        Source {
+            collection: collection.into(),
+            doc_id: doc_id.into(),
+            source_uri: String::new(),
+            chunks: chunks
+                .iter()
+                .map(|&(chunk_index, score)| SourceChunk {
+                    chunk_index,
+                    text: format!("chunk {chunk_index}"),
+                    score,
+                })
+                .collect(),
+            cited: false,
+        }
+    }
+
+    #[test]
+    fn sources_merge_by_document_and_chunk() {
+        let mut sources = vec![source("a", "x.md", &[(0, 0.5)])];
+        merge_sources(
+            &mut sources,
+            vec![
+                source("a", "x.md", &[(0, 0.5), (3, 0.9)]),
+                source("b", "x.md", &[(1, 0.1)]),
+                source("a", "y.md", &[(2, 0.2)]),
+            ],
+        );
+        let keys: Vec<_> = sources
+            .iter()
+            .map(|s| (s.collection.as_str(), s.doc_id.as_str()))
+            .collect();
+        assert_eq!(keys, [("a", "x.md"), ("b", "x.md"), ("a", "y.md")]);
+        let chunks: Vec<_> = sources[0].chunks.iter().map(|c| c.chunk_index).collect();
+        assert_eq!(chunks, [3, 0]);
+
+        mark_cited(&mut sources, "See y.md.");
+        let cited: Vec<_> = sources.iter().map(|s| s.cited).collect();
+        assert_eq!(cited, [false, false, true]);
+    }
 }

@@ -13,7 +13,7 @@ use crate::agent::models::ModelChoice;
 use crate::agent::orchestrator::Orchestrator;
 use crate::agent::sessions::{Session, SessionId, SessionStore};
 use crate::agent::turn::{
-    AgentEvent, ToolOutcome, TurnFinish, TurnOutcome, TurnRequest, TurnUsage,
+    AgentEvent, Source, ToolOutcome, TurnFinish, TurnOutcome, TurnRequest, TurnUsage,
 };
 use crate::config::Tier;
 use crate::error::AppError;
@@ -119,6 +119,7 @@ impl AgentService for AgentApi {
                     }));
                 }
                 AgentEvent::Started { .. }
+                | AgentEvent::Sources(_)
                 | AgentEvent::Delta(_)
                 | AgentEvent::ToolCall(_)
                 | AgentEvent::ToolResult { .. } => {}
@@ -199,6 +200,7 @@ fn turn_request(
         max_output_tokens: options.max_output_tokens,
         temperature: options.temperature,
         tools: options.tools,
+        collections: options.collections,
     })
 }
 
@@ -229,6 +231,9 @@ impl From<AgentEvent> for pb::chat_response::Event {
                 outcome: pb::ToolOutcome::from(outcome).into(),
                 summary,
                 latency: Some(convert::duration(latency)),
+            }),
+            AgentEvent::Sources(sources) => Event::Sources(pb::Sources {
+                sources: sources.into_iter().map(Into::into).collect(),
             }),
             AgentEvent::Usage(usage) => Event::Usage(usage.into()),
             AgentEvent::Completed(outcome) => Event::Completed(outcome.into()),
@@ -281,6 +286,27 @@ impl From<TurnOutcome> for pb::TurnOutcome {
             finish_reason: finish.into(),
             session_id: outcome.session_id,
             model: outcome.model,
+            sources: outcome.sources.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<Source> for pb::Source {
+    fn from(source: Source) -> Self {
+        Self {
+            collection: source.collection,
+            doc_id: source.doc_id,
+            source_uri: source.source_uri,
+            chunks: source
+                .chunks
+                .into_iter()
+                .map(|chunk| pb::SourceChunk {
+                    chunk_index: chunk.chunk_index,
+                    text: chunk.text,
+                    score: chunk.score,
+                })
+                .collect(),
+            cited: source.cited,
         }
     }
 }

@@ -29,6 +29,9 @@ const SENTENCES: usize = 2;
 /// One passage found by a knowledge search.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Passage {
+    /// The collection it was found in.
+    #[serde(default)]
+    pub collection: String,
     /// The document it comes from.
     pub doc_id: String,
     /// The chunk's position in the document.
@@ -239,6 +242,7 @@ mod tests {
         let results = KnowledgeResults {
             passages: vec![
                 Passage {
+                    collection: "default".into(),
                     doc_id: "people/vacation.md".into(),
                     chunk_index: 0,
                     source_uri: String::new(),
@@ -246,6 +250,7 @@ mod tests {
                     score: 0.2,
                 },
                 Passage {
+                    collection: "default".into(),
                     doc_id: "engineering/release.md".into(),
                     chunk_index: 2,
                     source_uri: "file:///handbook/engineering/release.md".into(),

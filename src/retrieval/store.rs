@@ -148,7 +148,8 @@ impl KnowledgeStore {
         self.client.health_check().await.map(|_| ()).map_err(qdrant)
     }
 
-    async fn exists(&self, collection: &str) -> Result<bool, StoreError> {
+    /// Whether the collection exists (for any tenant).
+    pub async fn exists(&self, collection: &str) -> Result<bool, StoreError> {
         self.client
             .collection_exists(collection)
             .await

@@ -10,7 +10,7 @@ use agentd::agent::context::Encoding;
 use agentd::agent::models::{Model, ModelCatalog, ModelChoice};
 use agentd::agent::orchestrator::Orchestrator;
 use agentd::agent::sessions::{RedbSessionStore, SessionLimits};
-use agentd::agent::tools::{Tool, ToolContext, ToolError, ToolRegistry};
+use agentd::agent::tools::{Tool, ToolContext, ToolError, ToolOutput, ToolRegistry};
 use agentd::agent::turn::{AgentEvent, ToolOutcome, TurnRequest};
 use agentd::config::{Config, SecretSource};
 use agentd::identity::TenantId;
@@ -125,14 +125,18 @@ impl Tool for Probe {
     fn parameters(&self) -> serde_json::Value {
         serde_json::json!({"type": "object", "properties": {}})
     }
-    async fn execute(&self, _: &ToolContext, _: serde_json::Value) -> Result<String, ToolError> {
+    async fn execute(
+        &self,
+        _: &ToolContext,
+        _: serde_json::Value,
+    ) -> Result<ToolOutput, ToolError> {
         let mut flag = DropFlag(self.abandoned.clone(), false);
         if let Some(barrier) = &self.barrier {
             barrier.wait().await;
         }
         tokio::time::sleep(self.sleep).await;
         flag.1 = true;
-        Ok("done".into())
+        Ok(ToolOutput::from("done".to_owned()))
     }
 }
 
@@ -221,6 +225,7 @@ pub async fn start_turn(
                 max_output_tokens: None,
                 temperature: None,
                 tools: vec![tool.into()],
+                collections: Vec::new(),
             },
         )
         .await

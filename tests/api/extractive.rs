@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use agentd::agent::tools::{Tool, ToolContext, ToolError};
+use agentd::agent::tools::{Tool, ToolContext, ToolError, ToolOutput};
 use agentd::agent::turn::{AgentEvent, ToolOutcome, TurnFinish};
 use agentd::llm::extractive::{ExtractiveProvider, KnowledgeResults, Passage};
 use futures::StreamExt;
@@ -33,10 +33,11 @@ impl Tool for FixedKnowledge {
         &self,
         context: &ToolContext,
         arguments: serde_json::Value,
-    ) -> Result<String, ToolError> {
+    ) -> Result<ToolOutput, ToolError> {
         assert_eq!(arguments["query"], "How many days of vacation do we get?");
         let results = KnowledgeResults {
             passages: vec![Passage {
+                collection: "default".into(),
                 doc_id: format!("{}/people/vacation.md", context.tenant),
                 chunk_index: 0,
                 source_uri: String::new(),
@@ -45,7 +46,9 @@ impl Tool for FixedKnowledge {
                 score: 1.0,
             }],
         };
-        serde_json::to_string(&results).map_err(|e| ToolError::Failed(e.to_string()))
+        serde_json::to_string(&results)
+            .map(ToolOutput::from)
+            .map_err(|e| ToolError::Failed(e.to_string()))
     }
 }
 

@@ -81,7 +81,25 @@ pub struct TestApp {
     pub shutdown: ShutdownHandle,
     pub server: JoinHandle<anyhow::Result<()>>,
     pub channel: Channel,
-    _data_dir: tempfile::TempDir,
+    data_dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for TestApp {
+    #[allow(clippy::print_stderr, reason = "test output, shown for failed tests only")]
+    fn drop(&mut self) {
+        // A failed assertion unwinds past the server, which the runtime drops
+        // later: the embedded store then flushes into its directory, and a
+        // second panic there (directory gone) would abort the whole test binary.
+        if std::thread::panicking()
+            && let Some(dir) = self.data_dir.take()
+        {
+            let kept = dir.keep();
+            eprintln!(
+                "test failed; its data directory is kept at {}",
+                kept.display()
+            );
+        }
+    }
 }
 
 /// A server with the default config.
@@ -115,7 +133,7 @@ pub async fn spawn_app_with(toml: &str) -> TestApp {
         shutdown,
         server,
         channel,
-        _data_dir: data_dir,
+        data_dir: Some(data_dir),
     }
 }
 

@@ -16,6 +16,7 @@ mod cli;
 mod embeddings;
 mod errors;
 mod extractive;
+mod grounded;
 mod grpcurl;
 mod helpers;
 mod ingest_cli;

@@ -13,7 +13,7 @@ const GET_STATUS: &str = "/agentd.v1.AdminService/GetStatus";
 
 #[tokio::test]
 async fn shutdown_lets_an_in_flight_call_finish() {
-    let app = spawn_app().await;
+    let mut app = spawn_app().await;
     let mut watch = app
         .health()
         .watch(HealthCheckRequest {
@@ -50,18 +50,18 @@ async fn shutdown_lets_an_in_flight_call_finish() {
     assert_eq!(response.status().code(), Code::Ok);
 
     // ...and then the server stops cleanly.
-    let stopped = tokio::time::timeout(Duration::from_secs(10), app.server).await;
+    let stopped = tokio::time::timeout(Duration::from_secs(10), &mut app.server).await;
     stopped.expect("server did not stop").unwrap().unwrap();
 }
 
 #[tokio::test]
 async fn shutdown_cuts_calls_still_running_when_the_grace_period_ends() {
-    let app = spawn_app_with("[server]\nshutdown_grace = \"200ms\"").await;
+    let mut app = spawn_app_with("[server]\nshutdown_grace = \"200ms\"").await;
     let stuck = HeldCall::open(app.grpc_addr, GET_STATUS, &[]).await;
     app.wait_for_in_flight(1.0).await;
 
     app.shutdown.shutdown();
-    let stopped = tokio::time::timeout(Duration::from_secs(10), app.server).await;
+    let stopped = tokio::time::timeout(Duration::from_secs(10), &mut app.server).await;
     stopped
         .expect("server ignored its grace period")
         .unwrap()
@@ -71,10 +71,10 @@ async fn shutdown_cuts_calls_still_running_when_the_grace_period_ends() {
 
 #[tokio::test]
 async fn an_idle_server_stops_at_once() {
-    let app = spawn_app().await;
+    let mut app = spawn_app().await;
     app.shutdown.shutdown();
     // Far below the 30 s grace: nothing is in flight, so nothing is waited for.
-    let stopped = tokio::time::timeout(Duration::from_secs(5), app.server).await;
+    let stopped = tokio::time::timeout(Duration::from_secs(5), &mut app.server).await;
     stopped
         .expect("idle server waited for its grace period")
         .unwrap()

@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde_json::json;
 
-use super::{Tool, ToolContext, ToolError};
+use super::{Tool, ToolContext, ToolError, ToolOutput};
 
 /// The built-in clock tool.
 #[derive(Debug)]
@@ -38,7 +38,7 @@ impl Tool for CurrentTime {
         &self,
         _context: &ToolContext,
         arguments: serde_json::Value,
-    ) -> Result<String, ToolError> {
+    ) -> Result<ToolOutput, ToolError> {
         let name = arguments["timezone"].as_str().unwrap_or("UTC");
         let zone = TimeZone::get(name).map_err(|_| {
             ToolError::Failed(format!(
@@ -51,7 +51,8 @@ impl Tool for CurrentTime {
             "datetime": now.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string(),
             "weekday": now.strftime("%A").to_string(),
         })
-        .to_string())
+        .to_string()
+        .into())
     }
 }
 
@@ -63,6 +64,7 @@ mod tests {
     fn context() -> ToolContext {
         ToolContext {
             tenant: TenantId::default_tenant(),
+            collections: Vec::new(),
         }
     }
 
@@ -73,7 +75,7 @@ mod tests {
             .execute(&context(), json!({"timezone": "Asia/Kolkata"}))
             .await
             .unwrap();
-        let reply: serde_json::Value = serde_json::from_str(&reply).unwrap();
+        let reply: serde_json::Value = serde_json::from_str(&reply.content).unwrap();
         let datetime = reply["datetime"].as_str().unwrap();
         assert!(datetime.ends_with("+05:30"), "{datetime}");
         let parsed: Timestamp = datetime.parse().unwrap();
@@ -86,7 +88,7 @@ mod tests {
     #[tokio::test]
     async fn defaults_to_utc_and_rejects_unknown_zones() {
         let reply = CurrentTime.execute(&context(), json!({})).await.unwrap();
-        assert!(reply.contains("+00:00"), "{reply}");
+        assert!(reply.content.contains("+00:00"), "{reply:?}");
         let err = CurrentTime
             .execute(&context(), json!({"timezone": "Mars/Olympus"}))
             .await

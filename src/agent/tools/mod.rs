@@ -8,6 +8,7 @@ pub mod search_knowledge;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::turn::Source;
 use crate::identity::TenantId;
 use crate::llm::ToolSpec;
 
@@ -16,6 +17,26 @@ use crate::llm::ToolSpec;
 pub struct ToolContext {
     /// The tenant of the request; tools scope every read and write to it.
     pub tenant: TenantId,
+    /// The knowledge collections the request named; empty means the default.
+    pub collections: Vec<String>,
+}
+
+/// What a tool call produced.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ToolOutput {
+    /// The result, for the model.
+    pub content: String,
+    /// The knowledge it gave the model, reported to the caller as sources.
+    pub sources: Vec<Source>,
+}
+
+impl From<String> for ToolOutput {
+    fn from(content: String) -> Self {
+        Self {
+            content,
+            sources: Vec::new(),
+        }
+    }
 }
 
 /// Why a tool call produced no result. The text goes back to the model as the
@@ -47,7 +68,7 @@ pub trait Tool: Send + Sync + std::fmt::Debug {
         &self,
         context: &ToolContext,
         arguments: serde_json::Value,
-    ) -> Result<String, ToolError>;
+    ) -> Result<ToolOutput, ToolError>;
 }
 
 /// Why a tool could not be registered.
@@ -228,8 +249,8 @@ mod tests {
             &self,
             _: &ToolContext,
             _: serde_json::Value,
-        ) -> Result<String, ToolError> {
-            Ok(String::new())
+        ) -> Result<ToolOutput, ToolError> {
+            Ok(ToolOutput::default())
         }
     }
 

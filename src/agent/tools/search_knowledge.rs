@@ -1,29 +1,78 @@
 //! `search_knowledge`: hybrid search over the tenant's documents in the
-//! configured collection; the passages go to the model with their source ids, as
-//! [`KnowledgeResults`] JSON.
+//! collections the request named (or the configured default); the best
+//! passages go to the model with their source ids, as [`KnowledgeResults`]
+//! JSON, and to the caller as sources.
 
 use std::collections::BTreeMap;
 
 use tracing::Instrument;
 
-use super::{Tool, ToolContext, ToolError};
+use super::{Tool, ToolContext, ToolError, ToolOutput};
+use crate::agent::turn::{Source, SourceChunk, merge_sources};
 use crate::llm::extractive::{KnowledgeResults, Passage, SEARCH_TOOL};
 use crate::retrieval::store::{KnowledgeStore, SearchMode, StoreError};
 
-/// Passages returned per search.
+/// Passages returned per search, over all the collections searched.
 const TOP_K: u64 = 5;
 
-/// The tool, over one store and collection.
+/// The tool, over one store.
 #[derive(Debug)]
 pub struct SearchKnowledge {
     store: KnowledgeStore,
-    collection: String,
+    default_collection: String,
 }
 
 impl SearchKnowledge {
-    /// Searches `collection` of `store`.
-    pub fn new(store: KnowledgeStore, collection: String) -> Self {
-        Self { store, collection }
+    /// Searches `store`; `default_collection` when a request names none.
+    pub fn new(store: KnowledgeStore, default_collection: String) -> Self {
+        Self {
+            store,
+            default_collection,
+        }
+    }
+
+    /// The best passages of one collection; none when it does not exist (yet).
+    async fn search_one(
+        &self,
+        context: &ToolContext,
+        collection: &str,
+        query: &str,
+    ) -> Result<Vec<Passage>, ToolError> {
+        let span = tracing::info_span!(
+            "retrieval",
+            otel.name = format!("retrieval {collection}"),
+            gen_ai.operation.name = "retrieval",
+            gen_ai.data_source.id = collection,
+        );
+        let searched = self
+            .store
+            .search(
+                &context.tenant,
+                collection,
+                query,
+                TOP_K,
+                &BTreeMap::new(),
+                SearchMode::Hybrid,
+            )
+            .instrument(span)
+            .await;
+        match searched {
+            Ok(outcome) => Ok(outcome
+                .hits
+                .into_iter()
+                .map(|hit| Passage {
+                    collection: collection.to_owned(),
+                    doc_id: hit.doc_id,
+                    chunk_index: hit.chunk_index,
+                    source_uri: hit.source_uri,
+                    text: hit.text,
+                    score: hit.score,
+                })
+                .collect()),
+            // Nothing ingested yet: an empty knowledge base, not a failure.
+            Err(StoreError::CollectionNotFound(_)) => Ok(Vec::new()),
+            Err(err) => Err(ToolError::Failed(err.to_string())),
+        }
     }
 }
 
@@ -54,44 +103,43 @@ impl Tool for SearchKnowledge {
         &self,
         context: &ToolContext,
         arguments: serde_json::Value,
-    ) -> Result<String, ToolError> {
+    ) -> Result<ToolOutput, ToolError> {
         let query = arguments["query"].as_str().unwrap_or_default();
-        let span = tracing::info_span!(
-            "retrieval",
-            otel.name = format!("retrieval {}", self.collection),
-            gen_ai.operation.name = "retrieval",
-            gen_ai.data_source.id = self.collection.as_str(),
-        );
-        let searched = self
-            .store
-            .search(
-                &context.tenant,
-                &self.collection,
-                query,
-                TOP_K,
-                &BTreeMap::new(),
-                SearchMode::Hybrid,
-            )
-            .instrument(span)
-            .await;
-        let hits = match searched {
-            Ok(outcome) => outcome.hits,
-            // Nothing ingested yet: an empty knowledge base, not a failure.
-            Err(StoreError::CollectionNotFound(_)) => Vec::new(),
-            Err(err) => return Err(ToolError::Failed(err.to_string())),
+        let collections = if context.collections.is_empty() {
+            std::slice::from_ref(&self.default_collection)
+        } else {
+            context.collections.as_slice()
         };
-        let results = KnowledgeResults {
-            passages: hits
-                .into_iter()
-                .map(|hit| Passage {
-                    doc_id: hit.doc_id,
-                    chunk_index: hit.chunk_index,
-                    source_uri: hit.source_uri,
-                    text: hit.text,
-                    score: hit.score,
-                })
-                .collect(),
-        };
-        serde_json::to_string(&results).map_err(|err| ToolError::Failed(err.to_string()))
+        let searches = collections
+            .iter()
+            .map(|collection| self.search_one(context, collection, query));
+        let mut passages = Vec::new();
+        for found in futures::future::join_all(searches).await {
+            passages.extend(found?);
+        }
+        // Scores are rank fusion scores (or BM25 in sparse fallback): good
+        // enough to interleave a few collections, not to compare precisely.
+        passages.sort_by(|a, b| b.score.total_cmp(&a.score));
+        passages.truncate(TOP_K as usize);
+
+        let mut sources = Vec::new();
+        merge_sources(&mut sources, passages.iter().map(source).collect());
+        let content = serde_json::to_string(&KnowledgeResults { passages })
+            .map_err(|err| ToolError::Failed(err.to_string()))?;
+        Ok(ToolOutput { content, sources })
+    }
+}
+
+fn source(passage: &Passage) -> Source {
+    Source {
+        collection: passage.collection.clone(),
+        doc_id: passage.doc_id.clone(),
+        source_uri: passage.source_uri.clone(),
+        chunks: vec![SourceChunk {
+            chunk_index: passage.chunk_index,
+            text: passage.text.clone(),
+            score: passage.score,
+        }],
+        cited: false,
     }
 }

@@ -34,17 +34,61 @@ pub struct CollectionSpec {
 #[derive(Debug)]
 pub struct Collection {
     /// The engine shard; read through it directly, write through [`Collection::write`].
-    pub shard: edge::EdgeShard,
+    pub shard: Shard,
     /// Its vectors.
     pub spec: CollectionSpec,
     /// Serialises writes: `EdgeShard::flush` panics if it races an update.
     writes: std::sync::Mutex<()>,
 }
 
+/// An engine shard that is not flushed on drop once its directory is gone.
+///
+/// `EdgeShard` flushes when dropped and panics when that fails. A directory
+/// removed under a running instance (a test's temporary directory, an operator's
+/// `rm -rf`) would then turn a shutdown into a crash, or a second panic into an
+/// abort; the flush is skipped instead, with an error logged.
+#[derive(Debug)]
+pub struct Shard {
+    engine: Option<edge::EdgeShard>,
+    dir: PathBuf,
+}
+
+impl std::ops::Deref for Shard {
+    type Target = edge::EdgeShard;
+
+    #[allow(
+        clippy::expect_used,
+        reason = "`engine` is Some from construction until `drop`, the only place that takes it"
+    )]
+    fn deref(&self) -> &edge::EdgeShard {
+        self.engine.as_ref().expect("shard present until dropped")
+    }
+}
+
+impl Drop for Shard {
+    fn drop(&mut self) {
+        let Some(engine) = self.engine.take() else {
+            return;
+        };
+        if self.dir.exists() {
+            drop(engine);
+        } else {
+            tracing::error!(
+                dir = %self.dir.display(),
+                "the collection's directory is gone; its shard is closed without a flush"
+            );
+            std::mem::forget(engine);
+        }
+    }
+}
+
 impl Collection {
-    fn new(shard: edge::EdgeShard, spec: CollectionSpec) -> Self {
+    fn new(engine: edge::EdgeShard, dir: PathBuf, spec: CollectionSpec) -> Self {
         Self {
-            shard,
+            shard: Shard {
+                engine: Some(engine),
+                dir,
+            },
             spec,
             writes: std::sync::Mutex::new(()),
         }
@@ -123,8 +167,9 @@ impl Engine {
             let spec: CollectionSpec =
                 serde_json::from_slice(&std::fs::read(&spec_path).map_err(storage)?)
                     .map_err(storage)?;
-            let shard = edge::EdgeShard::load(&path.join("shard"), None).map_err(storage)?;
-            collections.insert(name, Arc::new(Collection::new(shard, spec)));
+            let dir = path.join("shard");
+            let shard = edge::EdgeShard::load(&dir, None).map_err(storage)?;
+            collections.insert(name, Arc::new(Collection::new(shard, dir, spec)));
         }
         Ok(Self {
             root: dir,
@@ -177,13 +222,14 @@ impl Engine {
             builder = builder.sparse_vector(vector.as_str(), params.build());
         }
         let path = self.root.join(name);
-        std::fs::create_dir_all(path.join("shard")).map_err(storage)?;
-        let shard = edge::EdgeShard::new(&path.join("shard"), builder.build()).map_err(storage)?;
+        let dir = path.join("shard");
+        std::fs::create_dir_all(&dir).map_err(storage)?;
+        let shard = edge::EdgeShard::new(&dir, builder.build()).map_err(storage)?;
         let spec_bytes = serde_json::to_vec_pretty(&spec).map_err(storage)?;
         let temporary = path.join("spec.json.tmp");
         std::fs::write(&temporary, spec_bytes).map_err(storage)?;
         std::fs::rename(&temporary, path.join("spec.json")).map_err(storage)?;
-        collections.insert(name.to_owned(), Arc::new(Collection::new(shard, spec)));
+        collections.insert(name.to_owned(), Arc::new(Collection::new(shard, dir, spec)));
         Ok(())
     }
 
@@ -214,5 +260,39 @@ impl Engine {
         }
         std::fs::remove_dir_all(self.root.join(name)).map_err(storage)?;
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_collection_whose_directory_vanished_closes_without_panicking() {
+        let root = tempfile::tempdir().unwrap();
+        let engine = Engine::open(root.path()).unwrap();
+        let spec = CollectionSpec {
+            dense: BTreeMap::new(),
+            sparse: [("bm25".to_owned(), true)].into(),
+        };
+        engine.create("docs", spec).unwrap();
+        let point = edge::PointStruct::new(
+            edge::PointId::NumId(1),
+            edge::Vectors::from(std::collections::HashMap::<String, edge::Vector>::new()),
+            serde_json::json!({"doc_id": "a.md"}),
+        );
+        engine
+            .get("docs")
+            .unwrap()
+            .write(edge::UpdateOperation::PointOperation(
+                edge::PointOperations::UpsertPoints(edge::PointInsertOperations::PointsList(vec![
+                    point.into(),
+                ])),
+            ))
+            .unwrap();
+        std::fs::remove_dir_all(root.path()).unwrap();
+        // EdgeShard's own drop would panic here: its flush writes into the
+        // directory that is gone.
+        drop(engine);
     }
 }
