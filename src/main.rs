@@ -1,4 +1,5 @@
-//! The `agentd` command: serve, validate or print config, hash API keys.
+//! The `agentd` command: serve, validate or print config, hash API keys,
+//! ingest documents, evaluate retrieval.
 //!
 //! Exit codes: 0 success; 64 (EX_USAGE) invalid configuration or arguments;
 //! 1 any other failure to start or serve.
@@ -56,6 +57,47 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Measure quality against a running server.
+    Eval {
+        #[command(subcommand)]
+        command: EvalCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EvalCommand {
+    /// Run a gold set of queries through Search; print recall@5, recall@10, MRR@10.
+    Retrieval {
+        /// The gold set: JSONL of {"query": ..., "relevant_doc_ids": [...]}.
+        #[arg(long)]
+        gold: PathBuf,
+        /// The collection searched.
+        #[arg(long, default_value = "default")]
+        collection: String,
+        /// The search mode.
+        #[arg(long, value_enum, default_value_t = Mode::Hybrid)]
+        mode: Mode,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Exit 1 when a score is below its minimum in this JSON file
+        /// (e.g. {"recall@5": 0.8, "MRR@10": 0.6}).
+        #[arg(long)]
+        thresholds: Option<PathBuf>,
+        /// The server's gRPC URL.
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        server: String,
+        /// An API key with the `agent` or `ingest` role (when the server has auth on).
+        #[arg(long, env = "AGENTD_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Mode {
+    Sparse,
+    Dense,
+    Hybrid,
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,7 +141,72 @@ fn main() -> ExitCode {
             server,
             api_key,
         }),
+        Command::Eval {
+            command:
+                EvalCommand::Retrieval {
+                    gold,
+                    collection,
+                    mode,
+                    json,
+                    thresholds,
+                    server,
+                    api_key,
+                },
+        } => eval_retrieval(
+            agentd::cli::eval::EvalArgs {
+                gold,
+                collection,
+                mode: match mode {
+                    Mode::Sparse => agentd::pb::SearchMode::Sparse,
+                    Mode::Dense => agentd::pb::SearchMode::Dense,
+                    Mode::Hybrid => agentd::pb::SearchMode::Hybrid,
+                },
+                server,
+                api_key,
+            },
+            json,
+            thresholds,
+        ),
     }
+}
+
+fn eval_retrieval(
+    args: agentd::cli::eval::EvalArgs,
+    json: bool,
+    thresholds: Option<PathBuf>,
+) -> ExitCode {
+    let thresholds = match thresholds
+        .map(|path| agentd::cli::eval::Thresholds::load(&path))
+        .transpose()
+    {
+        Ok(thresholds) => thresholds.unwrap_or_default(),
+        Err(err) => return complain(&format!("{err:#}"), ExitCode::from(EX_USAGE)),
+    };
+    let runtime = match runtime(&mut tokio::runtime::Builder::new_current_thread()) {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let report = match runtime.block_on(agentd::cli::eval::run(args)) {
+        Ok(report) => report,
+        Err(err) => return complain(&format!("eval failed: {err:#}"), ExitCode::FAILURE),
+    };
+    let text = if json {
+        match serde_json::to_string(&report) {
+            Ok(line) => format!("{line}\n"),
+            Err(err) => return complain(&err.to_string(), ExitCode::FAILURE),
+        }
+    } else {
+        report.to_text()
+    };
+    let failures = thresholds.failures(&report);
+    if failures.is_empty() {
+        return say(&text, ExitCode::SUCCESS);
+    }
+    let code = say(&text, ExitCode::FAILURE);
+    for failure in failures {
+        complain(&failure, ExitCode::FAILURE);
+    }
+    code
 }
 
 fn ingest(args: agentd::cli::ingest::IngestArgs) -> ExitCode {

@@ -1,3 +1,4 @@
 //! Client-side commands of the `agentd` binary.
 
+pub mod eval;
 pub mod ingest;

@@ -85,7 +85,10 @@ pub struct TestApp {
 }
 
 impl Drop for TestApp {
-    #[allow(clippy::print_stderr, reason = "test output, shown for failed tests only")]
+    #[allow(
+        clippy::print_stderr,
+        reason = "test output, shown for failed tests only"
+    )]
     fn drop(&mut self) {
         // A failed assertion unwinds past the server, which the runtime drops
         // later: the embedded store then flushes into its directory, and a

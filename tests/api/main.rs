@@ -15,6 +15,7 @@ mod bench;
 mod cli;
 mod embeddings;
 mod errors;
+mod eval_cli;
 mod extractive;
 mod grounded;
 mod grpcurl;
