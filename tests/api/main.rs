@@ -29,4 +29,5 @@ mod qdrant;
 mod retrieval;
 mod shutdown;
 mod status;
+mod store_process;
 mod telemetry;
