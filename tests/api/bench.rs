@@ -35,3 +35,41 @@ async fn agentd_bench_ttft_reports_both_paths_and_the_difference() {
     // 6 requests each way reached the upstream.
     assert_eq!(mock.requests().len(), 12);
 }
+
+#[tokio::test]
+async fn agentd_bench_search_fills_two_collections_and_reports_ratios() {
+    let app = crate::helpers::spawn_app().await;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_agentd-bench"))
+        .args([
+            "search",
+            "--chunks",
+            "200",
+            "--queries",
+            "5",
+            "--warmup",
+            "1",
+            "--json",
+            "--agentd",
+        ])
+        .arg(format!("http://{}", app.grpc_addr))
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["queries"], 5);
+    assert!(
+        report["large"]["chunks"].as_u64().unwrap() >= 200,
+        "{report}"
+    );
+    assert!(report["small"]["chunks"].as_u64().unwrap() >= 2, "{report}");
+    for row in ["health", "small", "large"] {
+        assert_eq!(report[row]["errors"], 0, "{report}");
+        assert!(report[row]["latency_ms"]["p99"].is_number(), "{report}");
+    }
+    assert!(
+        report["large"]["mean_hits"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+    assert!(report["large_over_health"]["p50"].is_number(), "{report}");
+}

@@ -1,6 +1,6 @@
-//! `agentd-bench`: measures what agentd adds on top of the LLM it calls.
+//! `agentd-bench ttft`: what agentd adds on top of the LLM it calls.
 //!
-//! `ttft` sends streamed chats one at a time, alternately through agentd
+//! It sends streamed chats one at a time, alternately through agentd
 //! (`AgentService.Chat`) and straight to the same OpenAI-compatible upstream
 //! (`POST /chat/completions`, streamed), and reports time to first token and
 //! total latency for each, and agentd − direct at each percentile. Time to first
@@ -11,8 +11,6 @@
 //! then direct, then direct then agentd) so machine drift falls on both sides, and
 //! both sides reuse one connection (a tonic `Channel`, a `reqwest::Client`).
 //! Failed or timed-out requests are counted, never timed.
-//!
-//! This is a benchmark tool, not a test: nothing asserts on its numbers.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -21,25 +19,13 @@ use agentd::pb::agent_service_client::AgentServiceClient;
 use agentd::pb::chat_response::Event;
 use agentd::pb::{ChatRequest, TurnOptions};
 use anyhow::Context;
-use clap::{Parser, Subcommand};
 use futures::StreamExt;
 use tonic::transport::Channel;
 
-#[derive(Debug, Parser)]
-#[command(name = "agentd-bench", about = "Latency benchmarks for agentd")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Time to first token and total latency, through agentd and direct.
-    Ttft(TtftArgs),
-}
+use crate::stats::{PERCENTILES, percentiles, percentiles_json};
 
 #[derive(Debug, clap::Args)]
-struct TtftArgs {
+pub struct TtftArgs {
     /// agentd's gRPC address.
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     agentd: String,
@@ -106,14 +92,7 @@ impl Outcomes {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
-        Command::Ttft(args) => ttft(args).await,
-    }
-}
-
-async fn ttft(args: TtftArgs) -> anyhow::Result<()> {
+pub async fn run(args: TtftArgs) -> anyhow::Result<()> {
     let channel = Channel::from_shared(args.agentd.clone())?
         .connect_timeout(args.timeout)
         .connect()
@@ -254,25 +233,6 @@ async fn chat_direct(
     }
 }
 
-const PERCENTILES: [(&str, f64); 4] = [("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("max", 1.0)];
-
-/// Percentiles in milliseconds of one measure (nearest rank; NaN without samples).
-fn percentiles(samples: &[Sample], measure: fn(&Sample) -> Duration) -> [f64; 4] {
-    let mut values: Vec<f64> = samples
-        .iter()
-        .map(|s| measure(s).as_secs_f64() * 1e3)
-        .collect();
-    values.sort_by(f64::total_cmp);
-    PERCENTILES.map(|(_, q)| {
-        // The smallest value with at least q of the samples at or below it.
-        let rank = (q * values.len() as f64).ceil().max(1.0) as usize;
-        values
-            .get(rank.min(values.len()).saturating_sub(1))
-            .copied()
-            .unwrap_or(f64::NAN)
-    })
-}
-
 /// The percentiles of each target and of their difference.
 struct Report {
     requests: u32,
@@ -283,16 +243,13 @@ struct Report {
 
 impl Report {
     fn new(requests: u32, through: &Outcomes, direct: &Outcomes) -> Self {
-        let ttft = |s: &Sample| s.ttft;
-        let total = |s: &Sample| s.total;
-        let a = (
-            percentiles(&through.samples, ttft),
-            percentiles(&through.samples, total),
-        );
-        let d = (
-            percentiles(&direct.samples, ttft),
-            percentiles(&direct.samples, total),
-        );
+        let of = |outcomes: &Outcomes| {
+            (
+                percentiles(outcomes.samples.iter().map(|s| s.ttft)),
+                percentiles(outcomes.samples.iter().map(|s| s.total)),
+            )
+        };
+        let (a, d) = (of(through), of(direct));
         let minus = |x: [f64; 4], y: [f64; 4]| std::array::from_fn(|i| x[i] - y[i]);
         Self {
             requests,
@@ -329,26 +286,15 @@ impl Report {
     }
 
     fn json(&self) -> serde_json::Value {
-        // Microsecond precision; NaN (no samples) becomes null.
-        let object = |values: &[f64; 4]| {
-            let map: serde_json::Map<_, _> = PERCENTILES
-                .iter()
-                .zip(values)
-                .map(|((name, _), v)| {
-                    (
-                        (*name).to_owned(),
-                        serde_json::json!((v * 1e3).round() / 1e3),
-                    )
-                })
-                .collect();
-            serde_json::Value::Object(map)
-        };
         let mut json = serde_json::json!({
             "requests": self.requests,
             "errors": {"agentd": self.errors.0, "direct": self.errors.1},
         });
         for (name, ttft, total) in &self.rows {
-            json[*name] = serde_json::json!({"ttft_ms": object(ttft), "total_ms": object(total)});
+            json[*name] = serde_json::json!({
+                "ttft_ms": percentiles_json(ttft),
+                "total_ms": percentiles_json(total),
+            });
         }
         json
     }

@@ -1,0 +1,37 @@
+//! `agentd-bench`: benchmarks of a running agentd, each against a baseline
+//! measured in the same run.
+//!
+//! - `ttft`: time to first token through agentd versus straight to the upstream.
+//! - `search`: knowledge search latency at a given collection size, versus a
+//!   gRPC health check (the floor of any call) and a collection 100 times smaller.
+//!
+//! This is a benchmark tool, not a test: nothing asserts on its numbers.
+
+mod search;
+mod stats;
+mod ttft;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "agentd-bench", about = "Latency benchmarks for agentd")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Time to first token and total latency, through agentd and direct.
+    Ttft(ttft::TtftArgs),
+    /// Search latency over a synthetic collection of a given size.
+    Search(search::SearchArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Ttft(args) => ttft::run(args).await,
+        Command::Search(args) => search::run(args).await,
+    }
+}
