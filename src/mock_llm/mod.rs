@@ -15,6 +15,7 @@ pub mod wire;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -23,7 +24,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use bytes::Bytes;
 use serde_json::Value;
@@ -179,7 +180,22 @@ struct Shared {
     changed: Notify,
     embedding_requests: Mutex<Vec<RecordedRequest>>,
     embedding_failures: Mutex<VecDeque<u16>>,
+    counters: Counters,
 }
+
+/// Running totals, served at `GET /mock/stats` for benchmarks (the recorded
+/// requests and stream ends stop growing at [`MAX_RECORDS`]; these do not).
+#[derive(Debug, Default)]
+struct Counters {
+    chat_requests: AtomicU64,
+    streams_started: AtomicU64,
+    streams_completed: AtomicU64,
+    streams_dropped: AtomicU64,
+}
+
+/// Requests and stream ends kept for inspection; later ones are only counted,
+/// so a long benchmark does not grow the mock without bound.
+pub const MAX_RECORDS: usize = 10_000;
 
 impl Shared {
     fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -218,6 +234,7 @@ impl MockLlm {
         let router = Router::new()
             .route("/v1/chat/completions", post(chat_completions))
             .route("/v1/embeddings", post(embeddings::embeddings))
+            .route("/mock/stats", get(stats))
             .with_state(shared.clone());
         // Chunks are small writes: without TCP_NODELAY, Nagle's algorithm meets the
         // client's delayed ACK and holds some of them for ~40 ms.
@@ -382,18 +399,31 @@ fn parse_request(
 }
 
 /// Records a request; returns how many `requests` holds now.
-fn record(
-    requests: &Mutex<Vec<RecordedRequest>>,
-    body: &Value,
-    authorization: &Option<String>,
-) -> usize {
+fn record(requests: &Mutex<Vec<RecordedRequest>>, body: &Value, authorization: &Option<String>) {
     let mut requests = Shared::lock(requests);
-    requests.push(RecordedRequest {
-        body: body.clone(),
-        authorization: authorization.clone(),
-        received_at: Instant::now(),
-    });
-    requests.len()
+    if requests.len() < MAX_RECORDS {
+        requests.push(RecordedRequest {
+            body: body.clone(),
+            authorization: authorization.clone(),
+            received_at: Instant::now(),
+        });
+    }
+}
+
+/// `GET /mock/stats`: chat requests received, streams started, completed,
+/// dropped by the client (or cut by a fault), and open now.
+async fn stats(State(shared): State<Arc<Shared>>) -> axum::Json<Value> {
+    let c = &shared.counters;
+    let started = c.streams_started.load(Ordering::Relaxed);
+    let completed = c.streams_completed.load(Ordering::Relaxed);
+    let dropped = c.streams_dropped.load(Ordering::Relaxed);
+    axum::Json(serde_json::json!({
+        "chat_requests": c.chat_requests.load(Ordering::Relaxed),
+        "streams_started": started,
+        "streams_completed": completed,
+        "streams_dropped": dropped,
+        "streams_open": started.saturating_sub(completed + dropped),
+    }))
 }
 
 /// A 401 unless the request carries the key the behaviour requires.
@@ -418,7 +448,15 @@ async fn chat_completions(
         Ok(parsed) => parsed,
         Err(response) => return *response,
     };
-    let serial = record(&shared.requests, &body, &authorization);
+    record(&shared.requests, &body, &authorization);
+    let serial = usize::try_from(
+        shared
+            .counters
+            .chat_requests
+            .fetch_add(1, Ordering::Relaxed)
+            + 1,
+    )
+    .unwrap_or(usize::MAX);
     if body["model"].as_str().is_none() || body["messages"].as_array().is_none() {
         return http_error(
             400,
@@ -511,12 +549,23 @@ struct EndGuard {
 impl Drop for EndGuard {
     fn drop(&mut self) {
         let now = Instant::now();
-        let end = if self.completed {
-            StreamEnd::Completed(now)
+        let (end, counter) = if self.completed {
+            (
+                StreamEnd::Completed(now),
+                &self.shared.counters.streams_completed,
+            )
         } else {
-            StreamEnd::Dropped(now)
+            (
+                StreamEnd::Dropped(now),
+                &self.shared.counters.streams_dropped,
+            )
         };
-        Shared::lock(&self.shared.stream_ends).push(end);
+        counter.fetch_add(1, Ordering::Relaxed);
+        let mut ends = Shared::lock(&self.shared.stream_ends);
+        if ends.len() < MAX_RECORDS {
+            ends.push(end);
+        }
+        drop(ends);
         self.shared.changed.notify_waiters();
     }
 }
@@ -558,6 +607,7 @@ fn stream_response(
     let send_done = completion.fault != Some(Fault::NoDone);
 
     let stream = async_stream::stream! {
+        shared.counters.streams_started.fetch_add(1, Ordering::Relaxed);
         let mut guard = EndGuard { shared, completed: false };
         pause(completion.first_token_delay).await;
         for (i, event) in events.into_iter().enumerate() {

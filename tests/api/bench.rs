@@ -73,3 +73,114 @@ async fn agentd_bench_search_fills_two_collections_and_reports_ratios() {
     );
     assert!(report["large_over_health"]["p50"].is_number(), "{report}");
 }
+
+async fn load(args: &[&str]) -> serde_json::Value {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_agentd-bench"))
+        .arg("load")
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn agentd_bench_load_drives_every_target_open_and_closed_loop() {
+    let mock = mock_llm().await;
+    let app = spawn_agent(&mock, "").await;
+    let agentd = format!("http://{}", app.grpc_addr);
+    let pid = std::process::id().to_string();
+    let watch = format!("tests={pid}");
+    // Open loop, streamed, with the mock standing in for a peer gateway.
+    let report = load(&[
+        "--targets",
+        "agentd,direct,peer",
+        "--rate",
+        "40",
+        "--duration",
+        "500ms",
+        "--warmup",
+        "0s",
+        "--json",
+        "--agentd",
+        &agentd,
+        "--upstream",
+        &mock.base_url(),
+        "--peer",
+        &mock.base_url(),
+        "--watch",
+        &watch,
+    ])
+    .await;
+    for target in ["agentd", "direct", "litellm"] {
+        let t = &report["targets"][target];
+        assert!(t["ok"].as_u64().unwrap() >= 10, "{report}");
+        assert_eq!(t["requests"], t["ok"], "{report}");
+        assert!(
+            t["resources"]["tests"]["rss_max_mb"].as_f64().unwrap() > 1.0,
+            "{report}"
+        );
+    }
+    for row in [
+        "agentd",
+        "direct",
+        "litellm",
+        "agentd added",
+        "litellm added",
+    ] {
+        assert!(
+            report["latency"][row]["ttft_ms"]["p99"].is_number(),
+            "{report}"
+        );
+    }
+
+    // Closed loop, unary Ask; and streams cancelled half-way.
+    let report = load(&[
+        "--targets",
+        "agentd,direct",
+        "--method",
+        "ask",
+        "--concurrency",
+        "4",
+        "--duration",
+        "300ms",
+        "--rounds",
+        "1",
+        "--warmup",
+        "0s",
+        "--json",
+        "--agentd",
+        &agentd,
+        "--upstream",
+        &mock.base_url(),
+    ])
+    .await;
+    assert!(
+        report["targets"]["agentd"]["ok"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    assert_eq!(report["targets"]["agentd"]["errors"], serde_json::json!({}));
+    let report = load(&[
+        "--targets",
+        "agentd",
+        "--concurrency",
+        "2",
+        "--duration",
+        "300ms",
+        "--rounds",
+        "1",
+        "--warmup",
+        "0s",
+        "--cancel-after",
+        "16",
+        "--json",
+        "--agentd",
+        &agentd,
+    ])
+    .await;
+    assert!(
+        report["targets"]["agentd"]["ok"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+}

@@ -2,11 +2,15 @@
 //! measured in the same run.
 //!
 //! - `ttft`: time to first token through agentd versus straight to the upstream.
+//! - `load`: Chat or Ask at a fixed offered rate or concurrency for a duration,
+//!   through agentd, straight to the upstream and through a peer gateway, in turns.
 //! - `search`: knowledge search latency at a given collection size, versus a
 //!   gRPC health check (the floor of any call) and a collection 100 times smaller.
 //!
 //! This is a benchmark tool, not a test: nothing asserts on its numbers.
 
+mod client;
+mod load;
 mod search;
 mod stats;
 mod ttft;
@@ -26,6 +30,8 @@ enum Command {
     Ttft(ttft::TtftArgs),
     /// Search latency over a synthetic collection of a given size.
     Search(search::SearchArgs),
+    /// Chat or Ask at a fixed rate or concurrency, through agentd, direct and a peer.
+    Load(load::LoadArgs),
 }
 
 #[tokio::main]
@@ -33,5 +39,6 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Ttft(args) => ttft::run(args).await,
         Command::Search(args) => search::run(args).await,
+        Command::Load(args) => load::run(args).await,
     }
 }

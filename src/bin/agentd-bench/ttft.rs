@@ -13,15 +13,13 @@
 //! Failed or timed-out requests are counted, never timed.
 
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use agentd::pb::agent_service_client::AgentServiceClient;
-use agentd::pb::chat_response::Event;
-use agentd::pb::{ChatRequest, TurnOptions};
 use anyhow::Context;
-use futures::StreamExt;
 use tonic::transport::Channel;
 
+use crate::client::{Failure, Sample, agentd_chat, http_chat};
 use crate::stats::{PERCENTILES, percentiles, percentiles_json};
 
 #[derive(Debug, clap::Args)]
@@ -52,21 +50,11 @@ pub struct TtftArgs {
     json: bool,
 }
 
-/// The user message of every request, on both sides.
-const MESSAGE: &str = "Say something.";
-
 /// Where a request goes.
 #[derive(Clone, Copy, Debug)]
 enum Target {
     Agentd,
     Direct,
-}
-
-/// One streamed request's timings.
-#[derive(Clone, Copy, Debug)]
-struct Sample {
-    ttft: Duration,
-    total: Duration,
 }
 
 /// What one target's measured requests gave.
@@ -78,7 +66,7 @@ struct Outcomes {
 }
 
 impl Outcomes {
-    fn record(&mut self, result: anyhow::Result<Sample>, measured: bool) {
+    fn record(&mut self, result: Result<Sample, Failure>, measured: bool) {
         match result {
             Ok(sample) if measured => self.samples.push(sample),
             Ok(_) => {}
@@ -86,7 +74,8 @@ impl Outcomes {
                 if measured {
                     self.errors += 1;
                 }
-                self.first_error.get_or_insert_with(|| format!("{err:#}"));
+                self.first_error
+                    .get_or_insert_with(|| format!("{}: {}", err.label, err.detail));
             }
         }
     }
@@ -117,14 +106,21 @@ pub async fn run(args: TtftArgs) -> anyhow::Result<()> {
         for target in order {
             let request = async {
                 match target {
-                    Target::Agentd => chat_agentd(&mut agent, api_key).await,
-                    Target::Direct => chat_direct(&http, &endpoint, &args.model, api_key).await,
+                    Target::Agentd => agentd_chat(&mut agent, api_key, None).await,
+                    Target::Direct => {
+                        http_chat(&http, &endpoint, &args.model, api_key, true, None).await
+                    }
                 }
             };
             // On timeout the request future is dropped, which resets the stream.
             let result = tokio::time::timeout(args.timeout, request)
                 .await
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("no end within {:?}", args.timeout)));
+                .unwrap_or_else(|_| {
+                    Err(Failure {
+                        label: "timeout".into(),
+                        detail: format!("no end within {:?}", args.timeout),
+                    })
+                });
             match target {
                 Target::Agentd => through.record(result, measured),
                 Target::Direct => direct.record(result, measured),
@@ -148,89 +144,6 @@ pub async fn run(args: TtftArgs) -> anyhow::Result<()> {
         report.table(&mut out)?;
     }
     Ok(())
-}
-
-async fn chat_agentd(
-    agent: &mut AgentServiceClient<Channel>,
-    api_key: Option<&str>,
-) -> anyhow::Result<Sample> {
-    let mut request = tonic::Request::new(ChatRequest {
-        message: MESSAGE.into(),
-        session_id: String::new(),
-        // No tools named: the server's default tools, as a plain client gets.
-        options: Some(TurnOptions::default()),
-    });
-    if let Some(key) = api_key {
-        request
-            .metadata_mut()
-            .insert("authorization", format!("Bearer {key}").parse()?);
-    }
-    let started = Instant::now();
-    let mut stream = agent.chat(request).await?.into_inner();
-    let (mut ttft, mut completed) = (None, false);
-    while let Some(response) = stream.message().await? {
-        match response.event {
-            Some(Event::Delta(_)) if ttft.is_none() => ttft = Some(started.elapsed()),
-            Some(Event::Completed(_)) => completed = true,
-            _ => {}
-        }
-    }
-    let total = started.elapsed();
-    match (ttft, completed) {
-        (Some(ttft), true) => Ok(Sample { ttft, total }),
-        (None, _) => anyhow::bail!("agentd's stream had no delta"),
-        (Some(_), false) => anyhow::bail!("agentd's stream ended without completed"),
-    }
-}
-
-async fn chat_direct(
-    http: &reqwest::Client,
-    endpoint: &str,
-    model: &str,
-    api_key: Option<&str>,
-) -> anyhow::Result<Sample> {
-    let body = serde_json::json!({
-        "model": model,
-        "stream": true,
-        "stream_options": {"include_usage": true},
-        "messages": [{"role": "user", "content": MESSAGE}],
-    });
-    let mut request = http.post(endpoint).json(&body);
-    if let Some(key) = api_key {
-        request = request.bearer_auth(key);
-    }
-    let started = Instant::now();
-    let mut bytes = request.send().await?.error_for_status()?.bytes_stream();
-    // Bytes, not text: a network chunk may end inside a multi-byte character.
-    let (mut buffer, mut ttft, mut total) = (Vec::new(), None, None);
-    while let Some(chunk) = bytes.next().await {
-        buffer.extend_from_slice(&chunk?);
-        while let Some(newline) = buffer.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = buffer.drain(..=newline).collect();
-            let line = std::str::from_utf8(&line)?.trim_end_matches(['\n', '\r']);
-            let Some(data) = line.strip_prefix("data:").map(str::trim) else {
-                continue;
-            };
-            if data == "[DONE]" {
-                total.get_or_insert_with(|| started.elapsed());
-            } else if ttft.is_none() && total.is_none() {
-                let chunk: serde_json::Value = serde_json::from_str(data).with_context(|| {
-                    format!("the upstream sent a chunk that is not JSON: {data}")
-                })?;
-                let content = &chunk["choices"][0]["delta"]["content"];
-                if content.as_str().is_some_and(|text| !text.is_empty()) {
-                    ttft = Some(started.elapsed());
-                }
-            }
-        }
-    }
-    // The body is read to its end even after `[DONE]`, so the connection goes back
-    // to the pool for the next request.
-    match (ttft, total) {
-        (Some(ttft), Some(total)) => Ok(Sample { ttft, total }),
-        (None, _) => anyhow::bail!("the upstream's stream had no content"),
-        (Some(_), None) => anyhow::bail!("the upstream's stream ended without [DONE]"),
-    }
 }
 
 /// The percentiles of each target and of their difference.
