@@ -72,6 +72,9 @@ pub struct LoadArgs {
     /// Limit on one request, stream included; over it counts as an error.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     timeout: Duration,
+    /// Stop each slice after this many requests (even before its duration ends).
+    #[arg(long)]
+    requests: Option<u64>,
     /// Drop each stream after this many text pieces (the client's cancel).
     #[arg(long)]
     cancel_after: Option<u32>,
@@ -340,12 +343,13 @@ async fn drive(
     let mut tasks: JoinSet<()> = JoinSet::new();
     let start = Instant::now();
     let deadline = start + length;
+    let limit = args.requests.unwrap_or(u64::MAX);
     match args.rate {
         Some(rate) => {
             let mut sent: u64 = 0;
-            while Instant::now() < deadline {
+            while Instant::now() < deadline && sent < limit {
                 // Timers tick by the millisecond: send every request now due.
-                let due = (start.elapsed().as_secs_f64() * rate) as u64 + 1;
+                let due = ((start.elapsed().as_secs_f64() * rate) as u64 + 1).min(limit);
                 while sent < due {
                     let scheduled = start + Duration::from_secs_f64(sent as f64 / rate);
                     if tasks.len() >= args.max_in_flight {
@@ -371,13 +375,16 @@ async fn drive(
             }
         }
         None => {
-            for worker in 0..args.concurrency.unwrap_or(1) {
-                let (senders, report) = (senders.clone(), report.clone());
+            let issued = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            for _ in 0..args.concurrency.unwrap_or(1) {
+                let (senders, report, issued) = (senders.clone(), report.clone(), issued.clone());
                 tasks.spawn(async move {
-                    let mut n = u64::from(worker) << 32;
                     while Instant::now() < deadline {
+                        let n = issued.fetch_add(1, Ordering::Relaxed);
+                        if n >= limit {
+                            break;
+                        }
                         let _ = report.send(senders.send(target, n).await);
-                        n += 1;
                     }
                 });
             }
