@@ -400,7 +400,8 @@ impl Orchestrator {
                             "not run: the turn reached its limit of {} model calls (agent.max_steps)",
                             self.agent.max_steps
                         );
-                        self.metrics.tool_call(&call.name, ToolOutcome::Refused.as_str());
+                        self.metrics
+                            .tool_call(&call.name, ToolOutcome::Refused.as_str(), Duration::ZERO);
                         yield tool_result_event(call, ToolOutcome::Refused, &reason, Duration::ZERO);
                         results[i] = Some(reason);
                     }
@@ -606,7 +607,8 @@ impl Orchestrator {
             span.record("error.type", outcome.as_str());
             span.record("otel.status_code", "ERROR");
         }
-        self.metrics.tool_call(&call.name, outcome.as_str());
+        self.metrics
+            .tool_call(&call.name, outcome.as_str(), latency);
         let output = ToolOutput {
             content: cut(output.content, self.tool_config.max_result_bytes),
             sources: output.sources,

@@ -30,6 +30,11 @@ const SECONDS_BUCKETS: [f64; 15] = [
     0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92, 300.0,
 ];
 
+/// Seconds, from 100 µs to a minute: tool calls (a local tool takes microseconds).
+const TOOL_SECONDS_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 10.0, 60.0,
+];
+
 /// Agent steps (model calls) per turn.
 const STEP_BUCKETS: [f64; 8] = [1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0];
 
@@ -78,6 +83,7 @@ pub struct GenAiMetrics {
     operation_duration: Family<DurationLabels, Histogram>,
     time_to_first_token: Family<ModelLabels, Histogram>,
     tool_calls: Family<ToolLabels, Counter>,
+    tool_duration: Family<ToolLabels, Histogram>,
     agent_steps: Family<ModelLabels, Histogram>,
 }
 
@@ -92,6 +98,7 @@ impl GenAiMetrics {
             operation_duration: Family::new_with_constructor(seconds),
             time_to_first_token: Family::new_with_constructor(seconds),
             tool_calls: Family::default(),
+            tool_duration: Family::new_with_constructor(|| Histogram::new(TOOL_SECONDS_BUCKETS)),
             agent_steps: Family::new_with_constructor(steps),
         };
         registry.register(
@@ -115,6 +122,12 @@ impl GenAiMetrics {
             "agentd_tool_calls",
             "Tool calls by tool and outcome (ok, error, invalid_arguments, timeout, refused)",
             metrics.tool_calls.clone(),
+        );
+        registry.register_with_unit(
+            "agentd_tool_duration",
+            "Duration of each tool call, argument validation included, by tool and outcome",
+            Unit::Seconds,
+            metrics.tool_duration.clone(),
         );
         registry.register(
             "agentd_agent_steps",
@@ -164,14 +177,16 @@ impl GenAiMetrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// Counts one tool call.
-    pub fn tool_call(&self, tool: &str, outcome: &'static str) {
-        self.tool_calls
-            .get_or_create(&ToolLabels {
-                gen_ai_tool_name: tool.to_owned(),
-                outcome,
-            })
-            .inc();
+    /// Counts one tool call and records its duration.
+    pub fn tool_call(&self, tool: &str, outcome: &'static str, elapsed: Duration) {
+        let labels = ToolLabels {
+            gen_ai_tool_name: tool.to_owned(),
+            outcome,
+        };
+        self.tool_calls.get_or_create(&labels).inc();
+        self.tool_duration
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Records the steps of a completed turn.
