@@ -680,7 +680,13 @@ fn check_collections(names: &[String], offered: &[ToolSpec], problems: &mut Vec<
     }
 }
 
-/// Fits the conversation on a blocking thread: counting tokens is CPU work.
+/// Text below which a conversation is fitted on the calling task: counting its
+/// tokens takes tens of microseconds, less than handing it to a blocking thread
+/// and waking this task again.
+const INLINE_FIT_BYTES: usize = 4096;
+
+/// Fits the conversation; on a blocking thread unless it is small, since
+/// counting tokens is CPU work.
 async fn fit(
     encoding: Encoding,
     window: ContextWindow,
@@ -689,6 +695,19 @@ async fn fit(
     history: Vec<ChatMessage>,
     current: Vec<ChatMessage>,
 ) -> Result<Result<Fitted, super::context::ContextOverflow>, AppError> {
+    let text_bytes: usize = [&system]
+        .into_iter()
+        .chain(&history)
+        .chain(&current)
+        .map(ChatMessage::text_len)
+        .sum::<usize>()
+        + tools
+            .iter()
+            .map(|t| t.name.len() + t.description.len() + t.parameters.to_string().len())
+            .sum::<usize>();
+    if text_bytes < INLINE_FIT_BYTES {
+        return Ok(window.fit(encoding, &system, &tools, &history, &current));
+    }
     tokio::task::spawn_blocking(move || window.fit(encoding, &system, &tools, &history, &current))
         .await
         .map_err(|err| AppError::Internal(err.into()))

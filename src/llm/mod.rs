@@ -39,6 +39,26 @@ pub enum ChatMessage {
     },
 }
 
+impl ChatMessage {
+    /// Bytes of text it carries (content, and tool calls' names and arguments).
+    pub fn text_len(&self) -> usize {
+        match self {
+            ChatMessage::System { content } | ChatMessage::User { content } => content.len(),
+            ChatMessage::Assistant {
+                content,
+                tool_calls,
+            } => {
+                content.len()
+                    + tool_calls
+                        .iter()
+                        .map(|c| c.id.len() + c.name.len() + c.arguments.len())
+                        .sum::<usize>()
+            }
+            ChatMessage::Tool { call_id, content } => call_id.len() + content.len(),
+        }
+    }
+}
+
 /// A tool call made by the model.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToolCall {
