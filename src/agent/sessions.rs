@@ -127,6 +127,11 @@ fn key(tenant: &TenantId, id: &SessionId) -> String {
     format!("{}/{}", tenant.as_str(), id.as_str())
 }
 
+/// redb's page cache. Its default (1 GiB) lets resident memory grow with the
+/// number of sessions stored; a turn reads one session and writes it back, so a
+/// small cache costs little (pages of recent sessions stay in the OS page cache).
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
@@ -135,7 +140,10 @@ impl RedbSessionStore {
     /// Opens (or creates) the database at `path`. Blocking: call from a blocking
     /// thread or at start.
     pub fn open(path: &Path, limits: SessionLimits) -> Result<Self, SessionError> {
-        let db = Database::create(path).map_err(storage)?;
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(storage)?;
         let txn = db.begin_write().map_err(storage)?;
         txn.open_table(SESSIONS).map_err(storage)?;
         txn.commit().map_err(storage)?;

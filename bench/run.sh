@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Runs the benchmark scenarios of BENCHMARKS.md on this machine and writes each
+# result as JSON under bench/results/ (plus the tables on stdout).
+#
+#   bash bench/run.sh [passthrough|tools|capacity|cancel|soak|all] [--no-peer]
+#
+# Everything runs on 127.0.0.1: the mock upstream (agentd-mock-llm), agentd
+# (release build, embedded defaults plus OPENAI_BASE_URL at the mock), the LiteLLM
+# proxy (bench/litellm, for `passthrough` unless --no-peer) and agentd-bench.
+# Nothing here asserts on numbers; read them.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+scenario="${1:-all}"
+peer=1
+[[ "${2:-}" == "--no-peer" ]] && peer=0
+results="$root/bench/results"
+work="$(mktemp -d)"
+mkdir -p "$results"
+bin="$root/target/release"
+
+cargo build --release --locked --bin agentd --bin agentd-mock-llm --bin agentd-bench >&2
+[[ $peer == 1 ]] && bash bench/litellm/setup.sh >&2
+
+MOCK_PORT=18601 AGENTD_PORT=18611 METRICS_PORT=18612 PEER_PORT=18621
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  [[ $peer == 1 ]] && bash bench/litellm/stop.sh >/dev/null 2>&1 || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+wait_port() {
+  for _ in $(seq 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "nothing listens on port $1" >&2
+  return 1
+}
+
+start_mock() { # extra mock flags...
+  "$bin/agentd-mock-llm" --addr "127.0.0.1:$MOCK_PORT" "$@" >"$work/mock.log" 2>&1 &
+  MOCK_PID=$!
+  pids+=("$MOCK_PID")
+  wait_port "$MOCK_PORT"
+}
+
+start_agentd() { # extra env assignments...
+  rm -rf "$work/data"
+  env OPENAI_BASE_URL="http://127.0.0.1:$MOCK_PORT/v1" OPENAI_API_KEY=sk-bench \
+    AGENTD__SERVER__GRPC_ADDR="127.0.0.1:$AGENTD_PORT" \
+    AGENTD__SERVER__METRICS_ADDR="127.0.0.1:$METRICS_PORT" \
+    AGENTD__STORAGE__DATA_DIR="$work/data" AGENTD__LOG__LEVEL=warn "$@" \
+    "$bin/agentd" serve >"$work/agentd.log" 2>&1 &
+  AGENTD_PID=$!
+  pids+=("$AGENTD_PID")
+  wait_port "$AGENTD_PORT"
+  sleep 1
+  echo "agentd idle RSS after start: $(rss_kb "$AGENTD_PID") kB" >&2
+}
+
+start_peer() {
+  PEER_PID="$(bash bench/litellm/start.sh "$PEER_PORT" "http://127.0.0.1:$MOCK_PORT/v1" 2)"
+  echo "litellm idle RSS (all its processes): $(ps -o rss= --ppid "$PEER_PID" | awk '{s+=$1} END {print s}') kB + $(rss_kb "$PEER_PID") kB" >&2
+}
+
+stop_all() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  [[ $peer == 1 ]] && bash bench/litellm/stop.sh >/dev/null 2>&1 || true
+  wait 2>/dev/null || true
+  pids=()
+}
+
+load() { # name, agentd-bench load flags...
+  local name="$1"
+  shift
+  local watch=(--watch "agentd=$AGENTD_PID")
+  [[ -n "${PEER_PID:-}" ]] && watch+=(--watch "litellm=$PEER_PID")
+  echo "== $name: $*" >&2
+  "$bin/agentd-bench" load --agentd "http://127.0.0.1:$AGENTD_PORT" \
+    --upstream "http://127.0.0.1:$MOCK_PORT/v1" \
+    --peer "http://127.0.0.1:$PEER_PORT/v1" --peer-key sk-bench-master \
+    "${watch[@]}" "$@" --json >"$results/$name.json"
+  python3 bench/summarize.py "$results/$name.json" >&2
+}
+
+# Highest offered rate (of the steps given) with < 0.1% errors and at least 99%
+# of the offered rate completed, 10 s per step.
+max_rate() { # name, target, rates...
+  local name="$1" target="$2"
+  shift 2
+  for rate in "$@"; do
+    load "$name-$rate" --targets "$target" --rate "$rate" --duration 10s --rounds 1
+    python3 bench/summarize.py --sustained "$rate" "$results/$name-$rate.json" || break
+  done
+}
+
+passthrough() {
+  for delay in 0 20; do
+    PEER_PID=""
+    start_mock --tokens 32 --first-token-delay-ms "$delay"
+    start_agentd
+    local targets=agentd,direct
+    if [[ $peer == 1 ]]; then start_peer; targets=agentd,direct,peer; fi
+    load "passthrough-ttft$delay-1inflight" --targets "$targets" --concurrency 1 --duration 20s --rounds 4
+    load "passthrough-ttft$delay-200rps" --targets "$targets" --rate 200 --duration 20s --rounds 2
+    load "passthrough-ttft$delay-1000rps" --targets agentd,direct --rate 1000 --duration 20s --rounds 2
+    max_rate "passthrough-ttft$delay-max-agentd" agentd 2000 3000 4000 5000 6000 8000
+    if [[ $peer == 1 ]]; then max_rate "passthrough-ttft$delay-max-litellm" peer 10 20 40 60 80 120; fi
+    echo "agentd idle RSS after the runs: $(rss_kb "$AGENTD_PID") kB" >&2
+    stop_all
+  done
+}
+
+tools() {
+  PEER_PID=""
+  start_mock --tokens 32 --tool-call search_knowledge --tool-arguments '{"query": "kalo miren tos"}'
+  start_agentd AGENTD__RETRIEVAL__DEFAULT_COLLECTION=bench-10000
+  "$bin/agentd-bench" search --agentd "http://127.0.0.1:$AGENTD_PORT" --queries 10 >&2
+  curl -s "127.0.0.1:$METRICS_PORT/metrics" >"$work/metrics-before"
+  load tools-search-knowledge --targets agentd,direct --concurrency 1 --duration 20s --rounds 4
+  curl -s "127.0.0.1:$METRICS_PORT/metrics" >"$results/tools-search-knowledge.metrics"
+  python3 bench/summarize.py --stages "$work/metrics-before" "$results/tools-search-knowledge.metrics" >&2
+  stop_all
+}
+
+capacity() {
+  PEER_PID=""
+  start_mock --tokens 100 --token-delay-ms 50
+  # 2,000 open calls need a limit above the default 1,024; 20 connections keep
+  # each under HTTP/2's usual 100-200 concurrent streams.
+  start_agentd AGENTD__SERVER__MAX_CONCURRENT_CALLS=4096
+  load capacity-2000-streams --targets agentd --concurrency 2000 --connections 20 --duration 30s --rounds 1 --warmup 0s --timeout 60s
+  sleep 2
+  echo "agentd RSS after the streams ended: $(rss_kb "$AGENTD_PID") kB" >&2
+  stop_all
+}
+
+cancel() {
+  PEER_PID=""
+  start_mock --tokens 32 --token-delay-ms 10
+  start_agentd
+  local idle
+  idle="$(rss_kb "$AGENTD_PID")"
+  load cancel-1000 --targets agentd --concurrency 100 --requests 1000 --cancel-after 16 --duration 120s --rounds 1 --warmup 0s
+  sleep 1
+  curl -s "127.0.0.1:$MOCK_PORT/mock/stats" | tee "$results/cancel-1000.mock-stats.json" >&2
+  echo >&2
+  curl -s "127.0.0.1:$METRICS_PORT/metrics" | grep '^grpc_server_in_flight{grpc_service="agentd.v1.AgentService"' >&2 || true
+  echo "agentd RSS idle before: $idle kB, after: $(rss_kb "$AGENTD_PID") kB" >&2
+  stop_all
+}
+
+soak() {
+  PEER_PID=""
+  start_mock --tokens 32
+  start_agentd
+  load soak-10min --targets agentd --rate 200 --duration 600s --rounds 1 --warmup 0s
+  stop_all
+}
+
+case "$scenario" in
+  passthrough | tools | capacity | cancel | soak) "$scenario" ;;
+  all) passthrough; tools; capacity; cancel; soak ;;
+  *) echo "unknown scenario $scenario" >&2; exit 64 ;;
+esac

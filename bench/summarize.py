@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""Summaries of agentd-bench JSON for bench/run.sh.
+
+  summarize.py FILE                      one line per target and per "added" row
+  summarize.py --sustained RATE FILE     exit 1 unless every target had < 0.1% errors
+                                         and completed >= 99% of RATE per second
+  summarize.py --stages BEFORE AFTER     mean time per stage from two /metrics scrapes
+"""
+import json
+import re
+import sys
+
+
+def summary(path):
+    report = json.load(open(path))
+    print(report["mode"])
+    for name, t in report["targets"].items():
+        res = "; ".join(
+            f"{w}: RSS {r['rss_start_mb']:.1f}->{r['rss_max_mb']:.1f}->{r['rss_end_mb']:.1f} MB, CPU {r['cpu_percent']:.0f}%"
+            for w, r in t["resources"].items()
+        )
+        print(f"  {name:<14} requests {t['requests']:>7} ok/s {t['ok_per_second']:>8.1f} errors {t['errors']} {res}")
+    for name, row in report["latency"].items():
+        ttft, total = row["ttft_ms"], row["total_ms"]
+        print(
+            f"  {name:<14} ttft p50 {ttft['p50']} p99 {ttft['p99']} max {ttft['max']} | "
+            f"total p50 {total['p50']} p99 {total['p99']} max {total['max']} (ms)"
+        )
+    return report
+
+
+def sustained(rate, path):
+    report = json.load(open(path))
+    for name, t in report["targets"].items():
+        errors = sum(t["errors"].values())
+        if t["requests"] == 0 or errors / t["requests"] >= 0.001 or t["ok_per_second"] < 0.99 * rate:
+            print(f"  {name} did not sustain {rate} req/s", file=sys.stderr)
+            return False
+    return True
+
+
+def samples(path):
+    values = {}
+    for line in open(path):
+        m = re.match(r"^(\w+)(\{[^}]*\})? ([0-9.eE+-]+)$", line.strip())
+        if m:
+            values[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+    return values
+
+
+def stages(before_path, after_path):
+    before, after = samples(before_path), samples(after_path)
+
+    def delta(prefix):
+        total = {"sum": 0.0, "count": 0.0}
+        for key, value in after.items():
+            for kind in total:
+                if key.startswith(f"{prefix}_{kind}"):
+                    total[kind] += value - before.get(key, 0.0)
+        return total
+
+    for name, prefix in [
+        ("model calls", "gen_ai_client_operation_duration_seconds"),
+        ("tool calls", "agentd_tool_duration_seconds"),
+        ("first token (turn start to first delta)", "agentd_time_to_first_token_seconds"),
+    ]:
+        d = delta(prefix)
+        if d["count"]:
+            print(f"  {name}: {int(d['count'])}, mean {1e3 * d['sum'] / d['count']:.3f} ms")
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    if args[0] == "--sustained":
+        sys.exit(0 if sustained(float(args[1]), args[2]) else 1)
+    elif args[0] == "--stages":
+        stages(args[1], args[2])
+    else:
+        summary(args[0])
