@@ -14,6 +14,10 @@ cd "$root"
 scenario="${1:-all}"
 peer=1
 [[ "${2:-}" == "--no-peer" ]] && peer=0
+if [[ $peer == 1 && ! -f bench/litellm/setup.sh ]]; then
+  echo "bench/litellm/ (the LiteLLM peer) is not in this checkout yet: use --no-peer" >&2
+  exit 64
+fi
 results="$root/bench/results"
 work="$(mktemp -d)"
 mkdir -p "$results"
