@@ -1,0 +1,158 @@
+//! Per-request hot paths of a turn, measured with criterion (`cargo bench`):
+//! counting the tokens of a 2k-token history, fitting a context window (one
+//! history that fits, one that must be trimmed), and turning agent events into
+//! encoded protobuf messages as tonic sends them. The test command runs each
+//! benchmark once, untimed, so they cannot rot.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use agentd::agent::context::{ContextWindow, Encoding};
+use agentd::agent::turn::{AgentEvent, TurnFinish, TurnOutcome};
+use agentd::llm::{ChatMessage, ToolCall, ToolSpec};
+use agentd::pb;
+use criterion::{Criterion, black_box, criterion_group, criterion_main};
+use prost::Message;
+
+const SENTENCE: &str = "The release freeze window starts 48 hours before each release, and \
+                        only hotfixes approved by the release manager may merge during it. ";
+
+/// A conversation of user, assistant (with a tool call) and tool messages with
+/// about `tokens` tokens in all.
+fn history(encoding: Encoding, tokens: usize) -> Vec<ChatMessage> {
+    let mut messages = Vec::new();
+    let mut total = 0;
+    let mut turn = 0;
+    while total < tokens {
+        let turn_messages = [
+            ChatMessage::User {
+                content: format!("Question {turn}: {}", SENTENCE.repeat(2)),
+            },
+            ChatMessage::Assistant {
+                content: String::new(),
+                tool_calls: vec![ToolCall {
+                    id: format!("call_{turn}"),
+                    name: "search_knowledge".into(),
+                    arguments: r#"{"query": "release freeze window"}"#.into(),
+                }],
+            },
+            ChatMessage::Tool {
+                call_id: format!("call_{turn}"),
+                content: SENTENCE.repeat(4),
+            },
+            ChatMessage::Assistant {
+                content: SENTENCE.repeat(2),
+                tool_calls: Vec::new(),
+            },
+        ];
+        for message in turn_messages {
+            total += encoding.message_tokens(&message);
+            messages.push(message);
+        }
+        turn += 1;
+    }
+    messages
+}
+
+fn tools() -> Vec<ToolSpec> {
+    vec![ToolSpec {
+        name: "search_knowledge".into(),
+        description: "Searches the company's knowledge base.".into(),
+        parameters: serde_json::json!({
+            "type": "object",
+            "properties": {"query": {"type": "string", "minLength": 1}},
+            "required": ["query"]
+        }),
+    }]
+}
+
+fn tokens(c: &mut Criterion) {
+    let encoding = Encoding::O200k;
+    encoding.warm_up();
+    let history = history(encoding, 2000);
+    let counted: usize = history.iter().map(|m| encoding.message_tokens(m)).sum();
+    assert!((2000..2300).contains(&counted), "{counted} tokens");
+    c.bench_function("count 2k-token history (o200k)", |b| {
+        b.iter(|| {
+            black_box(&history)
+                .iter()
+                .map(|m| encoding.message_tokens(m))
+                .sum::<usize>()
+        })
+    });
+}
+
+fn fit(c: &mut Criterion) {
+    let encoding = Encoding::O200k;
+    encoding.warm_up();
+    let history = history(encoding, 2000);
+    let system = ChatMessage::System {
+        content: "You are a helpful assistant.".into(),
+    };
+    let current = vec![ChatMessage::User {
+        content: "When does the freeze start?".into(),
+    }];
+    let tools = tools();
+    let roomy = ContextWindow {
+        context_tokens: 16_000,
+        reserved_output: 1_000,
+    };
+    let tight = ContextWindow {
+        context_tokens: 2_000,
+        reserved_output: 1_000,
+    };
+    let fitted = tight
+        .fit(encoding, &system, &tools, &history, &current)
+        .unwrap();
+    assert!(fitted.dropped > 0);
+    c.bench_function("fit 2k-token history, fits", |b| {
+        b.iter(|| roomy.fit(encoding, &system, &tools, black_box(&history), &current))
+    });
+    c.bench_function("fit 2k-token history, trimmed to 1k", |b| {
+        b.iter(|| tight.fit(encoding, &system, &tools, black_box(&history), &current))
+    });
+}
+
+fn encode(event: AgentEvent, buffer: &mut Vec<u8>) -> usize {
+    let response = pb::ChatResponse {
+        event: Some(event.into()),
+    };
+    buffer.clear();
+    response.encode(buffer).unwrap();
+    buffer.len()
+}
+
+fn events(c: &mut Criterion) {
+    let mut buffer = Vec::with_capacity(4096);
+    let answer = "word ".repeat(200);
+    let completed = AgentEvent::Completed(TurnOutcome {
+        answer: answer.clone(),
+        finish: TurnFinish::Stop,
+        session_id: "01a20ef6-28a0-707f-8782-6da06f7dfae0".into(),
+        model: "gpt-4o-mini".into(),
+        sources: Vec::new(),
+    });
+    c.bench_function("encode one delta event", |b| {
+        b.iter(|| {
+            encode(
+                AgentEvent::Delta(black_box("quick ").to_owned()),
+                &mut buffer,
+            )
+        })
+    });
+    c.bench_function("encode a completed event (200 words)", |b| {
+        b.iter(|| encode(black_box(completed.clone()), &mut buffer))
+    });
+    c.bench_function("encode a 32-delta stream with usage and completed", |b| {
+        b.iter(|| {
+            let mut bytes = 0;
+            for _ in 0..32 {
+                bytes += encode(AgentEvent::Delta("quick ".to_owned()), &mut buffer);
+            }
+            bytes += encode(completed.clone(), &mut buffer);
+            bytes
+        })
+    });
+}
+
+criterion_group!(benches, tokens, fit, events);
+criterion_main!(benches);
