@@ -114,8 +114,8 @@ passthrough() {
     load "passthrough-ttft$delay-1inflight" --targets "$targets" --concurrency 1 --duration 20s --rounds 4
     load "passthrough-ttft$delay-200rps" --targets "$targets" --rate 200 --duration 20s --rounds 2
     load "passthrough-ttft$delay-1000rps" --targets agentd,direct --rate 1000 --duration 20s --rounds 2
-    max_rate "passthrough-ttft$delay-max-agentd" agentd 2000 3000 4000 5000 6000 8000
-    if [[ $peer == 1 ]]; then max_rate "passthrough-ttft$delay-max-litellm" peer 10 20 40 60 80 120; fi
+    max_rate "passthrough-ttft$delay-max-agentd" agentd 1000 1200 1400 1600 1800 2000 2500 3000
+    if [[ $peer == 1 ]]; then max_rate "passthrough-ttft$delay-max-litellm" peer 10 20 40 60 80 120 160 200; fi
     echo "agentd idle RSS after the runs: $(rss_kb "$AGENTD_PID") kB" >&2
     stop_all
   done

@@ -67,7 +67,8 @@ fn tools() -> Vec<ToolSpec> {
 
 fn tokens(c: &mut Criterion) {
     let encoding = Encoding::O200k;
-    encoding.warm_up();
+    // Load the tables before timing: they load lazily on first use.
+    encoding.count("warm up");
     let history = history(encoding, 2000);
     let counted: usize = history.iter().map(|m| encoding.message_tokens(m)).sum();
     assert!((2000..2300).contains(&counted), "{counted} tokens");
@@ -83,7 +84,8 @@ fn tokens(c: &mut Criterion) {
 
 fn fit(c: &mut Criterion) {
     let encoding = Encoding::O200k;
-    encoding.warm_up();
+    // Load the tables before timing: they load lazily on first use.
+    encoding.count("warm up");
     let history = history(encoding, 2000);
     let system = ChatMessage::System {
         content: "You are a helpful assistant.".into(),
@@ -92,8 +94,14 @@ fn fit(c: &mut Criterion) {
         content: "When does the freeze start?".into(),
     }];
     let tools = tools();
+    // Roomy: the history's bytes alone prove it fits, nothing is counted.
     let roomy = ContextWindow {
         context_tokens: 16_000,
+        reserved_output: 1_000,
+    };
+    // Snug: the bytes exceed the budget but the tokens fit, so it is counted.
+    let snug = ContextWindow {
+        context_tokens: 3_500,
         reserved_output: 1_000,
     };
     let tight = ContextWindow {
@@ -104,8 +112,26 @@ fn fit(c: &mut Criterion) {
         .fit(encoding, &system, &tools, &history, &current)
         .unwrap();
     assert!(fitted.dropped > 0);
-    c.bench_function("fit 2k-token history, fits", |b| {
+    let snugly = snug
+        .fit(encoding, &system, &tools, &history, &current)
+        .unwrap();
+    assert_eq!(snugly.dropped, 0);
+    assert!(
+        snugly.input_tokens.is_some(),
+        "the snug window must be counted"
+    );
+    let roomily = roomy
+        .fit(encoding, &system, &tools, &history, &current)
+        .unwrap();
+    assert!(
+        roomily.input_tokens.is_none(),
+        "the roomy window must not be counted"
+    );
+    c.bench_function("fit 2k-token history, fits by bytes", |b| {
         b.iter(|| roomy.fit(encoding, &system, &tools, black_box(&history), &current))
+    });
+    c.bench_function("fit 2k-token history, fits by count", |b| {
+        b.iter(|| snug.fit(encoding, &system, &tools, black_box(&history), &current))
     });
     c.bench_function("fit 2k-token history, trimmed to 1k", |b| {
         b.iter(|| tight.fit(encoding, &system, &tools, black_box(&history), &current))

@@ -142,7 +142,6 @@ impl App {
                 encoding: Encoding::O200k,
             }]);
         }
-        warm_up_tokenizers(&catalog).await?;
         let (knowledge, embedded) = open_knowledge(&config).await?;
         let (grpc_listener, grpc_addr) = bind("server.grpc_addr", config.server.grpc_addr).await?;
         let (metrics_listener, metrics_addr) =
@@ -454,15 +453,4 @@ async fn open_knowledge(
         overlap_tokens: retrieval.chunk_overlap_tokens,
     };
     Ok((KnowledgeStore::new(client, chunker, embedder), embedded))
-}
-
-/// Loads the BPE tables of every configured model's encoding, so no request
-/// pays for it.
-async fn warm_up_tokenizers(catalog: &ModelCatalog) -> Result<(), StartError> {
-    let mut encodings: Vec<Encoding> = catalog.models().map(|m| m.encoding).collect();
-    encodings.dedup();
-    tokio::task::spawn_blocking(move || encodings.into_iter().for_each(Encoding::warm_up))
-        .await
-        .map_err(anyhow::Error::from)?;
-    Ok(())
 }

@@ -3,6 +3,8 @@
 //! current turn are always kept, and a tool call is never separated from its
 //! results.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tiktoken_rs::CoreBPE;
 use tiktoken_rs::tokenizer::Tokenizer;
 
@@ -42,18 +44,22 @@ impl Encoding {
         }
     }
 
-    /// The BPE tables, loaded once per process on first use. Loading takes a
-    /// while: call [`Encoding::warm_up`] from a blocking thread at start.
+    /// The BPE tables, loaded once per process on first use (tens of MB of heap
+    /// and a few hundred ms, so callers that may load them run on a blocking
+    /// thread; see [`Encoding::is_loaded`]).
     fn bpe(self) -> &'static CoreBPE {
-        match self {
+        let bpe = match self {
             Encoding::O200k => tiktoken_rs::o200k_base_singleton(),
             Encoding::Cl100k => tiktoken_rs::cl100k_base_singleton(),
-        }
+        };
+        LOADED[self as usize].store(true, Ordering::Relaxed);
+        bpe
     }
 
-    /// Loads the tables now (blocking), so no request pays for it.
-    pub fn warm_up(self) {
-        self.bpe();
+    /// Whether this encoding's tables are in memory, so counting with it is
+    /// quick enough for an async task.
+    pub fn is_loaded(self) -> bool {
+        LOADED[self as usize].load(Ordering::Relaxed)
     }
 
     /// Tokens in `text`; special-token markers in it count as plain text.
@@ -63,39 +69,50 @@ impl Encoding {
 
     /// Tokens one message costs in a request.
     pub fn message_tokens(self, message: &ChatMessage) -> usize {
-        PER_MESSAGE
-            + match message {
-                ChatMessage::System { content } | ChatMessage::User { content } => {
-                    self.count(content)
-                }
-                ChatMessage::Assistant {
-                    content,
-                    tool_calls,
-                } => {
-                    self.count(content)
-                        + tool_calls
-                            .iter()
-                            .map(|call| {
-                                PER_TOOL + self.count(&call.name) + self.count(&call.arguments)
-                            })
-                            .sum::<usize>()
-                }
-                ChatMessage::Tool { call_id, content } => self.count(call_id) + self.count(content),
-            }
+        message_cost(message, |text| self.count(text))
     }
 
     /// Tokens the definitions of `tools` cost in a request.
     pub fn tools_tokens(self, tools: &[ToolSpec]) -> usize {
-        tools
-            .iter()
-            .map(|tool| {
-                PER_TOOL
-                    + self.count(&tool.name)
-                    + self.count(&tool.description)
-                    + self.count(&tool.parameters.to_string())
-            })
-            .sum()
+        tools_cost(tools, |text| self.count(text))
     }
+}
+
+/// Which encodings have their tables loaded, indexed by `Encoding as usize`.
+static LOADED: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
+
+/// The cost of one message, its text measured by `count`: exact with an
+/// encoding's `count`, an upper bound with `str::len` (a BPE token covers at
+/// least one byte of UTF-8, so a text never has more tokens than bytes).
+fn message_cost(message: &ChatMessage, count: impl Fn(&str) -> usize) -> usize {
+    PER_MESSAGE
+        + match message {
+            ChatMessage::System { content } | ChatMessage::User { content } => count(content),
+            ChatMessage::Assistant {
+                content,
+                tool_calls,
+            } => {
+                count(content)
+                    + tool_calls
+                        .iter()
+                        .map(|call| PER_TOOL + count(&call.name) + count(&call.arguments))
+                        .sum::<usize>()
+            }
+            ChatMessage::Tool { call_id, content } => count(call_id) + count(content),
+        }
+}
+
+/// The cost of tool definitions, their text measured by `count` (as above).
+fn tools_cost(tools: &[ToolSpec], count: impl Fn(&str) -> usize) -> usize {
+    tools
+        .iter()
+        .map(|tool| {
+            PER_TOOL
+                + count(&tool.name)
+                + count(&tool.description)
+                + count(&tool.parameters.to_string())
+        })
+        .sum()
 }
 
 /// Why a conversation cannot be sent to a model.
@@ -129,8 +146,10 @@ pub struct ContextWindow {
 pub struct Fitted {
     /// System prompt, kept history, current turn.
     pub messages: Vec<ChatMessage>,
-    /// Estimated input tokens of `messages` plus the tool definitions.
-    pub input_tokens: usize,
+    /// Input tokens of `messages` plus the tool definitions, as counted with the
+    /// model's encoding; `None` when the byte bound proved the fit and nothing
+    /// was counted.
+    pub input_tokens: Option<usize>,
     /// History messages left out.
     pub dropped: usize,
 }
@@ -157,8 +176,36 @@ impl ContextWindow {
         self.context_tokens.saturating_sub(self.reserved_output)
     }
 
+    /// The whole conversation, when its byte length alone proves that it fits
+    /// (see [`message_cost`]): no token is counted and no BPE table is needed.
+    /// `None` when only counting can tell.
+    pub fn fit_by_bytes(
+        &self,
+        system: &ChatMessage,
+        tools: &[ToolSpec],
+        history: &[ChatMessage],
+        current: &[ChatMessage],
+    ) -> Option<Fitted> {
+        let units = units(history);
+        let bound = REPLY_PRIMING
+            + tools_cost(tools, str::len)
+            + [system]
+                .into_iter()
+                .chain(units.iter().copied().flatten())
+                .chain(current)
+                .map(|m| message_cost(m, str::len))
+                .sum::<usize>();
+        if bound > self.input_budget() {
+            return None;
+        }
+        let kept: usize = units.iter().map(|unit| unit.len()).sum();
+        Some(assemble(system, history, kept, current, None))
+    }
+
     /// The largest suffix of `history` (in whole units) that fits beside the
-    /// system prompt, the tool definitions and the current turn.
+    /// system prompt, the tool definitions and the current turn. Counts tokens
+    /// (CPU work, and it may load the encoding's tables) unless
+    /// [`ContextWindow::fit_by_bytes`] already proves the fit.
     pub fn fit(
         &self,
         encoding: Encoding,
@@ -167,6 +214,9 @@ impl ContextWindow {
         history: &[ChatMessage],
         current: &[ChatMessage],
     ) -> Result<Fitted, ContextOverflow> {
+        if let Some(fitted) = self.fit_by_bytes(system, tools, history, current) {
+            return Ok(fitted);
+        }
         let fixed = REPLY_PRIMING
             + encoding.message_tokens(system)
             + encoding.tools_tokens(tools)
@@ -193,17 +243,38 @@ impl ContextWindow {
             used += cost;
             kept += unit.len();
         }
-        let kept_history = &history[history.len() - kept..];
-        let mut messages = Vec::with_capacity(1 + kept + current.len());
-        messages.push(system.clone());
-        messages.extend_from_slice(kept_history);
-        messages.extend_from_slice(current);
-        Ok(Fitted {
-            messages,
-            input_tokens: used,
-            dropped: history.len() - kept,
-        })
+        Ok(assemble(system, history, kept, current, Some(used)))
     }
+}
+
+/// The system prompt, the newest `kept` messages of `history` and the current turn.
+fn assemble(
+    system: &ChatMessage,
+    history: &[ChatMessage],
+    kept: usize,
+    current: &[ChatMessage],
+    input_tokens: Option<usize>,
+) -> Fitted {
+    let mut messages = Vec::with_capacity(1 + kept + current.len());
+    messages.push(system.clone());
+    messages.extend_from_slice(&history[history.len() - kept..]);
+    messages.extend_from_slice(current);
+    Fitted {
+        messages,
+        input_tokens,
+        dropped: history.len() - kept,
+    }
+}
+
+/// Input tokens of a request (its messages and tool definitions), counted: the
+/// estimate used when the provider reports no usage.
+pub fn request_tokens(encoding: Encoding, messages: &[ChatMessage], tools: &[ToolSpec]) -> usize {
+    REPLY_PRIMING
+        + encoding.tools_tokens(tools)
+        + messages
+            .iter()
+            .map(|m| encoding.message_tokens(m))
+            .sum::<usize>()
 }
 
 #[cfg(test)]
@@ -260,7 +331,7 @@ mod tests {
     }
 
     #[test]
-    fn everything_fits_when_there_is_room() {
+    fn a_conversation_whose_bytes_fit_is_not_counted() {
         let window = ContextWindow {
             context_tokens: 10_000,
             reserved_output: 1_000,
@@ -268,19 +339,64 @@ mod tests {
         let system = ChatMessage::System {
             content: "Be brief.".into(),
         };
-        let history = [user("a"), assistant("b")];
+        let mut history = vec![user("a"), assistant("b")];
+        history.extend(tool_round("call_1"));
         let fitted = window
             .fit(Encoding::O200k, &system, &[], &history, &[user("c")])
             .unwrap();
-        assert_eq!(fitted.messages.len(), 4);
+        assert_eq!(fitted.messages.len(), 6);
         assert_eq!(fitted.dropped, 0);
-        let expected: usize = REPLY_PRIMING
-            + fitted
-                .messages
-                .iter()
-                .map(|m| Encoding::O200k.message_tokens(m))
-                .sum::<usize>();
-        assert_eq!(fitted.input_tokens, expected);
+        assert_eq!(fitted.input_tokens, None);
+    }
+
+    #[test]
+    fn when_the_bytes_do_not_prove_the_fit_the_tokens_are_counted() {
+        let system = ChatMessage::System {
+            content: "sys".into(),
+        };
+        // 600 bytes of text, about 100 tokens.
+        let history = [user(&"hello world ".repeat(50)), assistant("ok")];
+        let current = [user("and now?")];
+        let exact = request_tokens(
+            Encoding::O200k,
+            &[&[system.clone()][..], &history, &current].concat(),
+            &[],
+        );
+        let window = ContextWindow {
+            context_tokens: exact + 100,
+            reserved_output: 100,
+        };
+        assert!(
+            window
+                .fit_by_bytes(&system, &[], &history, &current)
+                .is_none()
+        );
+        let fitted = window
+            .fit(Encoding::O200k, &system, &[], &history, &current)
+            .unwrap();
+        assert_eq!(fitted.dropped, 0);
+        assert_eq!(fitted.input_tokens, Some(exact));
+    }
+
+    #[test]
+    fn the_byte_bound_never_undercounts() {
+        let texts = [
+            "hello world",
+            "Grüße aus Köln, naïve café",
+            "日本語のテキストとemoji 🦀🦀🦀",
+            "    indented\n\tcode { x: [1, 2, 3] }",
+            "<|endoftext|> is plain text here",
+            "",
+        ];
+        for encoding in [Encoding::O200k, Encoding::Cl100k] {
+            for text in texts {
+                let message = user(text);
+                assert!(
+                    encoding.message_tokens(&message) <= message_cost(&message, str::len),
+                    "{encoding:?} {text:?}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -304,7 +420,7 @@ mod tests {
         let fitted = window.fit(enc, &system, &[], &history, &current).unwrap();
         assert_eq!(fitted.dropped, 2);
         assert_eq!(fitted.messages[1..4], history[2..]);
-        assert!(fitted.input_tokens <= window.input_budget());
+        assert!(fitted.input_tokens.unwrap() <= window.input_budget());
 
         // One token less and the tool round no longer fits: it goes whole.
         let window = ContextWindow {

@@ -68,7 +68,7 @@ pub struct Turn {
     max_output_tokens: u32,
     temperature: Option<f32>,
     first_messages: Vec<ChatMessage>,
-    first_input_tokens: usize,
+    first_input_tokens: Option<usize>,
     received_at: Instant,
     span: tracing::Span,
 }
@@ -464,7 +464,7 @@ impl Orchestrator {
         turn: &'a Turn,
         messages: Vec<ChatMessage>,
         operation: &'a OperationLabels,
-        input_estimate: usize,
+        input_estimate: Option<usize>,
     ) -> impl futures::Stream<Item = Result<StepEvent, AppError>> + Send + 'a {
         let model = &turn.model;
         let span = tracing::info_span!(
@@ -483,6 +483,9 @@ impl Orchestrator {
             gen_ai.usage.output_tokens = Empty,
             error.type = Empty,
         );
+        // Kept for the usage estimate if the provider reports none and the fit
+        // counted nothing.
+        let uncounted = input_estimate.is_none().then(|| messages.clone());
         let request = LlmRequest {
             model: model.upstream_id.clone(),
             messages,
@@ -520,9 +523,17 @@ impl Orchestrator {
                     reply.output_tokens = usage.output_tokens;
                 }
                 None => {
+                    let (input, output) = estimate_usage(
+                        model.encoding,
+                        input_estimate,
+                        uncounted,
+                        turn.offered.clone(),
+                        &reply,
+                    )
+                    .await?;
                     reply.estimated = true;
-                    reply.input_tokens = saturate(input_estimate);
-                    reply.output_tokens = saturate(output_estimate(model.encoding, &reply));
+                    reply.input_tokens = saturate(input);
+                    reply.output_tokens = saturate(output);
                 }
             }
             call_span.record("gen_ai.usage.input_tokens", i64::from(reply.input_tokens));
@@ -680,13 +691,9 @@ fn check_collections(names: &[String], offered: &[ToolSpec], problems: &mut Vec<
     }
 }
 
-/// Text below which a conversation is fitted on the calling task: counting its
-/// tokens takes tens of microseconds, less than handing it to a blocking thread
-/// and waking this task again.
-const INLINE_FIT_BYTES: usize = 4096;
-
-/// Fits the conversation; on a blocking thread unless it is small, since
-/// counting tokens is CPU work.
+/// Fits the conversation: by its byte length when that proves the fit (cheap,
+/// no table needed), else by counting tokens on a blocking thread, since that is
+/// CPU work and the first count loads the encoding's tables.
 async fn fit(
     encoding: Encoding,
     window: ContextWindow,
@@ -695,20 +702,38 @@ async fn fit(
     history: Vec<ChatMessage>,
     current: Vec<ChatMessage>,
 ) -> Result<Result<Fitted, super::context::ContextOverflow>, AppError> {
-    let text_bytes: usize = [&system]
-        .into_iter()
-        .chain(&history)
-        .chain(&current)
-        .map(ChatMessage::text_len)
-        .sum::<usize>()
-        + tools
-            .iter()
-            .map(|t| t.name.len() + t.description.len() + t.parameters.to_string().len())
-            .sum::<usize>();
-    if text_bytes < INLINE_FIT_BYTES {
-        return Ok(window.fit(encoding, &system, &tools, &history, &current));
+    if let Some(fitted) = window.fit_by_bytes(&system, &tools, &history, &current) {
+        return Ok(Ok(fitted));
     }
-    tokio::task::spawn_blocking(move || window.fit(encoding, &system, &tools, &history, &current))
+    blocking(move || window.fit(encoding, &system, &tools, &history, &current)).await
+}
+
+/// Token usage of a model call whose provider reported none: the input counted
+/// at fit time or now, the output counted from the reply. On a blocking thread.
+async fn estimate_usage(
+    encoding: Encoding,
+    counted_input: Option<usize>,
+    uncounted: Option<Vec<ChatMessage>>,
+    tools: Vec<ToolSpec>,
+    reply: &StepReply,
+) -> Result<(usize, usize), AppError> {
+    let answer = ChatMessage::Assistant {
+        content: reply.text.clone(),
+        tool_calls: reply.tool_calls.clone(),
+    };
+    blocking(move || {
+        let input = counted_input.unwrap_or_else(|| {
+            super::context::request_tokens(encoding, uncounted.as_deref().unwrap_or(&[]), &tools)
+        });
+        (input, encoding.message_tokens(&answer))
+    })
+    .await
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AppError> {
+    tokio::task::spawn_blocking(work)
         .await
         .map_err(|err| AppError::Internal(err.into()))
 }
@@ -719,13 +744,6 @@ fn upstream_error(provider: &str, error: crate::llm::LlmError) -> AppError {
         provider: provider.to_owned(),
         error,
     }
-}
-
-fn output_estimate(encoding: Encoding, reply: &StepReply) -> usize {
-    encoding.message_tokens(&ChatMessage::Assistant {
-        content: reply.text.clone(),
-        tool_calls: reply.tool_calls.clone(),
-    })
 }
 
 fn saturate(count: usize) -> u32 {
