@@ -146,7 +146,8 @@ impl App {
         let (grpc_listener, grpc_addr) = bind("server.grpc_addr", config.server.grpc_addr).await?;
         let (metrics_listener, metrics_addr) =
             bind("server.metrics_addr", config.server.metrics_addr).await?;
-        tracing::info!(%grpc_addr, %metrics_addr, auth = config.auth.enabled, "listening");
+        let workers = tokio::runtime::Handle::current().metrics().num_workers();
+        tracing::info!(%grpc_addr, %metrics_addr, auth = config.auth.enabled, workers, "listening");
         Ok(Self {
             config,
             grpc_listener,

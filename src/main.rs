@@ -284,7 +284,11 @@ fn serve(config_path: Option<PathBuf>) -> ExitCode {
         Ok(config) => config,
         Err(err) => return complain(&err.to_string(), ExitCode::from(EX_USAGE)),
     };
-    let runtime = match runtime(&mut tokio::runtime::Builder::new_multi_thread()) {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if config.server.worker_threads > 0 {
+        builder.worker_threads(config.server.worker_threads);
+    }
+    let runtime = match runtime(&mut builder) {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };

@@ -77,6 +77,8 @@ pub struct ServerConfig {
     pub max_response_bytes: usize,
     /// Calls served at once before new ones are shed.
     pub max_concurrent_calls: usize,
+    /// Threads that run the async work; 0 means one per available core.
+    pub worker_threads: usize,
 }
 
 /// `[storage]`: local state.

@@ -127,6 +127,17 @@ async fn an_invalid_value_from_the_environment_exits_64_naming_the_key() {
 }
 
 #[tokio::test]
+async fn worker_threads_sets_the_runtime_size_and_0_means_one_per_core() {
+    let one = ServerProcess::start(&[("AGENTD__SERVER__WORKER_THREADS", "1")]).await;
+    assert_eq!(one.listening["fields"]["workers"], 1);
+    let three = ServerProcess::start(&[("AGENTD__SERVER__WORKER_THREADS", "3")]).await;
+    assert_eq!(three.listening["fields"]["workers"], 3);
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let default = ServerProcess::start(&[]).await;
+    assert_eq!(default.listening["fields"]["workers"], cores);
+}
+
+#[tokio::test]
 async fn serving_beyond_loopback_without_auth_is_refused() {
     let (code, _, stderr) = run(agentd()
         .arg("serve")

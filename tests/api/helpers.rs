@@ -356,6 +356,8 @@ pub struct ServerProcess {
     pub child: tokio::process::Child,
     pub grpc_addr: SocketAddr,
     pub log: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    /// The "listening" log entry.
+    pub listening: serde_json::Value,
     data_dir: tempfile::TempDir,
 }
 
@@ -367,6 +369,7 @@ pub fn agentd_command() -> tokio::process::Command {
         if name.starts_with("AGENTD")
             || name.starts_with("OPENAI_")
             || name.starts_with("OTEL_")
+            || name.starts_with("TOKIO_")
             || name == "RUST_LOG"
         {
             command.env_remove(name);
@@ -396,7 +399,7 @@ impl ServerProcess {
             .stdout(std::process::Stdio::piped());
         let mut child = command.spawn().unwrap();
         let mut log = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let grpc_addr = loop {
+        let listening = loop {
             let line = log
                 .next_line()
                 .await
@@ -404,17 +407,19 @@ impl ServerProcess {
                 .expect("exited before listening");
             let entry: serde_json::Value = serde_json::from_str(&line).expect("log line is JSON");
             if entry["fields"]["message"] == "listening" {
-                break entry["fields"]["grpc_addr"]
-                    .as_str()
-                    .unwrap()
-                    .parse()
-                    .unwrap();
+                break entry;
             }
         };
+        let grpc_addr = listening["fields"]["grpc_addr"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         Self {
             child,
             grpc_addr,
             log,
+            listening,
             data_dir,
         }
     }
