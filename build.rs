@@ -25,6 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        .codec_path("crate::grpc::codec::SmallBufferCodec")
         .file_descriptor_set_path(&descriptor_path)
         .skip_protoc_run()
         .compile_fds(descriptors)?;

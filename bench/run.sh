@@ -2,7 +2,7 @@
 # Runs the benchmark scenarios of BENCHMARKS.md on this machine and writes each
 # result as JSON under bench/results/ (plus the tables on stdout).
 #
-#   bash bench/run.sh [passthrough|tools|capacity|cancel|soak|all] [--no-peer]
+#   bash bench/run.sh [passthrough|tools|capacity|idle|cancel|soak|all] [--no-peer]
 #
 # Everything runs on 127.0.0.1: the mock upstream (agentd-mock-llm), agentd
 # (release build, embedded defaults plus OPENAI_BASE_URL at the mock), the LiteLLM
@@ -145,6 +145,46 @@ capacity() {
   stop_all
 }
 
+# Streams that stay open with nothing to send: the upstream holds its first
+# token for a minute, the client gives up after 15 s. RSS is read 10 s in.
+idle_streams() { # name, extra env assignments for agentd...
+  local name="$1"
+  shift
+  start_mock --tokens 1 --first-token-delay-ms 60000
+  start_agentd AGENTD__SERVER__MAX_CONCURRENT_CALLS=4096 "$@"
+  local before open in_flight
+  before="$(rss_kb "$AGENTD_PID")"
+  load "$name" --targets agentd --concurrency 2000 --connections 20 --duration 1s --rounds 1 --warmup 0s --timeout 15s &
+  local loader=$!
+  sleep 10
+  open="$(rss_kb "$AGENTD_PID")"
+  in_flight="$(curl -s "127.0.0.1:$METRICS_PORT/metrics" | awk '/^grpc_server_in_flight\{grpc_service="agentd.v1.AgentService"/ {print $2}')"
+  wait "$loader" || true
+  echo "$name: $in_flight streams open; agentd RSS $before kB before, $open kB with them open: $(((open - before) * 1024 / ${in_flight%.*})) bytes per idle stream" | tee "$results/$name.txt" >&2
+  stop_all
+}
+
+idle() {
+  PEER_PID=""
+  # The upstream over HTTP/2 (prior knowledge): what agentd does against OpenAI,
+  # where TLS negotiates HTTP/2.
+  cat >"$work/h2.toml" <<TOML
+[llm]
+default_model = "gpt-4o-mini"
+[llm.providers.mock]
+base_url = "http://127.0.0.1:$MOCK_PORT/v1"
+keyless = true
+http_version = "http2"
+[llm.models.gpt-4o-mini]
+provider = "mock"
+context_window = 128000
+max_output_tokens = 16384
+TOML
+  idle_streams idle-2000-streams-http1
+  idle_streams idle-2000-streams-http2 AGENTD_CONFIG="$work/h2.toml" OPENAI_BASE_URL= OPENAI_API_KEY=
+  idle_streams idle-2000-streams-http2-arena2 AGENTD_CONFIG="$work/h2.toml" OPENAI_BASE_URL= OPENAI_API_KEY= MALLOC_ARENA_MAX=2
+}
+
 cancel() {
   PEER_PID=""
   start_mock --tokens 32 --token-delay-ms 10
@@ -169,7 +209,7 @@ soak() {
 }
 
 case "$scenario" in
-  passthrough | tools | capacity | cancel | soak) "$scenario" ;;
-  all) passthrough; tools; capacity; cancel; soak ;;
+  passthrough | tools | capacity | idle | cancel | soak) "$scenario" ;;
+  all) passthrough; tools; capacity; idle; cancel; soak ;;
   *) echo "unknown scenario $scenario" >&2; exit 64 ;;
 esac

@@ -61,7 +61,8 @@ fn tools() -> Vec<ToolSpec> {
             "type": "object",
             "properties": {"query": {"type": "string", "minLength": 1}},
             "required": ["query"]
-        }),
+        })
+        .into(),
     }]
 }
 

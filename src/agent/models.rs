@@ -78,6 +78,7 @@ impl ModelCatalog {
                 idle_timeout: provider.idle_timeout,
                 pool_max_idle_per_host: provider.pool_max_idle_per_host,
                 pool_idle_timeout: provider.pool_idle_timeout,
+                http_version: provider.http_version,
             })
             .map_err(|err| anyhow::anyhow!("llm.providers.{name}: {err}"))?;
             providers.insert(name, Arc::new(built));

@@ -83,6 +83,24 @@ pub struct ProviderConfig {
     /// How long an idle connection is kept.
     #[serde(default = "default_pool_idle_timeout", with = "humantime_serde")]
     pub pool_idle_timeout: Duration,
+    /// The HTTP version spoken to the provider.
+    #[serde(default)]
+    pub http_version: HttpVersion,
+}
+
+/// The HTTP version spoken to a provider.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpVersion {
+    /// HTTP/2 when the server offers it during the TLS handshake (OpenAI does),
+    /// else HTTP/1.1 (always for `http://` URLs).
+    #[default]
+    Auto,
+    /// HTTP/1.1 only: one connection per call in flight.
+    Http1,
+    /// HTTP/2 without negotiation ("prior knowledge"), also over `http://`: every
+    /// call a stream of one shared connection. For servers known to speak it.
+    Http2,
 }
 
 /// `[llm.models.NAME]`: a model offered under a public name.
@@ -198,6 +216,7 @@ impl LlmConfig {
                 idle_timeout: default_idle_timeout(),
                 pool_max_idle_per_host: default_pool_max_idle(),
                 pool_idle_timeout: default_pool_idle_timeout(),
+                http_version: HttpVersion::Auto,
             },
         );
         if self.models.is_empty() {

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use agent::{
-    AgentConfig, BUILTIN_TOOLS, ENV_DEFAULT_MODEL, LlmConfig, ModelConfig, OpenAiEnv,
+    AgentConfig, BUILTIN_TOOLS, ENV_DEFAULT_MODEL, HttpVersion, LlmConfig, ModelConfig, OpenAiEnv,
     ProviderConfig, SessionsConfig, Tier, ToolsConfig,
 };
 pub use retrieval::{EmbeddingsConfig, RetrievalConfig};

@@ -3,5 +3,6 @@
 
 pub mod admin;
 pub mod agent;
+pub mod codec;
 mod convert;
 pub mod retrieval;

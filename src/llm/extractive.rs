@@ -195,7 +195,7 @@ mod tests {
                 vec![ToolSpec {
                     name: SEARCH_TOOL.into(),
                     description: String::new(),
-                    parameters: serde_json::json!({"type": "object"}),
+                    parameters: serde_json::json!({"type": "object"}).into(),
                 }]
             } else {
                 vec![]

@@ -77,8 +77,9 @@ pub struct ToolSpec {
     pub name: String,
     /// What it does, for the model.
     pub description: String,
-    /// The JSON schema of its arguments.
-    pub parameters: serde_json::Value,
+    /// The JSON schema of its arguments, shared: every request offering the tool
+    /// carries it, and a deep copy per request was kilobytes per open stream.
+    pub parameters: std::sync::Arc<serde_json::Value>,
 }
 
 /// One request to a model.

@@ -30,6 +30,7 @@ use super::{
     ChatMessage, FinishReason, LlmError, LlmEvent, LlmProvider, LlmRequest, LlmStream, ToolCall,
     Usage,
 };
+use crate::config::HttpVersion;
 use crate::config::Secret;
 
 /// Most bytes of an error body kept for the error message.
@@ -52,6 +53,8 @@ pub struct OpenAiSettings {
     pub pool_max_idle_per_host: usize,
     /// How long an idle connection is kept.
     pub pool_idle_timeout: Duration,
+    /// The HTTP version spoken.
+    pub http_version: HttpVersion,
 }
 
 /// A provider for one OpenAI-compatible server.
@@ -73,7 +76,13 @@ impl OpenAiProvider {
             .pool_max_idle_per_host(settings.pool_max_idle_per_host)
             .pool_idle_timeout(settings.pool_idle_timeout)
             .tcp_nodelay(true)
-            .user_agent(concat!("agentd/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("agentd/", env!("CARGO_PKG_VERSION")));
+        let http = match settings.http_version {
+            HttpVersion::Auto => http,
+            HttpVersion::Http1 => http.http1_only(),
+            HttpVersion::Http2 => http.http2_prior_knowledge(),
+        };
+        let http = http
             .build()
             .map_err(|err| LlmError::Connection(format!("cannot build the HTTP client: {err}")))?;
         Ok(Self {
@@ -96,7 +105,16 @@ impl LlmProvider for OpenAiProvider {
     }
 
     async fn stream_chat(&self, request: LlmRequest) -> Result<LlmStream, LlmError> {
-        let mut call = self.http.post(&self.endpoint).json(&wire_request(request));
+        // The body stays allocated until the response headers arrive (the client
+        // keeps it to resend on a redirect), so it is sized to fit.
+        let mut body = serde_json::to_vec(&wire_request(request))
+            .map_err(|err| LlmError::Protocol(format!("cannot encode the request: {err}")))?;
+        body.shrink_to_fit();
+        let mut call = self
+            .http
+            .post(&self.endpoint)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
         if let Some(key) = &self.api_key {
             call = call.bearer_auth(key.expose());
         }
@@ -123,7 +141,7 @@ fn wire_request(request: LlmRequest) -> CreateChatCompletionRequest {
                     function: FunctionObject {
                         name: tool.name,
                         description: Some(tool.description),
-                        parameters: Some(tool.parameters),
+                        parameters: Some(serde_json::Value::clone(&tool.parameters)),
                         strict: None,
                     },
                 })

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Version};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -36,6 +36,7 @@ pub fn embed(text: &str, dimensions: usize) -> Vec<f32> {
 
 pub(super) async fn embeddings(
     State(shared): State<Arc<Shared>>,
+    version: Version,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -43,7 +44,7 @@ pub(super) async fn embeddings(
         Ok(parsed) => parsed,
         Err(response) => return *response,
     };
-    record(&shared.embedding_requests, &body, &authorization);
+    record(&shared.embedding_requests, version, &body, &authorization);
     let behaviour = Shared::lock(&shared.behaviour).clone();
     if let Err(response) = check_key(&behaviour, authorization.as_deref()) {
         return *response;

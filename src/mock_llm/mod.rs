@@ -22,11 +22,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use bytes::Bytes;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -154,6 +157,8 @@ impl Default for Behaviour {
 /// A request the mock received.
 #[derive(Clone, Debug)]
 pub struct RecordedRequest {
+    /// The HTTP version it came over.
+    pub version: Version,
     /// The JSON body.
     pub body: Value,
     /// The `authorization` header, if any.
@@ -181,6 +186,46 @@ struct Shared {
     embedding_requests: Mutex<Vec<RecordedRequest>>,
     embedding_failures: Mutex<VecDeque<u16>>,
     counters: Counters,
+}
+
+/// Serves HTTP/1.1 and HTTP/2 (also cleartext, by prior knowledge) until `stop`,
+/// then lets open connections finish.
+async fn serve(listener: TcpListener, router: Router, stop: CancellationToken) {
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    // Like a provider's edge, take every stream a client multiplexes on one
+    // connection; hyper's default of 200 would hold the rest back in the client.
+    http.http2().max_concurrent_streams(None);
+    let connections = GracefulShutdown::new();
+    loop {
+        let tcp = tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(err) => {
+                    // Out of file descriptors, most likely: wait, do not spin.
+                    tracing::warn!(error = %err, "mock LLM cannot accept");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        // Chunks are small writes: without TCP_NODELAY, Nagle's algorithm meets the
+        // client's delayed ACK and holds some of them for ~40 ms.
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %err, "cannot set TCP_NODELAY");
+        }
+        let service = TowerToHyperService::new(router.clone());
+        let connection = http
+            .serve_connection(TokioIo::new(tcp), service)
+            .into_owned();
+        let connection = connections.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "mock LLM connection ended");
+            }
+        });
+    }
+    connections.shutdown().await;
 }
 
 /// Running totals, served at `GET /mock/stats` for benchmarks (the recorded
@@ -236,20 +281,7 @@ impl MockLlm {
             .route("/v1/embeddings", post(embeddings::embeddings))
             .route("/mock/stats", get(stats))
             .with_state(shared.clone());
-        // Chunks are small writes: without TCP_NODELAY, Nagle's algorithm meets the
-        // client's delayed ACK and holds some of them for ~40 ms.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::warn!(error = %err, "cannot set TCP_NODELAY");
-            }
-        });
-        let serve =
-            axum::serve(listener, router).with_graceful_shutdown(stop.clone().cancelled_owned());
-        tokio::spawn(async move {
-            if let Err(err) = serve.await {
-                tracing::error!(error = %err, "mock LLM server failed");
-            }
-        });
+        tokio::spawn(serve(listener, router, stop.clone()));
         Ok(Self { addr, shared, stop })
     }
 
@@ -399,10 +431,16 @@ fn parse_request(
 }
 
 /// Records a request; returns how many `requests` holds now.
-fn record(requests: &Mutex<Vec<RecordedRequest>>, body: &Value, authorization: &Option<String>) {
+fn record(
+    requests: &Mutex<Vec<RecordedRequest>>,
+    version: Version,
+    body: &Value,
+    authorization: &Option<String>,
+) {
     let mut requests = Shared::lock(requests);
     if requests.len() < MAX_RECORDS {
         requests.push(RecordedRequest {
+            version,
             body: body.clone(),
             authorization: authorization.clone(),
             received_at: Instant::now(),
@@ -441,6 +479,7 @@ fn check_key(behaviour: &Behaviour, authorization: Option<&str>) -> Result<(), B
 
 async fn chat_completions(
     State(shared): State<Arc<Shared>>,
+    version: Version,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -448,7 +487,7 @@ async fn chat_completions(
         Ok(parsed) => parsed,
         Err(response) => return *response,
     };
-    record(&shared.requests, &body, &authorization);
+    record(&shared.requests, version, &body, &authorization);
     let serial = usize::try_from(
         shared
             .counters

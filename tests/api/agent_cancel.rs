@@ -12,7 +12,7 @@ use agentd::agent::orchestrator::Orchestrator;
 use agentd::agent::sessions::{RedbSessionStore, SessionLimits};
 use agentd::agent::tools::{Tool, ToolContext, ToolError, ToolOutput, ToolRegistry};
 use agentd::agent::turn::{AgentEvent, ToolOutcome, TurnRequest};
-use agentd::config::{Config, SecretSource};
+use agentd::config::{Config, HttpVersion, SecretSource};
 use agentd::identity::TenantId;
 use agentd::llm::LlmProvider;
 use agentd::llm::openai::{OpenAiProvider, OpenAiSettings};
@@ -150,6 +150,7 @@ fn orchestrator(mock: &MockLlm, probe: Probe) -> (tempfile::TempDir, Arc<Orchest
         idle_timeout: Duration::from_secs(5),
         pool_max_idle_per_host: 2,
         pool_idle_timeout: Duration::from_secs(30),
+        http_version: HttpVersion::Auto,
     })
     .unwrap();
     orchestrator_with(Arc::new(provider), Arc::new(probe))

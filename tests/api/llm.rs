@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use agentd::config::SecretSource;
+use agentd::config::{HttpVersion, SecretSource};
 use agentd::llm::openai::{OpenAiProvider, OpenAiSettings};
 use agentd::llm::{
     ChatMessage, FinishReason, LlmError, LlmEvent, LlmProvider, LlmRequest, ToolSpec, Usage,
@@ -18,6 +18,14 @@ async fn mock() -> MockLlm {
 }
 
 fn provider(mock: &MockLlm, idle_timeout: Duration) -> OpenAiProvider {
+    provider_over(mock, idle_timeout, HttpVersion::Auto)
+}
+
+fn provider_over(
+    mock: &MockLlm,
+    idle_timeout: Duration,
+    http_version: HttpVersion,
+) -> OpenAiProvider {
     OpenAiProvider::new(OpenAiSettings {
         name: "mock".into(),
         base_url: mock.base_url(),
@@ -26,6 +34,7 @@ fn provider(mock: &MockLlm, idle_timeout: Duration) -> OpenAiProvider {
         idle_timeout,
         pool_max_idle_per_host: 4,
         pool_idle_timeout: Duration::from_secs(30),
+        http_version,
     })
     .unwrap()
 }
@@ -44,7 +53,7 @@ fn request() -> LlmRequest {
         tools: vec![ToolSpec {
             name: "current_time".into(),
             description: "The current time".into(),
-            parameters: serde_json::json!({"type": "object", "properties": {}}),
+            parameters: serde_json::json!({"type": "object", "properties": {}}).into(),
         }],
         max_output_tokens: Some(100),
         temperature: Some(0.2),
@@ -93,6 +102,28 @@ async fn text_streams_as_deltas_with_the_providers_usage() {
     assert_eq!(sent.body["messages"][0]["role"], "system");
     assert_eq!(sent.body["messages"][1]["content"], "What time is it?");
     assert_eq!(sent.body["tools"][0]["function"]["name"], "current_time");
+}
+
+#[tokio::test]
+async fn http_version_picks_http1_or_http2_by_prior_knowledge_over_cleartext() {
+    let mock = mock().await;
+    let versions = [
+        (HttpVersion::Auto, http::Version::HTTP_11),
+        (HttpVersion::Http1, http::Version::HTTP_11),
+        (HttpVersion::Http2, http::Version::HTTP_2),
+    ];
+    for (configured, _) in versions {
+        mock.script([Reply::Completion(Completion::text(["Hel", "lo"]))]);
+        let provider = provider_over(&mock, Duration::from_secs(5), configured);
+        let events = collect(&provider).await.unwrap();
+        assert!(
+            events.contains(&LlmEvent::TextDelta("lo".into())),
+            "{configured:?}: {events:?}"
+        );
+    }
+    let seen: Vec<_> = mock.requests().iter().map(|r| r.version).collect();
+    let expected: Vec<_> = versions.iter().map(|(_, version)| *version).collect();
+    assert_eq!(seen, expected);
 }
 
 #[tokio::test]

@@ -138,7 +138,7 @@ impl ToolRegistry {
         let spec = ToolSpec {
             name: name.clone(),
             description: tool.description().to_owned(),
-            parameters,
+            parameters: parameters.into(),
         };
         self.tools.insert(
             name,
