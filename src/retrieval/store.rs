@@ -156,19 +156,26 @@ impl KnowledgeStore {
             .map_err(qdrant)
     }
 
-    /// Whether the collection has dense vectors.
-    async fn has_dense(&self, collection: &str) -> Result<bool, StoreError> {
-        let info = self
-            .client
-            .collection_info(collection)
-            .await
-            .map_err(qdrant)?;
-        Ok(info
-            .result
-            .and_then(|i| i.config)
-            .and_then(|c| c.params)
-            .and_then(|p| p.vectors_config)
-            .is_some_and(|v| v.config.is_some()))
+    /// Whether the collection has dense vectors, or `None` if it does not exist.
+    /// One round trip answers both (Qdrant says NOT_FOUND for a missing
+    /// collection), which a search would otherwise ask separately.
+    async fn has_dense(&self, collection: &str) -> Result<Option<bool>, StoreError> {
+        let info = match self.client.collection_info(collection).await {
+            Ok(info) => info,
+            Err(qdrant_client::QdrantError::ResponseError { status })
+                if status.code() == tonic::Code::NotFound =>
+            {
+                return Ok(None);
+            }
+            Err(err) => return Err(qdrant(err)),
+        };
+        Ok(Some(
+            info.result
+                .and_then(|i| i.config)
+                .and_then(|c| c.params)
+                .and_then(|p| p.vectors_config)
+                .is_some_and(|v| v.config.is_some()),
+        ))
     }
 
     /// Creates the collection if it does not exist: sparse BM25 (IDF) always,
@@ -242,7 +249,10 @@ impl KnowledgeStore {
         documents: &[Document],
     ) -> Result<Vec<(String, u32)>, StoreError> {
         self.ensure_collection(collection).await?;
-        let dense = self.has_dense(collection).await?;
+        let Some(dense) = self.has_dense(collection).await? else {
+            // Deleted between its creation and now.
+            return Err(StoreError::CollectionNotFound(collection.to_owned()));
+        };
         if dense && self.embedder.is_none() {
             return Err(StoreError::Unsupported(format!(
                 "collection {collection:?} has dense vectors but no embedding endpoint is configured"
@@ -316,10 +326,10 @@ impl KnowledgeStore {
         filter: &BTreeMap<String, String>,
         mode: SearchMode,
     ) -> Result<SearchOutcome, StoreError> {
-        if !self.exists(collection).await? {
+        let Some(has_dense) = self.has_dense(collection).await? else {
             return Err(StoreError::CollectionNotFound(collection.to_owned()));
-        }
-        let dense_available = self.has_dense(collection).await? && self.embedder.is_some();
+        };
+        let dense_available = has_dense && self.embedder.is_some();
         let (mode, note) = match mode {
             SearchMode::Dense if !dense_available => {
                 return Err(StoreError::Unsupported(format!(
@@ -457,7 +467,9 @@ impl KnowledgeStore {
                 Condition::matches("chunk_index", 0_i64),
             ]))
             .await?;
-            let dense = self.has_dense(&name).await?;
+            let Some(dense) = self.has_dense(&name).await? else {
+                continue; // deleted since it was listed
+            };
             summaries.push(CollectionSummary {
                 name,
                 documents,
