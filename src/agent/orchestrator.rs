@@ -438,13 +438,21 @@ impl Orchestrator {
             record_span.record("gen_ai.usage.input_tokens", i64::from(usage.input_tokens));
             record_span.record("gen_ai.usage.output_tokens", i64::from(usage.output_tokens));
             yield AgentEvent::Usage(usage);
-            self.sessions
+            let writing = Instant::now();
+            let written = self
+                .sessions
                 .append_turn(&turn.tenant, &turn.session_id, turn.expected_turns, new_messages)
-                .await
-                .map_err(|err| match err {
-                    SessionError::Conflict(id) => AppError::SessionConflict(id),
-                    SessionError::Storage(_) => AppError::Internal(err.into()),
-                })?;
+                .await;
+            let outcome = match &written {
+                Ok(_) => "ok",
+                Err(SessionError::Conflict(_)) => "conflict",
+                Err(SessionError::Storage(_)) => "error",
+            };
+            self.metrics.session_write(outcome, writing.elapsed());
+            written.map_err(|err| match err {
+                SessionError::Conflict(id) => AppError::SessionConflict(id),
+                SessionError::Storage(_) => AppError::Internal(err.into()),
+            })?;
             self.metrics.steps(&model.name, steps);
             yield AgentEvent::Completed(TurnOutcome {
                 answer,

@@ -35,6 +35,12 @@ const TOOL_SECONDS_BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 10.0, 60.0,
 ];
 
+/// Seconds, from 100 µs to 10 s: a durable session write (one fsync'ed commit,
+/// shared with the writes queued alongside it).
+const WRITE_SECONDS_BUCKETS: [f64; 13] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.25, 1.0, 10.0,
+];
+
 /// Agent steps (model calls) per turn.
 const STEP_BUCKETS: [f64; 8] = [1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0];
 
@@ -72,6 +78,11 @@ struct ToolLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WriteLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ModelLabels {
     gen_ai_request_model: String,
 }
@@ -85,6 +96,7 @@ pub struct GenAiMetrics {
     tool_calls: Family<ToolLabels, Counter>,
     tool_duration: Family<ToolLabels, Histogram>,
     agent_steps: Family<ModelLabels, Histogram>,
+    session_write: Family<WriteLabels, Histogram>,
 }
 
 impl GenAiMetrics {
@@ -100,6 +112,7 @@ impl GenAiMetrics {
             tool_calls: Family::default(),
             tool_duration: Family::new_with_constructor(|| Histogram::new(TOOL_SECONDS_BUCKETS)),
             agent_steps: Family::new_with_constructor(steps),
+            session_write: Family::new_with_constructor(|| Histogram::new(WRITE_SECONDS_BUCKETS)),
         };
         registry.register(
             "gen_ai_client_token_usage",
@@ -133,6 +146,12 @@ impl GenAiMetrics {
             "agentd_agent_steps",
             "Model calls per completed turn",
             metrics.agent_steps.clone(),
+        );
+        registry.register_with_unit(
+            "agentd_session_write",
+            "Time to store a completed turn durably, by outcome (ok, conflict, error)",
+            Unit::Seconds,
+            metrics.session_write.clone(),
         );
         metrics
     }
@@ -196,5 +215,12 @@ impl GenAiMetrics {
                 gen_ai_request_model: model.to_owned(),
             })
             .observe(f64::from(steps));
+    }
+
+    /// Records the time a turn's session write took, by its outcome.
+    pub fn session_write(&self, outcome: &'static str, elapsed: Duration) {
+        self.session_write
+            .get_or_create(&WriteLabels { outcome })
+            .observe(elapsed.as_secs_f64());
     }
 }

@@ -144,8 +144,9 @@ async fn a_run_with_two_tool_calls_makes_the_genai_span_tree_and_metrics() {
             .to_owned(),
         r#"agentd_agent_steps_sum{gen_ai_request_model="mock-model"}"#.to_owned(),
         r#"agentd_time_to_first_token_seconds_count{gen_ai_request_model="mock-model"}"#.to_owned(),
+        r#"agentd_session_write_seconds_count{outcome="ok"}"#.to_owned(),
     ];
-    let expected = [2.0, 16.0, 2.0, 1.0, 1.0, 1.0, 2.0, 1.0];
+    let expected = [2.0, 16.0, 2.0, 1.0, 1.0, 1.0, 2.0, 1.0, 1.0];
     for (sample, value) in samples.iter().zip(expected) {
         assert_eq!(app.metric(sample).await, Some(value), "{sample}");
     }
