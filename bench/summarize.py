@@ -5,6 +5,8 @@
   summarize.py --sustained RATE FILE     exit 1 unless every target had < 0.1% errors
                                          and completed >= 99% of RATE per second
   summarize.py --stages BEFORE AFTER     mean time per stage from two /metrics scrapes
+  summarize.py --repeats FILE...         added p50/p99 of each run of one setting, and
+                                         their median
 """
 import json
 import re
@@ -63,10 +65,40 @@ def stages(before_path, after_path):
         ("model calls", "gen_ai_client_operation_duration_seconds"),
         ("tool calls", "agentd_tool_duration_seconds"),
         ("first token (turn start to first delta)", "agentd_time_to_first_token_seconds"),
+        ("session writes (durable, before completed)", "agentd_session_write_seconds"),
     ]:
         d = delta(prefix)
         if d["count"]:
-            print(f"  {name}: {int(d['count'])}, mean {1e3 * d['sum'] / d['count']:.3f} ms")
+            line = f"  {name}: {int(d['count'])}, mean {1e3 * d['sum'] / d['count']:.3f} ms"
+            bound = p99_bound(before, after, prefix, d["count"])
+            if bound is not None:
+                line += f", p99 <= {1e3 * bound:g} ms (histogram bucket)"
+            print(line)
+
+
+def p99_bound(before, after, prefix, count):
+    """The upper bound of the histogram bucket holding the 99th percentile."""
+    buckets = {}
+    for key, value in after.items():
+        m = re.match(rf'^{prefix}_bucket\{{.*le="([^"]+)".*\}}$', key)
+        if m and m.group(1) != "+Inf":
+            le = float(m.group(1))
+            buckets[le] = buckets.get(le, 0.0) + value - before.get(key, 0.0)
+    for le in sorted(buckets):
+        if buckets[le] >= 0.99 * count:
+            return le
+    return None
+
+
+def repeats(paths):
+    rows = []
+    for path in paths:
+        added = json.load(open(path))["latency"]["agentd added"]
+        row = [added["ttft_ms"]["p50"], added["ttft_ms"]["p99"], added["total_ms"]["p50"], added["total_ms"]["p99"]]
+        rows.append(row)
+        print(f"  {path.rsplit('/', 1)[-1]:<40} added ttft p50 {row[0]:7.3f} p99 {row[1]:7.3f} | total p50 {row[2]:7.3f} p99 {row[3]:7.3f} (ms)")
+    median = [sorted(col)[len(col) // 2] for col in zip(*rows)]
+    print(f"  {'median of ' + str(len(rows)) + ' runs':<40} added ttft p50 {median[0]:7.3f} p99 {median[1]:7.3f} | total p50 {median[2]:7.3f} p99 {median[3]:7.3f} (ms)")
 
 
 if __name__ == "__main__":
@@ -75,5 +107,7 @@ if __name__ == "__main__":
         sys.exit(0 if sustained(float(args[1]), args[2]) else 1)
     elif args[0] == "--stages":
         stages(args[1], args[2])
+    elif args[0] == "--repeats":
+        repeats(args[1:])
     else:
         summary(args[0])
