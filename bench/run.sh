@@ -240,6 +240,7 @@ onethread() {
     start_mock --tokens 32 --first-token-delay-ms "$delay"
     start_agentd AGENTD__SERVER__WORKER_THREADS=1
     load "passthrough-ttft$delay-1inflight-1thread" --targets agentd,direct --concurrency 1 --duration 20s --rounds 4
+    max_rate "passthrough-ttft$delay-max-agentd-1thread" agentd 1000 1200 1400 1600 1800 2000 2500
     stop_all
   done
 }
