@@ -182,6 +182,50 @@ max_message_bytes = 2000
 }
 
 #[tokio::test]
+async fn of_two_racing_turns_on_one_session_one_is_stored_and_the_other_aborted() {
+    let mock = mock_llm().await;
+    mock.script([Reply::Completion(Completion::text(["first"]))]);
+    let app = spawn_agent(&mock, "").await;
+    let (events, end) = run_chat(&app, chat("start")).await;
+    end.unwrap();
+    let id = completed(&events).session_id.clone();
+
+    // Both turns load the session (one turn stored) before either answers: the
+    // second starts within milliseconds, the answers take half a second (the
+    // test config's upstream timeout is 1 s).
+    let slow = |word: &str| {
+        Reply::Completion(Completion {
+            first_token_delay: Duration::from_millis(500),
+            ..Completion::text([word])
+        })
+    };
+    mock.script([slow("a"), slow("b")]);
+    let request = || ChatRequest {
+        session_id: id.clone(),
+        ..chat("race")
+    };
+    let (a, b) = tokio::join!(run_chat(&app, request()), run_chat(&app, request()));
+    let ends = [a.1, b.1];
+    assert_eq!(ends.iter().filter(|end| end.is_ok()).count(), 1, "{ends:?}");
+    let status = ends.into_iter().find_map(Result::err).unwrap();
+    assert_eq!(status.code(), Code::Aborted, "{status:?}");
+    assert_eq!(
+        status.get_details_error_info().unwrap().reason,
+        "SESSION_CONFLICT"
+    );
+
+    // The winner's turn is stored whole, the loser's not at all.
+    let stored = session(&app, &id).await.unwrap();
+    assert_eq!(stored.turns, 2);
+    assert_eq!(stored.messages.len(), 4);
+    let outcomes = [("ok", 2.0), ("conflict", 1.0)];
+    for (outcome, count) in outcomes {
+        let sample = format!(r#"agentd_session_write_seconds_count{{outcome="{outcome}"}}"#);
+        assert_eq!(app.metric(&sample).await, Some(count), "{sample}");
+    }
+}
+
+#[tokio::test]
 async fn unknown_sessions_are_not_found_and_nothing_is_created() {
     let mock = mock_llm().await;
     let app = spawn_agent(&mock, "").await;
