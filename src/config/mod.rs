@@ -54,6 +54,11 @@ pub struct Config {
     pub retrieval: RetrievalConfig,
 }
 
+/// Most runtime threads `server.worker_threads` may ask for: far more than the
+/// cores of any machine agentd runs on, so a larger value is a mistake (each
+/// thread reserves its own stack).
+pub const MAX_WORKER_THREADS: usize = 1024;
+
 /// `[server]`: listeners, limits and shutdown.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -77,7 +82,8 @@ pub struct ServerConfig {
     pub max_response_bytes: usize,
     /// Calls served at once before new ones are shed.
     pub max_concurrent_calls: usize,
-    /// Threads that run the async work; 0 means one per available core.
+    /// Threads that run the async work; 0 means one per available core, at most
+    /// [`MAX_WORKER_THREADS`].
     pub worker_threads: usize,
 }
 
@@ -245,6 +251,12 @@ impl Config {
             if value == 0 {
                 problems.push(format!("{key}: must be at least 1"));
             }
+        }
+        if server.worker_threads > MAX_WORKER_THREADS {
+            problems.push(format!(
+                "server.worker_threads: {} is more than {MAX_WORKER_THREADS} (0 means one per core)",
+                server.worker_threads
+            ));
         }
         if server.default_timeout.is_zero() {
             problems.push("server.default_timeout: must be longer than 0s".to_owned());

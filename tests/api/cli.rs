@@ -135,6 +135,14 @@ async fn worker_threads_sets_the_runtime_size_and_0_means_one_per_core() {
     let cores = std::thread::available_parallelism().unwrap().get();
     let default = ServerProcess::start(&[]).await;
     assert_eq!(default.listening["fields"]["workers"], cores);
+
+    let (code, _, stderr) = run(agentd()
+        .args(["config", "check"])
+        .env("AGENTD__SERVER__WORKER_THREADS", "5000"))
+    .await;
+    assert_eq!(code, 64);
+    assert!(stderr.contains("server.worker_threads"), "{stderr}");
+    assert!(stderr.contains("more than 1024"), "{stderr}");
 }
 
 #[tokio::test]
