@@ -430,7 +430,7 @@ fn parse_request(
         })
 }
 
-/// Records a request; returns how many `requests` holds now.
+/// Records a request (the first [`MAX_RECORDS`] only).
 fn record(
     requests: &Mutex<Vec<RecordedRequest>>,
     version: Version,
