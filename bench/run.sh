@@ -2,7 +2,13 @@
 # Runs the benchmark scenarios of BENCHMARKS.md on this machine and writes each
 # result as JSON under bench/results/ (plus the tables on stdout).
 #
-#   bash bench/run.sh [passthrough|onethread|rate1000|tools|capacity|idle|cancel|soak|all] [--no-peer]
+#   bash bench/run.sh [passthrough|check|onethread|rate1000|tools|capacity|idle|cancel|soak|all] [--no-peer]
+#
+# `check` is the request-path regression check every change on the request path
+# re-runs: 1 in flight and 1,000 req/s against both mocks, agentd and direct only.
+# AGENTD_BENCH_BIN=DIR uses the binaries in DIR instead of building them (to
+# measure an older build the same way); AGENTD_BENCH_TAG=NAME suffixes the
+# result files of `check` so two builds' results sit side by side.
 #
 # Everything runs on 127.0.0.1: the mock upstream (agentd-mock-llm), agentd
 # (release build, embedded defaults plus OPENAI_BASE_URL at the mock), the LiteLLM
@@ -13,7 +19,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 scenario="${1:-all}"
 peer=1
-[[ "${2:-}" == "--no-peer" ]] && peer=0
+[[ "${2:-}" == "--no-peer" || "$scenario" == check ]] && peer=0
 if [[ $peer == 1 && ! -f bench/litellm/setup.sh ]]; then
   echo "bench/litellm/ (the LiteLLM peer) is not in this checkout yet: use --no-peer" >&2
   exit 64
@@ -21,9 +27,13 @@ fi
 results="$root/bench/results"
 work="$(mktemp -d)"
 mkdir -p "$results"
-bin="$root/target/release"
+bin="${AGENTD_BENCH_BIN:-$root/target/release}"
+tag="${AGENTD_BENCH_TAG:+-$AGENTD_BENCH_TAG}"
 
-cargo build --release --locked --bin agentd --bin agentd-mock-llm --bin agentd-bench >&2
+if [[ -z "${AGENTD_BENCH_BIN:-}" ]]; then
+  cargo build --release --locked -p agentd -p agentd-mock-llm \
+    --bin agentd --bin agentd-mock-llm --bin agentd-bench >&2
+fi
 [[ $peer == 1 ]] && bash bench/litellm/setup.sh >&2
 
 MOCK_PORT=18601 AGENTD_PORT=18611 METRICS_PORT=18612 PEER_PORT=18621
@@ -118,6 +128,25 @@ passthrough() {
     if [[ $peer == 1 ]]; then max_rate "passthrough-ttft$delay-max-litellm" peer 10 20 40 60 80 120 160 200; fi
     echo "agentd idle RSS after the runs: $(rss_kb "$AGENTD_PID") kB" >&2
     stop_all
+  done
+}
+
+# The regression check: per mock delay, a fresh agentd and mock, one request in
+# flight, then 1,000 req/s (twice, fresh each time; quote the median with
+# rate1000 when a figure is close to a limit).
+check() {
+  for delay in 0 20; do
+    PEER_PID=""
+    start_mock --tokens 32 --first-token-delay-ms "$delay"
+    start_agentd
+    load "check-ttft$delay-1inflight$tag" --targets agentd,direct --concurrency 1 --duration 20s --rounds 4
+    stop_all
+    for run in 1 2; do
+      start_mock --tokens 32 --first-token-delay-ms "$delay"
+      start_agentd
+      load "check-ttft$delay-1000rps-run$run$tag" --targets agentd,direct --rate 1000 --duration 20s --rounds 2
+      stop_all
+    done
   done
 }
 
@@ -246,7 +275,7 @@ onethread() {
 }
 
 case "$scenario" in
-  passthrough | onethread | rate1000 | tools | capacity | idle | cancel | soak) "$scenario" ;;
+  passthrough | check | onethread | rate1000 | tools | capacity | idle | cancel | soak) "$scenario" ;;
   all) passthrough; onethread; rate1000; tools; capacity; idle; cancel; soak ;;
   *) echo "unknown scenario $scenario" >&2; exit 64 ;;
 esac

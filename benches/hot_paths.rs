@@ -6,10 +6,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use agentd::agent::context::{ContextWindow, Encoding};
+use agentd::agent::context::{ContextWindow, message_tokens};
 use agentd::agent::turn::{AgentEvent, TurnFinish, TurnOutcome};
+use agentd::ids::{SessionId, TurnId};
 use agentd::llm::{ChatMessage, ToolCall, ToolSpec};
 use agentd::pb;
+use agentd::tokenizer::Encoding;
 use criterion::{Criterion, black_box, criterion_group, criterion_main};
 use prost::Message;
 
@@ -45,7 +47,7 @@ fn history(encoding: Encoding, tokens: usize) -> Vec<ChatMessage> {
             },
         ];
         for message in turn_messages {
-            total += encoding.message_tokens(&message);
+            total += message_tokens(encoding, &message);
             messages.push(message);
         }
         turn += 1;
@@ -71,13 +73,13 @@ fn tokens(c: &mut Criterion) {
     // Load the tables before timing: they load lazily on first use.
     encoding.count("warm up");
     let history = history(encoding, 2000);
-    let counted: usize = history.iter().map(|m| encoding.message_tokens(m)).sum();
+    let counted: usize = history.iter().map(|m| message_tokens(encoding, m)).sum();
     assert!((2000..2300).contains(&counted), "{counted} tokens");
     c.bench_function("count 2k-token history (o200k)", |b| {
         b.iter(|| {
             black_box(&history)
                 .iter()
-                .map(|m| encoding.message_tokens(m))
+                .map(|m| message_tokens(encoding, m))
                 .sum::<usize>()
         })
     });
@@ -152,9 +154,10 @@ fn events(c: &mut Criterion) {
     let mut buffer = Vec::with_capacity(4096);
     let answer = "word ".repeat(200);
     let completed = AgentEvent::Completed(TurnOutcome {
+        turn_id: TurnId::generate(),
         answer: answer.clone(),
         finish: TurnFinish::Stop,
-        session_id: "01a20ef6-28a0-707f-8782-6da06f7dfae0".into(),
+        session_id: SessionId::try_from("01a20ef6-28a0-707f-8782-6da06f7dfae0").unwrap(),
         model: "gpt-4o-mini".into(),
         sources: Vec::new(),
     });

@@ -1,6 +1,9 @@
-//! Wires config → components → server: `App::build(config)` binds the listeners,
-//! `grpc_addr()` / `metrics_addr()` give the bound addresses (port 0 works), and
-//! `run_until_stopped()` serves until the shutdown handle fires.
+//! Wires config → components → server: `App::build(config)` (or
+//! `App::builder(config)` with a clock, extra tools or a per-call chain of the
+//! caller's) opens the stores, builds the whole graph (models, tools,
+//! orchestrator) and binds the listeners; `grpc_addr()` / `metrics_addr()` give
+//! the bound addresses (port 0 works); `run_until_stopped()` serves until the
+//! shutdown handle fires.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,20 +13,19 @@ use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
-use tonic_health::ServingStatus;
-use tonic_health::server::HealthReporter;
 
-use crate::agent::context::Encoding;
-use crate::agent::models::{Model, ModelCatalog};
-use crate::agent::orchestrator::Orchestrator;
+use crate::agent::orchestrator::{Orchestrator, Parts};
 use crate::agent::sessions::{RedbSessionStore, SessionLimits, SessionStore};
-use crate::agent::tools::ToolRegistry;
 use crate::agent::tools::search_knowledge::SearchKnowledge;
+use crate::agent::tools::{Tool, ToolRegistry};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::grpc::admin::AdminApi;
 use crate::grpc::agent::AgentApi;
 use crate::grpc::retrieval::RetrievalApi;
-use crate::llm::extractive::ExtractiveProvider;
+use crate::health::Health;
+use crate::llm::catalog::ModelCatalog;
+use crate::llm::chain::CallChain;
 use crate::middleware::StageLayer;
 use crate::middleware::auth::Auth;
 use crate::middleware::catch_panic::CatchPanic;
@@ -38,9 +40,11 @@ use crate::pb::retrieval_service_server::RetrievalServiceServer;
 use crate::retrieval::chunking::Chunker;
 use crate::retrieval::embed::{Embedder, EmbedderSettings, OpenAiEmbedder};
 use crate::retrieval::embedded::EmbeddedStore;
+use crate::retrieval::ingest::IngestLimits;
 use crate::retrieval::store::KnowledgeStore;
-use crate::status::{GIT_COMMIT, InstanceStatus, VERSION};
+use crate::status::{Dependencies, GIT_COMMIT, InstanceStatus, VERSION};
 use crate::telemetry::metrics::{self, Metrics};
+use crate::tokenizer::Encoding;
 
 /// Why the server could not start. Each names the config key to look at.
 #[derive(Debug, thiserror::Error)]
@@ -84,15 +88,52 @@ impl ShutdownHandle {
 #[derive(Debug)]
 pub struct App {
     config: Config,
+    clock: Clock,
     grpc_listener: TcpListener,
     metrics_listener: TcpListener,
     grpc_addr: SocketAddr,
     metrics_addr: SocketAddr,
     shutdown: CancellationToken,
-    catalog: ModelCatalog,
+    metrics: Arc<Metrics>,
+    orchestrator: Arc<Orchestrator>,
     sessions: Arc<dyn SessionStore>,
     knowledge: KnowledgeStore,
     embedded: Option<EmbeddedStore>,
+}
+
+/// What an [`App`] is built from besides its config: the seams tests and later
+/// work plug into. The defaults are production's.
+#[derive(Debug)]
+pub struct AppBuilder {
+    config: Config,
+    clock: Clock,
+    tools: Vec<Arc<dyn Tool>>,
+    chain: CallChain,
+}
+
+impl AppBuilder {
+    /// Time is read from `clock` (a manual clock in tests).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Registers `tool` beside the built-in ones.
+    pub fn tool(mut self, tool: Arc<dyn Tool>) -> Self {
+        self.tools.push(tool);
+        self
+    }
+
+    /// Every model call passes `chain` (the pass-through chain by default).
+    pub fn call_chain(mut self, chain: CallChain) -> Self {
+        self.chain = chain;
+        self
+    }
+
+    /// Prepares local state, builds every component and binds both listeners.
+    pub async fn build(self) -> Result<App, StartError> {
+        App::assemble(self).await
+    }
 }
 
 async fn bind(
@@ -125,24 +166,54 @@ async fn prepare_data_dir(config: &Config) -> Result<(), StartError> {
 }
 
 impl App {
-    /// Prepares local state and binds both listeners. The config must have been
-    /// validated (every `Config` constructor does).
+    /// An instance of `config` with production's seams. The config must have
+    /// been validated (every `Config` constructor does).
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        prepare_data_dir(&config).await?;
-        let sessions = open_sessions(&config).await?;
-        let mut catalog = ModelCatalog::from_config(&config.llm)?;
-        if catalog.is_empty() {
-            // No LLM configured: answer from the knowledge base (DESIGN.md §4).
-            catalog = ModelCatalog::of(vec![Model {
-                name: crate::llm::extractive::MODEL.to_owned(),
-                upstream_id: crate::llm::extractive::MODEL.to_owned(),
-                provider: Arc::new(ExtractiveProvider::default()),
-                context_window: 128_000,
-                max_output_tokens: 4_096,
-                encoding: Encoding::O200k,
-            }]);
+        Self::builder(config).build().await
+    }
+
+    /// A builder for an instance of `config`, to change its seams.
+    pub fn builder(config: Config) -> AppBuilder {
+        AppBuilder {
+            config,
+            clock: Clock::system(),
+            tools: Vec::new(),
+            chain: CallChain::default(),
         }
+    }
+
+    async fn assemble(parts: AppBuilder) -> Result<Self, StartError> {
+        let AppBuilder {
+            config,
+            clock,
+            tools: extra_tools,
+            chain,
+        } = parts;
+        prepare_data_dir(&config).await?;
+        let sessions = open_sessions(&config, &clock).await?;
+        let catalog = ModelCatalog::from_config(&config.llm, &clock, &chain)?;
         let (knowledge, embedded) = open_knowledge(&config).await?;
+        let mut tools = ToolRegistry::with_builtins().map_err(anyhow::Error::from)?;
+        tools
+            .register(Arc::new(SearchKnowledge::new(
+                knowledge.clone(),
+                config.retrieval.default_collection.clone(),
+            )))
+            .map_err(anyhow::Error::from)?;
+        for tool in extra_tools {
+            tools.register(tool).map_err(anyhow::Error::from)?;
+        }
+        let metrics = Arc::new(Metrics::new(VERSION, GIT_COMMIT));
+        let orchestrator = Arc::new(Orchestrator::new(Parts {
+            catalog,
+            tools,
+            sessions: sessions.clone(),
+            knowledge: knowledge.clone(),
+            agent: config.agent.clone(),
+            tool_config: config.tools.clone(),
+            metrics: metrics.genai.clone(),
+            clock: clock.clone(),
+        }));
         let (grpc_listener, grpc_addr) = bind("server.grpc_addr", config.server.grpc_addr).await?;
         let (metrics_listener, metrics_addr) =
             bind("server.metrics_addr", config.server.metrics_addr).await?;
@@ -150,12 +221,14 @@ impl App {
         tracing::info!(%grpc_addr, %metrics_addr, auth = config.auth.enabled, workers, "listening");
         Ok(Self {
             config,
+            clock,
             grpc_listener,
             metrics_listener,
             grpc_addr,
             metrics_addr,
             shutdown: CancellationToken::new(),
-            catalog,
+            metrics,
+            orchestrator,
             sessions,
             knowledge,
             embedded,
@@ -181,10 +254,19 @@ impl App {
     /// Returns once every call has finished or the grace period has run out.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let server = &self.config.server;
-        let metrics = Arc::new(Metrics::new(VERSION, GIT_COMMIT));
+        let metrics = self.metrics;
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        let health = Arc::new(Health::new(reporter));
+        health.publish().await;
+        let dependencies = Dependencies {
+            sessions: self.sessions.clone(),
+            knowledge: self.knowledge.clone(),
+        };
         let status = Arc::new(InstanceStatus::new(
             &self.config,
-            Some(self.knowledge.clone()),
+            dependencies.clone(),
+            health.clone(),
+            self.clock.clone(),
         ));
 
         let admin = AdminServiceServer::new(AdminApi::new(status))
@@ -192,53 +274,38 @@ impl App {
             .max_encoding_message_size(server.max_response_bytes);
         let retrieval = RetrievalServiceServer::new(RetrievalApi::new(
             self.knowledge.clone(),
-            self.config.retrieval.clone(),
+            self.config.retrieval.default_collection.clone(),
         ))
         .max_decoding_message_size(server.max_request_bytes)
         .max_encoding_message_size(server.max_response_bytes);
-        let mut tools = ToolRegistry::with_builtins().map_err(anyhow::Error::from)?;
-        tools
-            .register(Arc::new(SearchKnowledge::new(
-                self.knowledge.clone(),
-                self.config.retrieval.default_collection.clone(),
-            )))
-            .map_err(anyhow::Error::from)?;
-        let orchestrator = Arc::new(
-            Orchestrator::new(
-                self.catalog,
-                tools,
-                self.sessions.clone(),
-                self.config.agent.clone(),
-                self.config.tools.clone(),
-                metrics.genai.clone(),
-            )
-            .with_knowledge(self.knowledge.clone()),
-        );
-        let agent = AgentServiceServer::new(AgentApi::new(orchestrator, self.sessions))
+        let agent = AgentServiceServer::new(AgentApi::new(self.orchestrator, self.sessions))
             .max_decoding_message_size(server.max_request_bytes)
             .max_encoding_message_size(server.max_response_bytes);
 
-        let (health, health_service) = tonic_health::server::health_reporter();
-        set_health(&health, ServingStatus::Serving).await;
         let watch_stop = CancellationToken::new();
-        let watcher = tokio::spawn(watch_vector_store(
-            self.knowledge.clone(),
+        let watcher = tokio::spawn(watch_dependencies(
+            dependencies,
             health.clone(),
+            self.clock.clone(),
             watch_stop.clone(),
         ));
 
+        // Reflection serves agentd's contract, the standard services, and the
+        // google.rpc error details (so grpcurl can decode ErrorInfo & co.).
         let descriptor_sets = [
             crate::pb::FILE_DESCRIPTOR_SET,
             tonic_health::pb::FILE_DESCRIPTOR_SET,
             tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
             tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            tonic_types::pb::FILE_DESCRIPTOR_SET,
         ];
         let reflection_v1 = reflection(&descriptor_sets).build_v1()?;
         let reflection_v1alpha = reflection(&descriptor_sets).build_v1alpha()?;
 
-        // Phases of shutdown: `self.shutdown` is the request; `drain` then ends the
-        // idle open streams; `stop_accepting` closes the listener and lets tonic
-        // drain connections; the grace timeout below bounds the whole drain.
+        // Phases of shutdown: `self.shutdown` is the request; health turns
+        // NOT_SERVING; `drain` then ends the idle open streams; `stop_accepting`
+        // closes the listener and lets tonic drain connections; the grace timeout
+        // below bounds the whole drain.
         let drain = CancellationToken::new();
         let stop_accepting = CancellationToken::new();
 
@@ -251,7 +318,7 @@ impl App {
             )))
             // a panicking handler fails its own call with INTERNAL, nothing more
             .layer(StageLayer::new(CatchPanic))
-            // who is calling, and may they call this service
+            // who is calling, and may they call this method
             .layer(StageLayer::new(Auth::new(&self.config.auth)))
             // shed load past the concurrency limit instead of queueing it
             .layer(StageLayer::new(LoadShed::new(server.max_concurrent_calls)))
@@ -259,6 +326,7 @@ impl App {
             .layer(StageLayer::new(Deadlines::new(
                 server.default_timeout,
                 server.max_timeout,
+                self.clock.clone(),
             )))
             // refuse oversized request messages before buffering them
             .layer(StageLayer::new(RequestLimit::new(server.max_request_bytes)))
@@ -297,12 +365,12 @@ impl App {
         tracing::info!(grace = ?server.shutdown_grace, "shutdown requested: draining");
         watch_stop.cancel();
         if let Err(err) = watcher.await {
-            tracing::warn!(error = %err, "the vector store watcher failed");
+            tracing::warn!(error = %err, "the dependency watcher failed");
         }
-        set_health(&health, ServingStatus::NotServing).await;
+        health.update(|conditions| conditions.draining = true).await;
         drain.cancel();
         stop_accepting.cancel();
-        match tokio::time::timeout(server.shutdown_grace, &mut grpc).await {
+        match self.clock.timeout(server.shutdown_grace, &mut grpc).await {
             Ok(finished) => finished??,
             Err(_) => {
                 tracing::warn!("shutdown grace expired: cutting the calls still in flight");
@@ -343,59 +411,48 @@ fn reflection<'a>(descriptor_sets: &[&'a [u8]]) -> tonic_reflection::server::Bui
     builder
 }
 
-/// Sets the status of the whole server ("") and of each agentd service.
-async fn set_health(health: &HealthReporter, status: ServingStatus) {
-    health.set_service_status("", status).await;
-    health
-        .set_service_status(AdminServiceServer::<AdminApi>::NAME, status)
-        .await;
-    health
-        .set_service_status(AgentServiceServer::<AgentApi>::NAME, status)
-        .await;
-    health
-        .set_service_status(RetrievalServiceServer::<RetrievalApi>::NAME, status)
-        .await;
-}
+/// How often the dependencies' health is checked.
+const CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Keeps the RetrievalService's health status in step with the vector store,
-/// checked every few seconds, until `stop`.
-async fn watch_vector_store(
-    store: KnowledgeStore,
-    health: HealthReporter,
+/// Keeps the health conditions in step with the dependencies, checked every
+/// [`CHECK_EVERY`] on `clock`, until `stop`.
+async fn watch_dependencies(
+    dependencies: Dependencies,
+    health: Arc<Health>,
+    clock: Clock,
     stop: CancellationToken,
 ) {
-    let service = RetrievalServiceServer::<RetrievalApi>::NAME;
-    let mut serving = true;
+    use crate::status::DependencyState::Healthy;
     loop {
-        let healthy = crate::status::vector_store_health(&store).await.state
-            == crate::status::DependencyState::Healthy;
-        if healthy != serving {
-            serving = healthy;
-            tracing::warn!(healthy, "vector store health changed");
-            let status = if healthy {
-                ServingStatus::Serving
-            } else {
-                ServingStatus::NotServing
-            };
-            health.set_service_status(service, status).await;
-        }
+        let checked = dependencies.check(&clock).await;
+        let up = |name: &str| checked.iter().any(|d| d.name == name && d.state == Healthy);
+        let (session_store_up, vector_store_up) = (up("session_store"), up("vector_store"));
+        health
+            .update(|conditions| {
+                conditions.session_store_up = session_store_up;
+                conditions.vector_store_up = vector_store_up;
+            })
+            .await;
         tokio::select! {
             () = stop.cancelled() => return,
-            () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+            () = clock.sleep(CHECK_EVERY) => {}
         }
     }
 }
 
 /// Opens the session store under the data directory.
-async fn open_sessions(config: &Config) -> Result<Arc<dyn SessionStore>, StartError> {
+async fn open_sessions(
+    config: &Config,
+    clock: &Clock,
+) -> Result<Arc<dyn SessionStore>, StartError> {
     let path = config.storage.data_dir.join("sessions.redb");
     let limits = SessionLimits {
         max_age: config.sessions.max_age,
         max_messages: config.sessions.max_messages,
     };
     let opened = tokio::task::spawn_blocking({
-        let path = path.clone();
-        move || RedbSessionStore::open(&path, limits)
+        let (path, clock) = (path.clone(), clock.clone());
+        move || RedbSessionStore::open(&path, limits, clock)
     })
     .await
     .map_err(anyhow::Error::from)?;
@@ -453,5 +510,12 @@ async fn open_knowledge(
         max_tokens: retrieval.chunk_tokens,
         overlap_tokens: retrieval.chunk_overlap_tokens,
     };
-    Ok((KnowledgeStore::new(client, chunker, embedder), embedded))
+    let limits = IngestLimits {
+        max_documents: retrieval.max_batch_documents,
+        max_document_bytes: retrieval.max_document_bytes,
+    };
+    Ok((
+        KnowledgeStore::new(client, limits, chunker, embedder),
+        embedded,
+    ))
 }

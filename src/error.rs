@@ -1,7 +1,13 @@
-//! The one error type of agentd and its one mapping to a gRPC status with
-//! `google.rpc` details (AIP-193): every error carries an ErrorInfo with a stable
-//! UPPER_SNAKE reason in domain "agentd"; invalid input carries BadRequest field
-//! violations; errors a retry can cure carry RetryInfo.
+//! The one error type of agentd, the one place every domain error becomes it,
+//! and its one mapping to a gRPC status with `google.rpc` details (AIP-193):
+//! every error carries an ErrorInfo with a stable UPPER_SNAKE reason in domain
+//! "agentd"; invalid input carries BadRequest field violations; errors a retry
+//! can cure carry RetryInfo.
+//!
+//! Domain errors name the inputs they reject by domain enums
+//! ([`TurnField`](crate::agent::error::TurnField),
+//! [`RetrievalField`](crate::retrieval::RetrievalField)); the gRPC layer, which owns the proto
+//! field paths, implements [`FieldPath`] for them next to its conversions.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -9,8 +15,20 @@ use std::time::Duration;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
-use crate::identity::{Role, TenantId};
+use crate::agent::error::TurnError;
+use crate::agent::sessions::SessionError;
+use crate::identity::Role;
+use crate::ids::TenantId;
 use crate::llm::LlmError;
+use crate::retrieval::RetrievalProblem;
+use crate::retrieval::store::StoreError;
+
+/// Where a domain input sits in the caller's request, as the field path that
+/// BadRequest violations carry (`options.tools[2]`).
+pub trait FieldPath {
+    /// The path.
+    fn field_path(&self) -> String;
+}
 
 /// The `domain` of every ErrorInfo agentd sends.
 pub const ERROR_DOMAIN: &str = "agentd";
@@ -43,15 +61,15 @@ pub enum AppError {
     /// No usable credentials were sent.
     #[error("{0}")]
     Unauthenticated(String),
-    /// The caller is known but lacks the role the method needs.
-    #[error("API key {key_name:?} lacks the role {role:?} required by {service}")]
+    /// The caller is known but holds none of the roles the method needs.
+    #[error("API key {key_name:?} holds none of the roles {} that {method} requires", roles_list(.roles))]
     PermissionDenied {
         /// Configured name of the caller's key.
         key_name: String,
-        /// The missing role.
-        role: Role,
-        /// The service called.
-        service: String,
+        /// The roles that would do, any one of them.
+        roles: Vec<Role>,
+        /// The method called, `/package.Service/Method`.
+        method: String,
     },
     /// The server is at its concurrency limit; the call was shed without queueing.
     #[error("server is at its limit of {limit} concurrent calls; retry shortly")]
@@ -95,15 +113,12 @@ pub enum AppError {
     /// The vector store (or the embedding endpoint it needs) failed.
     #[error("{0}")]
     VectorStore(String),
+    /// The collection needs dense vectors and no embedding endpoint is configured.
+    #[error("{0}")]
+    EmbeddingsRequired(String),
     /// Another turn completed on the session while this one ran.
     #[error("session {0:?} changed while this turn ran; retry the turn on the new history")]
     SessionConflict(String),
-    /// No model is configured, so the agent cannot answer.
-    #[error(
-        "no LLM is configured: set OPENAI_API_KEY (and optionally OPENAI_BASE_URL), or \
-         configure [llm.providers] and [llm.models]"
-    )]
-    NoModel,
     /// The LLM provider failed.
     #[error("LLM provider {provider:?}: {}", .error.summary())]
     Upstream {
@@ -115,6 +130,14 @@ pub enum AppError {
     /// A bug or an unexpected failure; the cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+}
+
+fn roles_list(roles: &[Role]) -> String {
+    roles
+        .iter()
+        .map(|role| role.as_str())
+        .collect::<Vec<_>>()
+        .join(" or ")
 }
 
 fn describe(problems: &[FieldProblem]) -> String {
@@ -145,8 +168,8 @@ impl AppError {
             AppError::SessionNotFound(_) => Code::NotFound,
             AppError::CollectionNotFound(_) => Code::NotFound,
             AppError::VectorStore(_) => Code::Unavailable,
+            AppError::EmbeddingsRequired(_) => Code::FailedPrecondition,
             AppError::SessionConflict(_) => Code::Aborted,
-            AppError::NoModel => Code::FailedPrecondition,
             AppError::Upstream { error, .. } => match error {
                 // agentd's own credentials or request were refused: retrying the
                 // call cannot help until the operator fixes the configuration.
@@ -159,6 +182,7 @@ impl AppError {
                 | LlmError::Connection(_)
                 | LlmError::Protocol(_)
                 | LlmError::Truncated => Code::Unavailable,
+                LlmError::DeadlineExceeded => Code::DeadlineExceeded,
             },
             AppError::Internal(_) => Code::Internal,
         }
@@ -178,8 +202,8 @@ impl AppError {
             AppError::SessionNotFound(_) => "SESSION_NOT_FOUND",
             AppError::CollectionNotFound(_) => "COLLECTION_NOT_FOUND",
             AppError::VectorStore(_) => "VECTOR_STORE_UNAVAILABLE",
+            AppError::EmbeddingsRequired(_) => "EMBEDDINGS_NOT_CONFIGURED",
             AppError::SessionConflict(_) => "SESSION_CONFLICT",
-            AppError::NoModel => "NO_MODEL_CONFIGURED",
             AppError::Upstream { error, .. } => match error {
                 LlmError::Unauthorized { .. } => "UPSTREAM_UNAUTHORIZED",
                 LlmError::RateLimited { .. } => "UPSTREAM_RATE_LIMITED",
@@ -189,6 +213,7 @@ impl AppError {
                 LlmError::Connection(_) => "UPSTREAM_CONNECTION",
                 LlmError::Protocol(_) => "UPSTREAM_PROTOCOL",
                 LlmError::Truncated => "UPSTREAM_TRUNCATED",
+                LlmError::DeadlineExceeded => "DEADLINE_EXCEEDED",
             },
             AppError::Internal(_) => "INTERNAL",
         }
@@ -211,13 +236,14 @@ impl AppError {
                 | LlmError::Truncated => Some(Duration::from_secs(1)),
                 LlmError::Unauthorized { .. }
                 | LlmError::Rejected { .. }
-                | LlmError::Protocol(_) => None,
+                | LlmError::Protocol(_)
+                | LlmError::DeadlineExceeded => None,
             },
             AppError::InvalidArgument(_)
             | AppError::ToolNotAllowed { .. }
             | AppError::SessionNotFound(_)
             | AppError::CollectionNotFound(_)
-            | AppError::NoModel
+            | AppError::EmbeddingsRequired(_)
             | AppError::Unauthenticated(_)
             | AppError::PermissionDenied { .. }
             | AppError::RequestTooLarge { .. }
@@ -228,9 +254,23 @@ impl AppError {
 
     fn metadata(&self) -> HashMap<String, String> {
         let pairs: Vec<(&str, String)> = match self {
-            AppError::PermissionDenied { role, service, .. } => vec![
-                ("required_role", role.to_string()),
-                ("service", service.clone()),
+            AppError::PermissionDenied { roles, method, .. } => vec![
+                // The first role that would do, as before methods could accept
+                // several; `required_roles` lists them all.
+                (
+                    "required_role",
+                    roles.first().map(ToString::to_string).unwrap_or_default(),
+                ),
+                ("required_roles", roles_list(roles)),
+                (
+                    "service",
+                    method
+                        .trim_start_matches('/')
+                        .split_once('/')
+                        .map_or("", |(service, _)| service)
+                        .to_owned(),
+                ),
+                ("method", method.clone()),
             ],
             AppError::Overloaded { limit } => vec![("limit", limit.to_string())],
             AppError::RequestTooLarge { size, limit } => {
@@ -259,13 +299,73 @@ impl AppError {
                 pairs
             }
             AppError::CollectionNotFound(name) => vec![("collection", name.clone())],
-            AppError::NoModel | AppError::VectorStore(_) => Vec::new(),
+            AppError::VectorStore(_) | AppError::EmbeddingsRequired(_) => Vec::new(),
             AppError::InvalidArgument(_)
             | AppError::Unauthenticated(_)
             | AppError::ShuttingDown
             | AppError::Internal(_) => Vec::new(),
         };
         pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    }
+}
+
+impl From<SessionError> for AppError {
+    fn from(err: SessionError) -> Self {
+        match err {
+            SessionError::Conflict(id) => AppError::SessionConflict(id.to_string()),
+            SessionError::Storage(_) => AppError::Internal(err.into()),
+        }
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::CollectionNotFound(name) => AppError::CollectionNotFound(name.to_string()),
+            StoreError::Invalid(problems) => {
+                AppError::InvalidArgument(problems.iter().map(FieldProblem::from).collect())
+            }
+            StoreError::EmbeddingsRequired(_) => AppError::EmbeddingsRequired(err.to_string()),
+            StoreError::Embedding(_) | StoreError::Qdrant(_) => {
+                AppError::VectorStore(err.to_string())
+            }
+        }
+    }
+}
+
+impl From<&RetrievalProblem> for FieldProblem {
+    fn from(problem: &RetrievalProblem) -> Self {
+        FieldProblem::new(problem.field.field_path(), problem.reason.clone())
+    }
+}
+
+impl From<TurnError> for AppError {
+    fn from(err: TurnError) -> Self {
+        match err {
+            TurnError::Invalid(problems) => AppError::InvalidArgument(
+                problems
+                    .into_iter()
+                    .map(|p| FieldProblem::new(p.field.field_path(), p.reason))
+                    .collect(),
+            ),
+            TurnError::ToolNotAllowed {
+                field,
+                tool,
+                tenant,
+            } => AppError::ToolNotAllowed {
+                field: field.field_path(),
+                tool,
+                tenant,
+            },
+            TurnError::SessionNotFound(id) => AppError::SessionNotFound(id.to_string()),
+            TurnError::CollectionNotFound(name) => AppError::CollectionNotFound(name.to_string()),
+            TurnError::Session(err) => err.into(),
+            TurnError::Knowledge(err) => err.into(),
+            TurnError::Upstream { provider, error } => AppError::Upstream { provider, error },
+            TurnError::ContextExhausted(_) | TurnError::Blocking(_) => {
+                AppError::Internal(err.into())
+            }
+        }
     }
 }
 
@@ -295,6 +395,8 @@ impl From<AppError> for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::error::TurnField;
+    use crate::retrieval::RetrievalField;
 
     #[test]
     fn internal_errors_hide_their_cause() {
@@ -319,6 +421,48 @@ mod tests {
             .map(|v| v.field.as_str())
             .collect();
         assert_eq!(fields, ["message", "options.temperature"]);
+    }
+
+    #[test]
+    fn a_session_conflict_is_aborted_wherever_it_comes_from() {
+        let id = crate::ids::SessionId::try_from("s1").unwrap();
+        let direct = Status::from(AppError::from(SessionError::Conflict(id.clone())));
+        let in_a_turn = Status::from(AppError::from(TurnError::Session(SessionError::Conflict(
+            id,
+        ))));
+        for status in [direct, in_a_turn] {
+            assert_eq!(status.code(), Code::Aborted);
+            let info = status.get_details_error_info().unwrap();
+            assert_eq!(info.reason, "SESSION_CONFLICT");
+            assert_eq!(info.metadata["session_id"], "s1");
+            assert!(status.get_details_retry_info().is_some());
+        }
+        let storage = Status::from(AppError::from(SessionError::Storage("disk".into())));
+        assert_eq!(storage.code(), Code::Internal);
+        assert!(!storage.message().contains("disk"));
+    }
+
+    #[test]
+    fn domain_fields_become_proto_paths() {
+        let status = Status::from(AppError::from(TurnError::Invalid(vec![
+            crate::agent::error::Problem::new(TurnField::Tool(2), "no such tool"),
+            crate::agent::error::Problem::new(TurnField::MaxOutputTokens, "too many"),
+        ])));
+        let bad = status.get_details_bad_request().unwrap();
+        let fields: Vec<_> = bad
+            .field_violations
+            .iter()
+            .map(|v| v.field.as_str())
+            .collect();
+        assert_eq!(fields, ["options.tools[2]", "options.max_output_tokens"]);
+        let status = Status::from(AppError::from(StoreError::Invalid(vec![
+            RetrievalProblem {
+                field: RetrievalField::DocumentText(1),
+                reason: "too big".into(),
+            },
+        ])));
+        let bad = status.get_details_bad_request().unwrap();
+        assert_eq!(bad.field_violations[0].field, "documents[1].text");
     }
 
     #[test]

@@ -1,67 +1,30 @@
-//! Who is calling: tenants, roles and the authenticated caller.
+//! Who is calling: the roles an API key can hold, the authenticated caller, and
+//! the tenants an administrative call may act on.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// A tenant id: 1 to 64 characters from `[A-Za-z0-9_.-]`. Holding one means it is valid.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct TenantId(String);
+use crate::ids::TenantId;
 
-impl TenantId {
-    /// The tenant of every call when auth is disabled.
-    pub fn default_tenant() -> Self {
-        Self("default".to_owned())
-    }
-
-    /// The id as a string slice.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for TenantId {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        let valid_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
-        if value.is_empty() || value.len() > 64 || !value.chars().all(valid_char) {
-            return Err(format!(
-                "invalid tenant id {value:?}: use 1 to 64 characters from [A-Za-z0-9_.-]"
-            ));
-        }
-        Ok(Self(value))
-    }
-}
-
-impl From<TenantId> for String {
-    fn from(value: TenantId) -> Self {
-        value.0
-    }
-}
-
-impl fmt::Display for TenantId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A permission an API key can hold. Roles do not imply one another.
+/// A permission an API key can hold. The set is closed, and roles do not imply
+/// one another: a key holds exactly the roles configured for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
-    /// Run the agent (AgentService).
+    /// Run the agent (AgentService) and search knowledge.
     Agent,
-    /// Add and remove documents (RetrievalService writes).
+    /// Add, remove and search documents (RetrievalService).
     Ingest,
-    /// Inspect and operate the instance (AdminService).
+    /// Administer the caller's own tenant (AdminService).
     Admin,
+    /// Administer the instance and every tenant (AdminService).
+    Operator,
 }
 
 impl Role {
     /// Every role, for the anonymous caller of an instance with auth disabled.
-    pub const ALL: [Role; 3] = [Role::Agent, Role::Ingest, Role::Admin];
+    pub const ALL: [Role; 4] = [Role::Agent, Role::Ingest, Role::Admin, Role::Operator];
 
     /// The role's name as written in config.
     pub fn as_str(self) -> &'static str {
@@ -69,6 +32,7 @@ impl Role {
             Role::Agent => "agent",
             Role::Ingest => "ingest",
             Role::Admin => "admin",
+            Role::Operator => "operator",
         }
     }
 }
@@ -91,6 +55,25 @@ pub struct Caller {
     pub key_name: String,
 }
 
+/// The tenants an administrative call may see and act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdminScope {
+    /// Every tenant and the instance itself (`operator`).
+    All,
+    /// The caller's own tenant only (`admin`).
+    Tenant(TenantId),
+}
+
+impl AdminScope {
+    /// Whether the scope covers `tenant`.
+    pub fn covers(&self, tenant: &TenantId) -> bool {
+        match self {
+            AdminScope::All => true,
+            AdminScope::Tenant(own) => own == tenant,
+        }
+    }
+}
+
 impl Caller {
     /// The caller of every request when auth is disabled.
     pub fn anonymous() -> Self {
@@ -105,20 +88,39 @@ impl Caller {
     pub fn has_role(&self, role: Role) -> bool {
         self.roles.contains(&role)
     }
+
+    /// What an administrative call of this caller covers: every tenant with
+    /// `operator`, else the caller's own tenant (the auth layer has already
+    /// refused callers with neither `admin` nor `operator`).
+    pub fn admin_scope(&self) -> AdminScope {
+        if self.has_role(Role::Operator) {
+            AdminScope::All
+        } else {
+            AdminScope::Tenant(self.tenant.clone())
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn tenant_ids_are_validated() {
-        assert!(TenantId::try_from("acme-1.eu_west".to_owned()).is_ok());
-        for bad in ["", "a b", "tenant/other", &"x".repeat(65)] {
-            assert!(
-                TenantId::try_from(bad.to_owned()).is_err(),
-                "{bad:?} accepted"
-            );
+    fn caller(tenant: &str, roles: &[Role]) -> Caller {
+        Caller {
+            tenant: TenantId::try_from(tenant).unwrap(),
+            roles: roles.to_vec(),
+            key_name: "k".into(),
         }
+    }
+
+    #[test]
+    fn an_operator_covers_every_tenant_and_an_admin_only_its_own() {
+        let acme = TenantId::try_from("acme").unwrap();
+        let globex = TenantId::try_from("globex").unwrap();
+        let admin = caller("acme", &[Role::Admin]).admin_scope();
+        assert!(admin.covers(&acme));
+        assert!(!admin.covers(&globex));
+        let operator = caller("ops", &[Role::Operator]).admin_scope();
+        assert!(operator.covers(&acme) && operator.covers(&globex));
     }
 }

@@ -1,21 +1,30 @@
 //! agentd: a production AI agent service over gRPC.
 //!
-//! The request path and the reasons behind the layout are in DESIGN.md; the
-//! entry point for embedding and tests is [`app::App`].
+//! The request path, the layout and the decisions behind them are in
+//! `docs/architecture.md`; the entry point for embedding and tests is
+//! [`app::App`].
+//!
+//! Layers, each depending only on the ones below it: the leaves (`ids`,
+//! `clock`, `tokenizer`, `config`) → `llm` and `retrieval` → `agent` →
+//! `error` (every domain error becomes an `AppError` there) → `grpc` and
+//! `middleware` → `app`.
 
 pub mod agent;
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod grpc;
+pub mod health;
 pub mod identity;
+pub mod ids;
 pub mod llm;
 pub mod middleware;
-pub mod mock_llm;
 pub mod retrieval;
 pub mod status;
 pub mod telemetry;
+pub mod tokenizer;
 
 /// The generated types of the `agentd.v1` protobuf package.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

@@ -1,11 +1,17 @@
-//! What an instance reports about itself: build, uptime, effective config and the
-//! health of its dependencies.
+//! What an instance reports about itself: build, uptime, whether it is
+//! draining, the effective config (the caller's share of it) and the health of
+//! its dependencies.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
+use crate::agent::sessions::SessionStore;
+use crate::clock::Clock;
 use crate::config::Config;
+use crate::health::Health;
+use crate::identity::AdminScope;
 use crate::retrieval::store::KnowledgeStore;
 
 /// The crate version.
@@ -13,6 +19,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The git commit the binary was built from, or "" when unknown at build time.
 pub const GIT_COMMIT: &str = env!("AGENTD_GIT_COMMIT");
+
+/// How long a dependency check may take before the dependency counts as unhealthy.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Whether a dependency is usable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,29 +58,50 @@ pub struct StatusReport {
     pub start_time: SystemTime,
     /// Time since then.
     pub uptime: Duration,
-    /// Effective config with secrets redacted.
+    /// Whether the instance is shutting down.
+    pub draining: bool,
+    /// Effective config with secrets redacted, limited to the caller's scope.
     pub effective_config: serde_json::Value,
     /// Dependency health, in a stable order.
     pub dependencies: Vec<DependencyHealth>,
 }
 
-/// The source of [`StatusReport`]s for one running instance.
-#[derive(Debug)]
-pub struct InstanceStatus {
-    start_time: SystemTime,
-    started: Instant,
-    effective_config: serde_json::Value,
-    vector_store: Option<KnowledgeStore>,
+/// The dependencies whose health an instance reports.
+#[derive(Debug, Clone)]
+pub struct Dependencies {
+    /// Where conversations are kept.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Where documents are kept.
+    pub knowledge: KnowledgeStore,
 }
 
-/// How long a dependency check may take before the dependency counts as unhealthy.
-const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+impl Dependencies {
+    /// The health of each dependency, checked now, in a stable order.
+    pub async fn check(&self, clock: &Clock) -> Vec<DependencyHealth> {
+        let (sessions, knowledge) = tokio::join!(
+            checked(clock, "session_store", async {
+                self.sessions.check().await.map_err(|err| err.to_string())
+            }),
+            checked(clock, "vector_store", async {
+                self.knowledge
+                    .healthy()
+                    .await
+                    .map_err(|err| err.to_string())
+            }),
+        );
+        vec![sessions, knowledge]
+    }
+}
 
-/// The health of the vector store, checked now.
-pub async fn vector_store_health(store: &KnowledgeStore) -> DependencyHealth {
-    let (state, detail) = match tokio::time::timeout(CHECK_TIMEOUT, store.healthy()).await {
+/// The health of one dependency from its check, bounded by [`CHECK_TIMEOUT`].
+async fn checked(
+    clock: &Clock,
+    name: &str,
+    check: impl std::future::Future<Output = Result<(), String>>,
+) -> DependencyHealth {
+    let (state, detail) = match clock.timeout(CHECK_TIMEOUT, check).await {
         Ok(Ok(())) => (DependencyState::Healthy, String::new()),
-        Ok(Err(err)) => (DependencyState::Unhealthy, err.to_string()),
+        Ok(Err(err)) => (DependencyState::Unhealthy, err),
         Err(_) => (
             DependencyState::Unhealthy,
             format!(
@@ -81,37 +111,99 @@ pub async fn vector_store_health(store: &KnowledgeStore) -> DependencyHealth {
         ),
     };
     DependencyHealth {
-        name: "vector_store".to_owned(),
+        name: name.to_owned(),
         state,
         detail,
-        checked_at: SystemTime::now(),
+        checked_at: clock.wall(),
     }
+}
+
+/// The source of [`StatusReport`]s for one running instance.
+#[derive(Debug)]
+pub struct InstanceStatus {
+    start_time: SystemTime,
+    started: Instant,
+    effective_config: serde_json::Value,
+    dependencies: Dependencies,
+    health: Arc<Health>,
+    clock: Clock,
 }
 
 impl InstanceStatus {
     /// Status of an instance starting now with `config`.
-    pub fn new(config: &Config, vector_store: Option<KnowledgeStore>) -> Self {
+    pub fn new(
+        config: &Config,
+        dependencies: Dependencies,
+        health: Arc<Health>,
+        clock: Clock,
+    ) -> Self {
         Self {
-            start_time: SystemTime::now(),
-            started: Instant::now(),
+            start_time: clock.wall(),
+            started: clock.now(),
             effective_config: config.redacted_json(),
-            vector_store,
+            dependencies,
+            health,
+            clock,
         }
     }
 
-    /// The current status; dependencies are checked now.
-    pub async fn report(&self) -> StatusReport {
-        let mut dependencies = Vec::new();
-        if let Some(store) = &self.vector_store {
-            dependencies.push(vector_store_health(store).await);
-        }
+    /// The current status as `scope` may see it; dependencies are checked now.
+    pub async fn report(&self, scope: &AdminScope) -> StatusReport {
         StatusReport {
             version: VERSION,
             git_commit: GIT_COMMIT,
             start_time: self.start_time,
-            uptime: self.started.elapsed(),
-            effective_config: self.effective_config.clone(),
-            dependencies,
+            uptime: self.clock.now().saturating_duration_since(self.started),
+            draining: self.health.conditions().draining,
+            effective_config: scoped(self.effective_config.clone(), scope),
+            dependencies: self.dependencies.check(&self.clock).await,
         }
+    }
+}
+
+/// The parts of the effective config `scope` may see: an `admin` sees only
+/// its own tenant's entries of the per-tenant sections (`auth.keys`,
+/// `tools.tenants`); an `operator` sees everything. Later per-tenant sections
+/// (budgets) are filtered here too.
+fn scoped(mut config: serde_json::Value, scope: &AdminScope) -> serde_json::Value {
+    let AdminScope::Tenant(tenant) = scope else {
+        return config;
+    };
+    if let Some(keys) = config
+        .pointer_mut("/auth/keys")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        keys.retain(|key| key["tenant"] == tenant.as_str());
+    }
+    if let Some(tenants) = config
+        .pointer_mut("/tools/tenants")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        tenants.retain(|name, _| name == tenant.as_str());
+    }
+    config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::TenantId;
+
+    #[test]
+    fn an_admin_sees_only_its_own_tenants_keys_and_tools() {
+        let config = serde_json::json!({
+            "auth": {"keys": [
+                {"name": "a", "tenant": "acme", "sha256": "***"},
+                {"name": "g", "tenant": "globex", "sha256": "***"},
+            ]},
+            "tools": {"default": ["current_time"], "tenants": {"acme": [], "globex": []}},
+        });
+        let acme = AdminScope::Tenant(TenantId::try_from("acme").unwrap());
+        let seen = scoped(config.clone(), &acme);
+        assert_eq!(seen["auth"]["keys"].as_array().unwrap().len(), 1);
+        assert_eq!(seen["auth"]["keys"][0]["name"], "a");
+        assert!(seen["tools"]["tenants"].get("globex").is_none());
+        assert_eq!(seen["tools"]["default"][0], "current_time");
+        assert_eq!(scoped(config.clone(), &AdminScope::All), config);
     }
 }

@@ -1,14 +1,12 @@
-//! Token counting with tiktoken-rs and fitting a conversation into a model's
-//! context window: history is dropped oldest-first, the system prompt and the
-//! current turn are always kept, and a tool call is never separated from its
-//! results.
+//! Fitting a conversation into a model's context window: history is dropped
+//! oldest-first, the system prompt and the current turn are always kept, and a
+//! tool call is never separated from its results. Tokens are counted with the
+//! model's encoding ([`crate::tokenizer`]); the counts of messages and tool
+//! definitions follow OpenAI's published recipe.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use tiktoken_rs::CoreBPE;
-use tiktoken_rs::tokenizer::Tokenizer;
-
+use crate::agent::error::TurnError;
 use crate::llm::{ChatMessage, ToolSpec};
+use crate::tokenizer::Encoding;
 
 /// Tokens every message costs beyond its content (role and separators), as in
 /// OpenAI's published counting recipe.
@@ -18,68 +16,15 @@ const REPLY_PRIMING: usize = 3;
 /// Tokens a tool call or tool definition costs beyond its text.
 const PER_TOOL: usize = 3;
 
-/// A BPE encoding, chosen per model family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Encoding {
-    /// GPT-4o, o-series, GPT-4.1 and later.
-    O200k,
-    /// GPT-4, GPT-3.5 and older families.
-    Cl100k,
+/// Tokens one message costs in a request.
+pub fn message_tokens(encoding: Encoding, message: &ChatMessage) -> usize {
+    message_cost(message, |text| encoding.count(text))
 }
 
-impl Encoding {
-    /// The encoding of an upstream model id. Models tiktoken does not know (open
-    /// models behind vLLM or Ollama) are counted with o200k_base: an estimate, which
-    /// the provider's reported usage replaces after the call.
-    pub fn for_model(model: &str) -> Self {
-        match tiktoken_rs::tokenizer::get_tokenizer(model) {
-            Some(
-                Tokenizer::Cl100kBase
-                | Tokenizer::P50kBase
-                | Tokenizer::R50kBase
-                | Tokenizer::P50kEdit
-                | Tokenizer::Gpt2,
-            ) => Encoding::Cl100k,
-            Some(Tokenizer::O200kBase | Tokenizer::O200kHarmony) | None => Encoding::O200k,
-        }
-    }
-
-    /// The BPE tables, loaded once per process on first use (tens of MB of heap
-    /// and a few hundred ms, so callers that may load them run on a blocking
-    /// thread; see [`Encoding::is_loaded`]).
-    fn bpe(self) -> &'static CoreBPE {
-        let bpe = match self {
-            Encoding::O200k => tiktoken_rs::o200k_base_singleton(),
-            Encoding::Cl100k => tiktoken_rs::cl100k_base_singleton(),
-        };
-        LOADED[self as usize].store(true, Ordering::Relaxed);
-        bpe
-    }
-
-    /// Whether this encoding's tables are in memory, so counting with it is
-    /// quick enough for an async task.
-    pub fn is_loaded(self) -> bool {
-        LOADED[self as usize].load(Ordering::Relaxed)
-    }
-
-    /// Tokens in `text`; special-token markers in it count as plain text.
-    pub fn count(self, text: &str) -> usize {
-        self.bpe().encode_ordinary(text).len()
-    }
-
-    /// Tokens one message costs in a request.
-    pub fn message_tokens(self, message: &ChatMessage) -> usize {
-        message_cost(message, |text| self.count(text))
-    }
-
-    /// Tokens the definitions of `tools` cost in a request.
-    pub fn tools_tokens(self, tools: &[ToolSpec]) -> usize {
-        tools_cost(tools, |text| self.count(text))
-    }
+/// Tokens the definitions of `tools` cost in a request.
+pub fn tools_tokens(encoding: Encoding, tools: &[ToolSpec]) -> usize {
+    tools_cost(tools, |text| encoding.count(text))
 }
-
-/// Which encodings have their tables loaded, indexed by `Encoding as usize`.
-static LOADED: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
 
 /// The cost of one message, its text measured by `count`: exact with an
 /// encoding's `count`, an upper bound with `str::len` (a BPE token covers at
@@ -171,6 +116,15 @@ fn units(history: &[ChatMessage]) -> Vec<&[ChatMessage]> {
 }
 
 impl ContextWindow {
+    /// The window of a model of `context_tokens` answering in at most
+    /// `max_output` tokens.
+    pub fn of(context_tokens: u32, max_output: u32) -> Self {
+        Self {
+            context_tokens: context_tokens as usize,
+            reserved_output: max_output as usize,
+        }
+    }
+
     /// Tokens available for input.
     pub fn input_budget(&self) -> usize {
         self.context_tokens.saturating_sub(self.reserved_output)
@@ -218,11 +172,11 @@ impl ContextWindow {
             return Ok(fitted);
         }
         let fixed = REPLY_PRIMING
-            + encoding.message_tokens(system)
-            + encoding.tools_tokens(tools)
+            + message_tokens(encoding, system)
+            + tools_tokens(encoding, tools)
             + current
                 .iter()
-                .map(|m| encoding.message_tokens(m))
+                .map(|m| message_tokens(encoding, m))
                 .sum::<usize>();
         let available = self.input_budget();
         if fixed > available {
@@ -236,7 +190,7 @@ impl ContextWindow {
         let mut used = fixed;
         let mut kept = 0;
         for unit in units(history).iter().rev() {
-            let cost: usize = unit.iter().map(|m| encoding.message_tokens(m)).sum();
+            let cost: usize = unit.iter().map(|m| message_tokens(encoding, m)).sum();
             if used + cost > available {
                 break;
             }
@@ -270,11 +224,55 @@ fn assemble(
 /// estimate used when the provider reports no usage.
 pub fn request_tokens(encoding: Encoding, messages: &[ChatMessage], tools: &[ToolSpec]) -> usize {
     REPLY_PRIMING
-        + encoding.tools_tokens(tools)
+        + tools_tokens(encoding, tools)
         + messages
             .iter()
-            .map(|m| encoding.message_tokens(m))
+            .map(|m| message_tokens(encoding, m))
             .sum::<usize>()
+}
+
+/// Fits the conversation: by its byte length when that proves the fit (cheap,
+/// no table needed), else by counting tokens on a blocking thread, since that is
+/// CPU work and the first count loads the encoding's tables.
+pub async fn fit(
+    encoding: Encoding,
+    window: ContextWindow,
+    system: ChatMessage,
+    tools: Vec<ToolSpec>,
+    history: Vec<ChatMessage>,
+    current: Vec<ChatMessage>,
+) -> Result<Result<Fitted, ContextOverflow>, TurnError> {
+    if let Some(fitted) = window.fit_by_bytes(&system, &tools, &history, &current) {
+        return Ok(Ok(fitted));
+    }
+    Ok(tokio::task::spawn_blocking(move || {
+        window.fit(encoding, &system, &tools, &history, &current)
+    })
+    .await?)
+}
+
+/// Token usage of a model call whose provider reported none: the input counted
+/// at fit time or now, the output counted from the `answer`. On a blocking
+/// thread.
+pub async fn estimate_usage(
+    encoding: Encoding,
+    counted_input: Option<usize>,
+    uncounted: Option<Vec<ChatMessage>>,
+    tools: Vec<ToolSpec>,
+    answer: ChatMessage,
+) -> Result<(usize, usize), TurnError> {
+    Ok(tokio::task::spawn_blocking(move || {
+        let input = counted_input.unwrap_or_else(|| {
+            request_tokens(encoding, uncounted.as_deref().unwrap_or(&[]), &tools)
+        });
+        (input, message_tokens(encoding, &answer))
+    })
+    .await?)
+}
+
+/// A count as the `u32` of the contract, saturating.
+pub fn saturate(count: usize) -> u32 {
+    u32::try_from(count).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -310,24 +308,6 @@ mod tests {
                 content: "2026-11-23T10:00:00Z".into(),
             },
         ]
-    }
-
-    #[test]
-    fn encodings_follow_the_model_family() {
-        assert_eq!(Encoding::for_model("gpt-4o-mini"), Encoding::O200k);
-        assert_eq!(Encoding::for_model("gpt-4-0613"), Encoding::Cl100k);
-        assert_eq!(Encoding::for_model("gpt-3.5-turbo"), Encoding::Cl100k);
-        assert_eq!(Encoding::for_model("llama3.1:8b"), Encoding::O200k);
-    }
-
-    #[test]
-    fn counts_match_the_reference_tokenizer() {
-        // Reference counts from OpenAI's tiktoken for these encodings.
-        assert_eq!(Encoding::O200k.count("hello world"), 2);
-        assert_eq!(Encoding::Cl100k.count("hello world"), 2);
-        assert_eq!(Encoding::O200k.count(""), 0);
-        // Special-token markers in user text are ordinary text, not control tokens.
-        assert!(Encoding::O200k.count("<|endoftext|>") > 1);
     }
 
     #[test]
@@ -392,7 +372,7 @@ mod tests {
             for text in texts {
                 let message = user(text);
                 assert!(
-                    encoding.message_tokens(&message) <= message_cost(&message, str::len),
+                    message_tokens(encoding, &message) <= message_cost(&message, str::len),
                     "{encoding:?} {text:?}"
                 );
             }
@@ -409,8 +389,8 @@ mod tests {
         history.extend(tool_round("call_1"));
         history.push(assistant("recent"));
         let enc = Encoding::O200k;
-        let cost = |ms: &[ChatMessage]| ms.iter().map(|m| enc.message_tokens(m)).sum::<usize>();
-        let fixed = REPLY_PRIMING + enc.message_tokens(&system) + cost(&current);
+        let cost = |ms: &[ChatMessage]| ms.iter().map(|m| message_tokens(enc, m)).sum::<usize>();
+        let fixed = REPLY_PRIMING + message_tokens(enc, &system) + cost(&current);
         // Room for the newest three messages but one token short of the fourth.
         let budget = fixed + cost(&history[1..]) - 1;
         let window = ContextWindow {

@@ -1,8 +1,8 @@
-//! The agent: the orchestrator and its agent loop, models, tools, sessions and
-//! the context window.
+//! The agent: the orchestrator and its agent loop, tools, sessions, the
+//! context window, and how a turn fails.
 
 pub mod context;
-pub mod models;
+pub mod error;
 pub mod orchestrator;
 pub mod sessions;
 pub mod tools;

@@ -3,16 +3,22 @@
 
 use std::time::Duration;
 
-use super::models::ModelChoice;
-use crate::llm::ToolCall;
+use tokio::time::Instant;
 
-/// What the caller asks in one turn, before validation.
+use crate::ids::{CollectionName, SessionId, TenantId, TurnId};
+use crate::llm::ToolCall;
+use crate::llm::catalog::ModelChoice;
+
+/// What the caller asks in one turn, well formed (the transport has checked its
+/// shape: a message that is not blank, distinct tools and collections, a
+/// temperature from 0 to 2); the orchestrator checks it against the
+/// configuration and state.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TurnRequest {
     /// The user's message.
     pub message: String,
-    /// The session to continue; empty starts a new one.
-    pub session_id: String,
+    /// The session to continue; `None` starts a new one.
+    pub session: Option<SessionId>,
     /// Which model answers.
     pub model: ModelChoice,
     /// Cap on output tokens per model call.
@@ -22,7 +28,18 @@ pub struct TurnRequest {
     /// The tools offered; empty offers the defaults.
     pub tools: Vec<String>,
     /// The knowledge collections searched; empty searches the default one.
-    pub collections: Vec<String>,
+    pub collections: Vec<CollectionName>,
+}
+
+/// Who asks for a turn, and until when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TurnOrigin {
+    /// The caller's tenant.
+    pub tenant: TenantId,
+    /// The call's request id, for correlation.
+    pub request_id: String,
+    /// When the caller stops waiting, on the orchestrator's clock.
+    pub deadline: Option<Instant>,
 }
 
 /// How one tool call ended.
@@ -77,15 +94,26 @@ pub struct TurnUsage {
     pub estimated: bool,
 }
 
+impl TurnUsage {
+    /// Adds one model call's counts.
+    pub fn add(&mut self, input_tokens: u32, output_tokens: u32, estimated: bool) {
+        self.input_tokens = self.input_tokens.saturating_add(input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(output_tokens);
+        self.estimated |= estimated;
+    }
+}
+
 /// The result of a completed turn.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TurnOutcome {
+    /// The server's id of the turn.
+    pub turn_id: TurnId,
     /// Every text delta, concatenated.
     pub answer: String,
     /// Why it ended.
     pub finish: TurnFinish,
     /// The session holding the turn.
-    pub session_id: String,
+    pub session_id: SessionId,
     /// The public model name.
     pub model: String,
     /// The knowledge the answer drew on.
@@ -157,12 +185,14 @@ pub enum AgentEvent {
     Started {
         /// The call's request id.
         request_id: String,
+        /// The server's id of the turn.
+        turn_id: TurnId,
         /// The public model name.
         model: String,
         /// Fingerprint of the system prompt.
         system_prompt_version: String,
         /// The session (new or continued).
-        session_id: String,
+        session_id: SessionId,
     },
     /// Answer text.
     Delta(String),

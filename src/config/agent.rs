@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::Secret;
-use crate::identity::TenantId;
+use crate::ids::TenantId;
 
 /// The model name configured from `OPENAI_API_KEY` / `OPENAI_BASE_URL` alone.
 pub const ENV_DEFAULT_MODEL: &str = "gpt-4o-mini";

@@ -22,7 +22,8 @@ pub use agent::{
 pub use retrieval::{EmbeddingsConfig, RetrievalConfig};
 pub use secret::{Secret, SecretSource};
 
-use crate::identity::{Role, TenantId};
+use crate::identity::Role;
+use crate::ids::TenantId;
 
 /// The default configuration, with a comment on every key.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
@@ -319,7 +320,7 @@ impl Config {
             }
             if key.roles.is_empty() {
                 problems.push(format!(
-                    "auth.keys[{i}].roles: must name at least one of agent, ingest, admin"
+                    "auth.keys[{i}].roles: must name at least one of agent, ingest, admin, operator"
                 ));
             }
             if auth.keys[..i]

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::Secret;
+use crate::ids::CollectionName;
 
 /// `[retrieval]`.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -17,7 +18,7 @@ pub struct RetrievalConfig {
     #[serde(default)]
     pub qdrant_api_key: Option<Secret>,
     /// The collection of requests that name none.
-    pub default_collection: String,
+    pub default_collection: CollectionName,
     /// Most tokens per chunk.
     pub chunk_tokens: usize,
     /// Tokens shared by consecutive chunks.
@@ -73,12 +74,6 @@ impl RetrievalConfig {
                     self.qdrant_url
                 ));
             }
-        }
-        if crate::retrieval::ingest::check_collection(&self.default_collection).is_err() {
-            problems.push(
-                "retrieval.default_collection: must be 1 to 64 characters from [A-Za-z0-9_-]"
-                    .to_owned(),
-            );
         }
         if self.chunk_tokens < 16 {
             problems.push("retrieval.chunk_tokens: must be at least 16".to_owned());

@@ -1,10 +1,12 @@
-//! `agentd.v1.AdminService`. The `admin` role is enforced by the auth layer.
+//! `agentd.v1.AdminService`. The auth layer lets `admin` and `operator` keys
+//! in; what a call covers is the caller's admin scope: an `admin` its own
+//! tenant, an `operator` every tenant.
 
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::convert;
+use super::{caller, convert};
 use crate::pb;
 use crate::pb::admin_service_server::AdminService;
 use crate::status::{DependencyHealth, DependencyState, InstanceStatus, StatusReport};
@@ -26,9 +28,10 @@ impl AdminApi {
 impl AdminService for AdminApi {
     async fn get_status(
         &self,
-        _request: Request<pb::GetStatusRequest>,
+        request: Request<pb::GetStatusRequest>,
     ) -> Result<Response<pb::GetStatusResponse>, Status> {
-        Ok(Response::new(self.status.report().await.into()))
+        let scope = caller(&request)?.admin_scope();
+        Ok(Response::new(self.status.report(&scope).await.into()))
     }
 }
 
@@ -45,6 +48,7 @@ impl From<StatusReport> for pb::GetStatusResponse {
             uptime: Some(convert::duration(report.uptime)),
             effective_config,
             dependencies: report.dependencies.into_iter().map(Into::into).collect(),
+            draining: report.draining,
         }
     }
 }

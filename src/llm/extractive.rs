@@ -1,56 +1,30 @@
 //! The extractive provider: answers with no language model, by quoting the
 //! passages a knowledge search returns, each with its source. It is what makes
-//! the embedded default useful without an API key, and the last fallback when
-//! every configured provider fails.
+//! the embedded default useful without an API key: with no model configured it
+//! is the only model. (It is meant to become the last fallback when every
+//! configured provider fails; the router that will do that is not built yet.)
 //!
 //! It speaks the same [`LlmProvider`] protocol as a model, so it runs in the
 //! ordinary agent loop: given a user question and the `search_knowledge` tool it
 //! calls that tool with the question; given the tool's passages it composes the
 //! answer from their most relevant sentences, streamed word by word. The tool's
-//! result format is [`KnowledgeResults`].
+//! result format is retrieval's [`KnowledgeResults`].
 
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 
 use super::{
-    ChatMessage, FinishReason, LlmError, LlmEvent, LlmProvider, LlmRequest, LlmStream, ToolCall,
+    CallContext, ChatMessage, FinishReason, LlmError, LlmEvent, LlmProvider, LlmRequest, LlmStream,
+    ToolCall,
 };
 use crate::retrieval::bm25::Bm25;
+use crate::retrieval::knowledge::{KnowledgeResults, Passage, SEARCH_TOOL};
 
-/// The name of the knowledge-search tool the provider calls.
-pub const SEARCH_TOOL: &str = "search_knowledge";
 /// The model name the provider reports.
 pub const MODEL: &str = "extractive";
 /// Passages quoted in one answer.
 const PASSAGES: usize = 3;
 /// Sentences quoted per passage.
 const SENTENCES: usize = 2;
-
-/// One passage found by a knowledge search.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Passage {
-    /// The collection it was found in.
-    #[serde(default)]
-    pub collection: String,
-    /// The document it comes from.
-    pub doc_id: String,
-    /// The chunk's position in the document.
-    pub chunk_index: u32,
-    /// Where the document lives, if known.
-    #[serde(default)]
-    pub source_uri: String,
-    /// The chunk's text.
-    pub text: String,
-    /// The search score.
-    pub score: f32,
-}
-
-/// What the `search_knowledge` tool returns (as JSON), best passage first.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct KnowledgeResults {
-    /// The passages.
-    pub passages: Vec<Passage>,
-}
 
 /// Answers from retrieved passages; see the module docs.
 #[derive(Debug, Default)]
@@ -163,7 +137,11 @@ impl LlmProvider for ExtractiveProvider {
         MODEL
     }
 
-    async fn stream_chat(&self, request: LlmRequest) -> Result<LlmStream, LlmError> {
+    async fn stream_chat(
+        &self,
+        _call: &CallContext,
+        request: LlmRequest,
+    ) -> Result<LlmStream, LlmError> {
         let mut events = vec![LlmEvent::ResponseModel(MODEL.to_owned())];
         match self.reply(&request) {
             Reply::Search(call) => {
@@ -207,7 +185,10 @@ mod tests {
 
     async fn collect(provider: &ExtractiveProvider, request: LlmRequest) -> Vec<LlmEvent> {
         provider
-            .stream_chat(request)
+            .stream_chat(
+                &CallContext::detached(crate::clock::Clock::system()),
+                request,
+            )
             .await
             .unwrap()
             .map(Result::unwrap)

@@ -1,8 +1,15 @@
 //! LLM access behind one trait: the conversation types the agent speaks, the
-//! stream of events a provider returns, and the errors it can fail with.
+//! stream of events a provider returns, the errors it can fail with, the
+//! context every call carries, the per-call chain around each upstream, and the
+//! catalog of models that builds them.
 
+pub mod call;
+pub mod catalog;
+pub mod chain;
 pub mod extractive;
 pub mod openai;
+
+pub use call::{CallContext, TurnContext};
 
 use std::time::Duration;
 
@@ -141,7 +148,7 @@ pub enum LlmEvent {
 pub type LlmStream = BoxStream<'static, Result<LlmEvent, LlmError>>;
 
 /// How a call to a provider failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum LlmError {
     /// The provider refused the credentials (HTTP 401/403).
     #[error("the provider rejected the credentials (HTTP {status}): {message}")]
@@ -187,6 +194,9 @@ pub enum LlmError {
     /// The stream ended before `[DONE]`.
     #[error("the provider's stream ended before it was complete")]
     Truncated,
+    /// The turn's deadline passed before the call finished.
+    #[error("the turn's deadline passed before the provider finished")]
+    DeadlineExceeded,
 }
 
 impl LlmError {
@@ -212,7 +222,8 @@ impl LlmError {
             LlmError::Timeout(_)
             | LlmError::Connection(_)
             | LlmError::Protocol(_)
-            | LlmError::Truncated => self.to_string(),
+            | LlmError::Truncated
+            | LlmError::DeadlineExceeded => self.to_string(),
         }
     }
 
@@ -224,9 +235,26 @@ impl LlmError {
             | LlmError::Timeout(_)
             | LlmError::Connection(_)
             | LlmError::Truncated => true,
-            LlmError::Unauthorized { .. } | LlmError::Rejected { .. } | LlmError::Protocol(_) => {
-                false
-            }
+            LlmError::Unauthorized { .. }
+            | LlmError::Rejected { .. }
+            | LlmError::Protocol(_)
+            | LlmError::DeadlineExceeded => false,
+        }
+    }
+}
+
+impl crate::telemetry::traced::ErrorType for LlmError {
+    fn error_type(&self) -> &'static str {
+        match self {
+            LlmError::Unauthorized { .. } => "unauthorized",
+            LlmError::RateLimited { .. } => "rate_limited",
+            LlmError::Rejected { .. } => "rejected",
+            LlmError::Unavailable { .. } => "unavailable",
+            LlmError::Timeout(_) => "timeout",
+            LlmError::Connection(_) => "connection",
+            LlmError::Protocol(_) => "protocol",
+            LlmError::Truncated => "truncated",
+            LlmError::DeadlineExceeded => "deadline_exceeded",
         }
     }
 }
@@ -237,7 +265,12 @@ pub trait LlmProvider: Send + Sync + std::fmt::Debug {
     /// The provider's configured name, for logs, spans and metrics.
     fn name(&self) -> &str;
 
-    /// Starts a streamed answer. Errors before the first byte (HTTP status,
+    /// Starts a streamed answer to `request`, one attempt of a model call of
+    /// the turn in `call`. Errors before the first byte (HTTP status,
     /// connection) are returned here; later ones arrive on the stream.
-    async fn stream_chat(&self, request: LlmRequest) -> Result<LlmStream, LlmError>;
+    async fn stream_chat(
+        &self,
+        call: &CallContext,
+        request: LlmRequest,
+    ) -> Result<LlmStream, LlmError>;
 }

@@ -9,6 +9,10 @@
 //! tell `[DONE]` from a cut connection. Here the response body lives inside the
 //! returned stream: dropping the stream aborts the request at once. async-openai's
 //! built-in retries are avoided too; retry policy belongs to the router.
+//!
+//! The idle timeout (the response headers, then each next chunk) runs on the
+//! injected clock rather than as reqwest's read timeout, so tests can pass it
+//! by advancing the clock.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -27,9 +31,10 @@ use eventsource_stream::Eventsource;
 use futures::StreamExt;
 
 use super::{
-    ChatMessage, FinishReason, LlmError, LlmEvent, LlmProvider, LlmRequest, LlmStream, ToolCall,
-    Usage,
+    CallContext, ChatMessage, FinishReason, LlmError, LlmEvent, LlmProvider, LlmRequest, LlmStream,
+    ToolCall, Usage,
 };
+use crate::clock::Clock;
 use crate::config::HttpVersion;
 use crate::config::Secret;
 
@@ -55,6 +60,8 @@ pub struct OpenAiSettings {
     pub pool_idle_timeout: Duration,
     /// The HTTP version spoken.
     pub http_version: HttpVersion,
+    /// The clock the idle timeout runs on.
+    pub clock: Clock,
 }
 
 /// A provider for one OpenAI-compatible server.
@@ -63,8 +70,25 @@ pub struct OpenAiProvider {
     name: String,
     endpoint: String,
     api_key: Option<Secret>,
-    idle_timeout: Duration,
+    idle: IdleTimeout,
     http: reqwest::Client,
+}
+
+/// The limit on waiting for the next bytes of a response.
+#[derive(Clone, Debug)]
+struct IdleTimeout {
+    limit: Duration,
+    clock: Clock,
+}
+
+impl IdleTimeout {
+    /// `future`, failed with [`LlmError::Timeout`] if it takes longer than the limit.
+    async fn bound<T>(&self, future: impl std::future::Future<Output = T>) -> Result<T, LlmError> {
+        self.clock
+            .timeout(self.limit, future)
+            .await
+            .map_err(|_| LlmError::Timeout(self.limit))
+    }
 }
 
 impl OpenAiProvider {
@@ -72,7 +96,6 @@ impl OpenAiProvider {
     pub fn new(settings: OpenAiSettings) -> Result<Self, LlmError> {
         let http = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
-            .read_timeout(settings.idle_timeout)
             .pool_max_idle_per_host(settings.pool_max_idle_per_host)
             .pool_idle_timeout(settings.pool_idle_timeout)
             .tcp_nodelay(true)
@@ -92,7 +115,10 @@ impl OpenAiProvider {
             ),
             name: settings.name,
             api_key: settings.api_key,
-            idle_timeout: settings.idle_timeout,
+            idle: IdleTimeout {
+                limit: settings.idle_timeout,
+                clock: settings.clock,
+            },
             http,
         })
     }
@@ -104,7 +130,11 @@ impl LlmProvider for OpenAiProvider {
         &self.name
     }
 
-    async fn stream_chat(&self, request: LlmRequest) -> Result<LlmStream, LlmError> {
+    async fn stream_chat(
+        &self,
+        _call: &CallContext,
+        request: LlmRequest,
+    ) -> Result<LlmStream, LlmError> {
         // The body stays allocated until the response headers arrive (the client
         // keeps it to resend on a redirect), so it is sized to fit.
         let mut body = serde_json::to_vec(&wire_request(request))
@@ -118,15 +148,15 @@ impl LlmProvider for OpenAiProvider {
         if let Some(key) = &self.api_key {
             call = call.bearer_auth(key.expose());
         }
-        let idle_timeout = self.idle_timeout;
-        let response = call
-            .send()
-            .await
-            .map_err(|err| transport_error(&err, idle_timeout))?;
+        let response = self
+            .idle
+            .bound(call.send())
+            .await?
+            .map_err(|err| transport_error(&err))?;
         if !response.status().is_success() {
-            return Err(http_error(response).await);
+            return Err(http_error(response, &self.idle).await);
         }
-        Ok(assemble(response, idle_timeout))
+        Ok(assemble(response, self.idle.clone()))
     }
 }
 
@@ -211,12 +241,8 @@ fn wire_message(message: ChatMessage) -> ChatCompletionRequestMessage {
     }
 }
 
-fn transport_error(err: &reqwest::Error, idle_timeout: Duration) -> LlmError {
-    if err.is_timeout() {
-        LlmError::Timeout(idle_timeout)
-    } else {
-        LlmError::Connection(error_chain(err))
-    }
+fn transport_error(err: &reqwest::Error) -> LlmError {
+    LlmError::Connection(error_chain(err))
 }
 
 fn error_chain(err: &dyn std::error::Error) -> String {
@@ -238,15 +264,16 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .or_else(|| number("retry-after").map(|s| Duration::from_secs_f64(s.max(0.0))))
 }
 
-/// The error for a non-2xx response, with the provider's message.
-async fn http_error(mut response: reqwest::Response) -> LlmError {
+/// The error for a non-2xx response, with the provider's message (as much of
+/// it as arrives within the idle timeout).
+async fn http_error(mut response: reqwest::Response, idle: &IdleTimeout) -> LlmError {
     let status = response.status().as_u16();
     let retry_after = retry_after(response.headers());
     let mut body = Vec::new();
     while body.len() < ERROR_BODY_LIMIT {
-        match response.chunk().await {
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-            Ok(None) | Err(_) => break,
+        match idle.bound(response.chunk()).await {
+            Ok(Ok(Some(chunk))) => body.extend_from_slice(&chunk),
+            Ok(Ok(None) | Err(_)) | Err(_) => break,
         }
     }
     body.truncate(ERROR_BODY_LIMIT);
@@ -275,7 +302,7 @@ struct PartialCall {
 
 /// Turns the SSE body into [`LlmEvent`]s: text as it arrives; tool calls, usage
 /// and the finish reason once `[DONE]` confirms the answer is complete.
-fn assemble(response: reqwest::Response, idle_timeout: Duration) -> LlmStream {
+fn assemble(response: reqwest::Response, idle: IdleTimeout) -> LlmStream {
     let mut events = response.bytes_stream().eventsource();
     let stream = async_stream::try_stream! {
         let mut calls: BTreeMap<u32, PartialCall> = BTreeMap::new();
@@ -283,11 +310,9 @@ fn assemble(response: reqwest::Response, idle_timeout: Duration) -> LlmStream {
         let mut usage = None;
         let mut done = false;
         let mut model_named = false;
-        while let Some(event) = events.next().await {
+        while let Some(event) = idle.bound(events.next()).await? {
             let event = event.map_err(|err| match err {
-                eventsource_stream::EventStreamError::Transport(err) => {
-                    transport_error(&err, idle_timeout)
-                }
+                eventsource_stream::EventStreamError::Transport(err) => transport_error(&err),
                 other => LlmError::Protocol(other.to_string()),
             })?;
             if event.data == "[DONE]" {

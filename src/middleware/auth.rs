@@ -1,5 +1,6 @@
 //! Authentication and authorization: `authorization: Bearer <key>` → the key's
-//! tenant and roles, checked against the role the called service needs.
+//! tenant and roles, checked against the roles the called method needs. The
+//! table below is the one place roles are required; handlers never check them.
 
 use std::sync::Arc;
 
@@ -10,19 +11,50 @@ use subtle::ConstantTimeEq;
 use tonic::body::Body;
 use tower::Service;
 
-use super::{Stage, error_response, is_open, respond, service_of};
+use super::{Stage, error_response, is_open, respond};
 use crate::config::AuthConfig;
 use crate::error::AppError;
 use crate::identity::{Caller, Role};
 
-/// The role each agentd service requires. A service not listed needs a valid key
-/// and no particular role.
-fn required_role(service: &str) -> Option<Role> {
-    match service {
-        "agentd.v1.AdminService" => Some(Role::Admin),
-        "agentd.v1.AgentService" => Some(Role::Agent),
-        _ => None,
-    }
+/// The roles each method of agentd's services accepts (any one of them will do).
+/// Every method of the contract is listed (a test checks it against the
+/// descriptors); a path not listed is not an agentd method, and the server
+/// answers it UNIMPLEMENTED once the caller is authenticated. Health and
+/// reflection are open (`OPEN_SERVICES`) and need no key at all.
+pub const METHOD_ROLES: &[(&str, &[Role])] = &[
+    ("/agentd.v1.AgentService/Chat", &[Role::Agent]),
+    ("/agentd.v1.AgentService/Ask", &[Role::Agent]),
+    ("/agentd.v1.AgentService/GetSession", &[Role::Agent]),
+    ("/agentd.v1.AgentService/DeleteSession", &[Role::Agent]),
+    (
+        "/agentd.v1.RetrievalService/IngestDocuments",
+        &[Role::Ingest],
+    ),
+    (
+        "/agentd.v1.RetrievalService/DeleteDocument",
+        &[Role::Ingest],
+    ),
+    (
+        "/agentd.v1.RetrievalService/Search",
+        &[Role::Agent, Role::Ingest],
+    ),
+    (
+        "/agentd.v1.RetrievalService/ListCollections",
+        &[Role::Agent, Role::Ingest],
+    ),
+    // `admin` acts on its own tenant, `operator` on any (docs/architecture.md).
+    (
+        "/agentd.v1.AdminService/GetStatus",
+        &[Role::Admin, Role::Operator],
+    ),
+];
+
+/// The roles a method accepts, if it is an agentd method.
+fn accepted_roles(path: &str) -> Option<&'static [Role]> {
+    METHOD_ROLES
+        .iter()
+        .find(|(method, _)| *method == path)
+        .map(|(_, roles)| *roles)
 }
 
 /// The configured keys, as SHA-256 digests.
@@ -120,14 +152,13 @@ impl Auth {
         let span = tracing::Span::current();
         span.record("tenant", caller.tenant.as_str());
         span.record("api_key", caller.key_name.as_str());
-        let service = service_of(path);
-        if let Some(role) = required_role(service)
-            && !caller.has_role(role)
+        if let Some(roles) = accepted_roles(path)
+            && !roles.iter().any(|role| caller.has_role(*role))
         {
             return Err(AppError::PermissionDenied {
                 key_name: caller.key_name,
-                role,
-                service: service.to_owned(),
+                roles: roles.to_vec(),
+                method: path.to_owned(),
             });
         }
         Ok(Some(caller))
@@ -154,5 +185,36 @@ impl Stage for Auth {
             }
             Err(err) => respond(error_response(err)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use prost::Message;
+
+    use super::*;
+
+    #[test]
+    fn every_method_of_the_contract_has_its_roles() {
+        let descriptors =
+            prost_types::FileDescriptorSet::decode(crate::pb::FILE_DESCRIPTOR_SET).unwrap();
+        let mut methods = BTreeSet::new();
+        for file in descriptors.file {
+            for service in &file.service {
+                for method in &service.method {
+                    methods.insert(format!(
+                        "/{}.{}/{}",
+                        file.package(),
+                        service.name(),
+                        method.name()
+                    ));
+                }
+            }
+        }
+        let listed: BTreeSet<String> = METHOD_ROLES.iter().map(|(m, _)| (*m).to_owned()).collect();
+        assert_eq!(methods, listed);
+        assert!(METHOD_ROLES.iter().all(|(_, roles)| !roles.is_empty()));
     }
 }

@@ -1,7 +1,10 @@
 //! Deadlines: every call gets one, from the client's `grpc-timeout` (capped at
-//! `server.max_timeout`) or else `server.default_timeout`. When it passes, the
-//! handler is dropped (cancelling its work) and the call ends DEADLINE_EXCEEDED,
-//! whether it was still computing or already streaming.
+//! `server.max_timeout`) or else `server.default_timeout`, on the server's
+//! clock. When it passes, the handler is dropped (cancelling its work) and the
+//! call ends DEADLINE_EXCEEDED, whether it was still computing or already
+//! streaming. The deadline is also put in the request's extensions: the agent
+//! hands it to every model call of the turn, which ends at it with the same
+//! status.
 
 use std::time::Duration;
 
@@ -13,10 +16,11 @@ use tower::Service;
 
 use super::body::CutOffBody;
 use super::{Stage, error_response, respond};
+use crate::clock::Clock;
 use crate::error::AppError;
 
-/// The instant a call must be finished by; in the request's extensions so that
-/// handlers can pass it on to upstream calls.
+/// The instant a call must be finished by, on the server's clock; in the
+/// request's extensions, where the agent handler reads it for the turn.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Deadline(pub Instant);
 
@@ -42,16 +46,22 @@ fn parse_grpc_timeout(value: &str) -> Option<Duration> {
 }
 
 /// Gives every call a deadline and enforces it.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Deadlines {
     default: Duration,
     max: Duration,
+    clock: Clock,
 }
 
 impl Deadlines {
-    /// `default` applies when the client sends no deadline; `max` caps any deadline.
-    pub fn new(default: Duration, max: Duration) -> Self {
-        Self { default, max }
+    /// `default` applies when the client sends no deadline; `max` caps any
+    /// deadline; time runs on `clock`.
+    pub fn new(default: Duration, max: Duration, clock: Clock) -> Self {
+        Self {
+            default,
+            max,
+            clock,
+        }
     }
 
     fn timeout_of(&self, headers: &HeaderMap) -> Result<Duration, AppError> {
@@ -86,13 +96,14 @@ impl Stage for Deadlines {
         if timeout.is_zero() {
             return respond(error_response(AppError::DeadlineExceeded { timeout }));
         }
-        let deadline = Instant::now() + timeout;
+        let deadline = self.clock.now() + timeout;
         request.extensions_mut().insert(Deadline(deadline));
         let call = next.call(request);
+        let clock = self.clock.clone();
         async move {
-            match tokio::time::timeout_at(deadline, call).await {
+            match clock.timeout_at(deadline, call).await {
                 Ok(response) => Ok(response?.map(|body| {
-                    let expiry = tokio::time::sleep_until(deadline).boxed();
+                    let expiry = clock.sleep_until(deadline).boxed();
                     Body::new(CutOffBody::new(
                         body,
                         expiry,
@@ -126,7 +137,11 @@ mod tests {
 
     #[test]
     fn client_deadlines_are_capped() {
-        let layer = Deadlines::new(Duration::from_secs(60), Duration::from_secs(600));
+        let layer = Deadlines::new(
+            Duration::from_secs(60),
+            Duration::from_secs(600),
+            Clock::system(),
+        );
         let mut headers = HeaderMap::new();
         assert_eq!(layer.timeout_of(&headers).unwrap(), Duration::from_secs(60));
         headers.insert("grpc-timeout", "5H".parse().unwrap());

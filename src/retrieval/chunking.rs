@@ -6,7 +6,7 @@
 
 use std::ops::Range;
 
-use crate::agent::context::Encoding;
+use crate::tokenizer::Encoding;
 
 /// One chunk of a document.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,15 +1,14 @@
 //! Turning a batch of documents into the points stored for them: the whole batch
-//! is validated before anything is written (every problem named by its field),
-//! then each document is chunked and each chunk becomes a point with a
-//! deterministic id, a sparse BM25 vector and its payload.
+//! is checked against the configured limits before anything is written (every
+//! document over a limit named), then each document is chunked and each chunk
+//! becomes a point with a deterministic id, a sparse BM25 vector and its payload.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use super::bm25::{Bm25, SparseVector};
 use super::chunking::Chunker;
-use super::point_id;
-use crate::error::FieldProblem;
-use crate::identity::TenantId;
+use super::{RetrievalField, RetrievalProblem, point_id};
+use crate::ids::{DocId, TenantId};
 
 /// Payload keys agentd sets on every point; document metadata may not use them.
 pub const RESERVED_KEYS: &[&str] = &[
@@ -21,11 +20,21 @@ pub const RESERVED_KEYS: &[&str] = &[
     "source_uri",
 ];
 
-/// A document to ingest.
+/// Metadata entries one document may carry.
+pub const MAX_METADATA_ENTRIES: usize = 64;
+
+/// Whether `key` may name a metadata entry: 1 to 64 bytes, not reserved, and
+/// without the characters Qdrant reads as a path ('.', '[', ']').
+pub fn is_metadata_key(key: &str) -> bool {
+    !RESERVED_KEYS.contains(&key) && (1..=64).contains(&key.len()) && !key.contains(['.', '[', ']'])
+}
+
+/// A document to ingest, well formed: a valid id, text that is not blank, and
+/// at most [`MAX_METADATA_ENTRIES`] entries with valid keys.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Document {
     /// The caller's id for it; re-ingesting the same id replaces it.
-    pub doc_id: String,
+    pub doc_id: DocId,
     /// Its text.
     pub text: String,
     /// String metadata, stored with every chunk and filterable in searches.
@@ -34,15 +43,13 @@ pub struct Document {
     pub source_uri: String,
 }
 
-/// Bounds on one ingest batch.
+/// Bounds on one ingest batch, from the configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IngestLimits {
     /// Documents per batch.
     pub max_documents: usize,
     /// Bytes of one document's text.
     pub max_document_bytes: usize,
-    /// Metadata entries per document.
-    pub max_metadata_entries: usize,
 }
 
 /// One chunk, ready to be stored.
@@ -51,7 +58,7 @@ pub struct ChunkPoint {
     /// Deterministic point id (see [`point_id`]).
     pub id: uuid::Uuid,
     /// The document.
-    pub doc_id: String,
+    pub doc_id: DocId,
     /// The chunk's position.
     pub chunk_index: usize,
     /// The chunk's text.
@@ -62,97 +69,34 @@ pub struct ChunkPoint {
     pub payload: serde_json::Map<String, serde_json::Value>,
 }
 
-/// A collection name: 1 to 64 characters from `[A-Za-z0-9_-]`.
-pub fn check_collection(name: &str) -> Result<(), FieldProblem> {
-    let valid = (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if valid {
-        Ok(())
-    } else {
-        Err(FieldProblem::new(
-            "collection",
-            "must be 1 to 64 characters from [A-Za-z0-9_-]",
-        ))
-    }
-}
-
-/// Every problem of the batch, or none.
-pub fn validate_batch(
-    collection: &str,
-    documents: &[Document],
-    limits: &IngestLimits,
-) -> Vec<FieldProblem> {
-    let mut problems = Vec::new();
-    if let Err(problem) = check_collection(collection) {
-        problems.push(problem);
-    }
-    if documents.is_empty() {
-        problems.push(FieldProblem::new("documents", "must not be empty"));
-    }
-    if documents.len() > limits.max_documents {
-        problems.push(FieldProblem::new(
-            "documents",
-            format!(
-                "{} documents; the limit per batch is {}",
-                documents.len(),
-                limits.max_documents
-            ),
-        ));
-    }
-    let mut seen = HashSet::new();
-    for (i, document) in documents.iter().enumerate() {
-        let field = |name: &str| format!("documents[{i}].{name}");
-        let id = &document.doc_id;
-        if id.trim().is_empty() || id.len() > 512 || id.chars().any(char::is_control) {
-            problems.push(FieldProblem::new(
-                field("doc_id"),
-                "must be 1 to 512 bytes with no control characters",
-            ));
-        } else if !seen.insert(id.as_str()) {
-            problems.push(FieldProblem::new(
-                field("doc_id"),
-                format!("{id:?} appears twice in the batch"),
-            ));
-        }
-        if document.text.trim().is_empty() {
-            problems.push(FieldProblem::new(field("text"), "must not be empty"));
-        } else if document.text.len() > limits.max_document_bytes {
-            problems.push(FieldProblem::new(
-                field("text"),
-                format!(
-                    "is {} bytes; the limit is {} bytes",
-                    document.text.len(),
-                    limits.max_document_bytes
+impl IngestLimits {
+    /// Every document of the batch over a limit, or none.
+    pub fn check(&self, documents: &[Document]) -> Vec<RetrievalProblem> {
+        let mut problems = Vec::new();
+        if documents.len() > self.max_documents {
+            problems.push(RetrievalProblem {
+                field: RetrievalField::Documents,
+                reason: format!(
+                    "{} documents; the limit per batch is {} (retrieval.max_batch_documents)",
+                    documents.len(),
+                    self.max_documents
                 ),
-            ));
+            });
         }
-        if document.metadata.len() > limits.max_metadata_entries {
-            problems.push(FieldProblem::new(
-                field("metadata"),
-                format!(
-                    "{} entries; the limit is {}",
-                    document.metadata.len(),
-                    limits.max_metadata_entries
-                ),
-            ));
-        }
-        for key in document.metadata.keys() {
-            if RESERVED_KEYS.contains(&key.as_str()) {
-                problems.push(FieldProblem::new(
-                    field("metadata"),
-                    format!("key {key:?} is reserved"),
-                ));
-            } else if key.is_empty() || key.len() > 64 || key.contains(['.', '[', ']']) {
-                problems.push(FieldProblem::new(
-                    field("metadata"),
-                    format!("key {key:?} must be 1 to 64 bytes without '.', '[' or ']'"),
-                ));
+        for (i, document) in documents.iter().enumerate() {
+            if document.text.len() > self.max_document_bytes {
+                problems.push(RetrievalProblem {
+                    field: RetrievalField::DocumentText(i),
+                    reason: format!(
+                        "is {} bytes; the limit is {} bytes (retrieval.max_document_bytes)",
+                        document.text.len(),
+                        self.max_document_bytes
+                    ),
+                });
             }
         }
+        problems
     }
-    problems
 }
 
 /// The points of one (validated) document.
@@ -170,7 +114,7 @@ pub fn chunk_points(
             let mut payload = serde_json::Map::new();
             payload.insert("tenant_id".into(), tenant.as_str().into());
             payload.insert("collection".into(), collection.into());
-            payload.insert("doc_id".into(), document.doc_id.clone().into());
+            payload.insert("doc_id".into(), document.doc_id.as_str().into());
             payload.insert("chunk_index".into(), chunk.index.into());
             payload.insert("text".into(), chunk.text.clone().into());
             payload.insert("source_uri".into(), document.source_uri.clone().into());
@@ -178,7 +122,7 @@ pub fn chunk_points(
                 payload.insert(key.clone(), value.clone().into());
             }
             ChunkPoint {
-                id: point_id(tenant, collection, &document.doc_id, chunk.index),
+                id: point_id(tenant, collection, document.doc_id.as_str(), chunk.index),
                 doc_id: document.doc_id.clone(),
                 chunk_index: chunk.index,
                 sparse: bm25.document(&chunk.text),
@@ -192,60 +136,61 @@ pub fn chunk_points(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::context::Encoding;
+    use crate::tokenizer::Encoding;
 
     const LIMITS: IngestLimits = IngestLimits {
         max_documents: 3,
         max_document_bytes: 1000,
-        max_metadata_entries: 2,
     };
 
     fn doc(id: &str, text: &str) -> Document {
         Document {
-            doc_id: id.into(),
+            doc_id: DocId::try_from(id).unwrap(),
             text: text.into(),
             metadata: BTreeMap::new(),
             source_uri: String::new(),
         }
     }
 
-    fn fields(problems: &[FieldProblem]) -> Vec<&str> {
-        problems.iter().map(|p| p.field.as_str()).collect()
+    fn fields(problems: &[RetrievalProblem]) -> Vec<RetrievalField> {
+        problems.iter().map(|p| p.field).collect()
     }
 
     #[test]
-    fn a_good_batch_has_no_problem() {
+    fn a_batch_within_the_limits_has_no_problem() {
         assert!(
-            validate_batch("handbook", &[doc("a.md", "A."), doc("b.md", "B.")], &LIMITS).is_empty()
+            LIMITS
+                .check(&[doc("a.md", "A."), doc("b.md", "B.")])
+                .is_empty()
         );
     }
 
     #[test]
-    fn every_problem_of_a_batch_is_named() {
-        let mut reserved = doc("c.md", "C.");
-        reserved.metadata.insert("tenant_id".into(), "other".into());
+    fn every_document_over_a_limit_is_named() {
         let batch = [
             doc("a.md", "A."),
-            doc("a.md", &"x".repeat(1001)),
-            doc("", "   "),
-            reserved,
+            doc("b.md", &"x".repeat(1001)),
+            doc("c.md", "C."),
+            doc("d.md", &"y".repeat(1001)),
         ];
-        let problems = validate_batch("bad name!", &batch, &LIMITS);
+        let problems = LIMITS.check(&batch);
         assert_eq!(
             fields(&problems),
             [
-                "collection",
-                "documents",
-                "documents[1].doc_id",
-                "documents[1].text",
-                "documents[2].doc_id",
-                "documents[2].text",
-                "documents[3].metadata",
+                RetrievalField::Documents,
+                RetrievalField::DocumentText(1),
+                RetrievalField::DocumentText(3),
             ]
         );
-        assert!(problems[2].description.contains("twice"));
-        assert!(problems[6].description.contains("reserved"));
-        assert_eq!(fields(&validate_batch("c", &[], &LIMITS)), ["documents"]);
+        assert!(problems[1].reason.contains("retrieval.max_document_bytes"));
+    }
+
+    #[test]
+    fn metadata_keys_exclude_reserved_and_path_characters() {
+        assert!(is_metadata_key("team"));
+        for bad in ["", "tenant_id", "a.b", "a[0]", &"k".repeat(65)] {
+            assert!(!is_metadata_key(bad), "{bad:?}");
+        }
     }
 
     #[test]

@@ -1,17 +1,38 @@
 //! Retrieval: cutting documents into chunks, sparse BM25 vectors, dense
-//! embeddings, and turning a validated batch of documents into points. (The
-//! vector store, the RetrievalService and the `search_knowledge` tool arrive
-//! with the rest of the retrieval work; these parts are complete and tested on
-//! their own.)
+//! embeddings, turning a batch of documents into points, the knowledge store
+//! over Qdrant (embedded or external) that ingests and searches them, and the
+//! result format of the `search_knowledge` tool.
 
 pub mod bm25;
 pub mod chunking;
 pub mod embed;
 pub mod embedded;
 pub mod ingest;
+pub mod knowledge;
 pub mod store;
 
-use crate::identity::TenantId;
+use crate::ids::TenantId;
+
+/// An input of a retrieval request that the store checks against its
+/// configuration, named by what it is (the gRPC layer knows where it sits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetrievalField {
+    /// The documents of a batch, as a whole.
+    Documents,
+    /// The text of the `i`-th document of a batch.
+    DocumentText(usize),
+    /// The search mode.
+    Mode,
+}
+
+/// One rejected input and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetrievalProblem {
+    /// The input.
+    pub field: RetrievalField,
+    /// Why, for the caller.
+    pub reason: String,
+}
 
 /// The namespace of agentd's point ids (a fixed, random UUID).
 const POINT_NAMESPACE: uuid::Uuid =
@@ -42,8 +63,8 @@ mod tests {
 
     #[test]
     fn point_ids_are_deterministic_and_distinct() {
-        let tenant = TenantId::try_from("acme".to_owned()).unwrap();
-        let other = TenantId::try_from("globex".to_owned()).unwrap();
+        let tenant = TenantId::try_from("acme").unwrap();
+        let other = TenantId::try_from("globex").unwrap();
         let id = point_id(&tenant, "default", "a/b.md", 0);
         assert_eq!(id, point_id(&tenant, "default", "a/b.md", 0));
         assert_eq!(id.get_version_num(), 5);

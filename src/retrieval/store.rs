@@ -21,8 +21,9 @@ use qdrant_client::qdrant::{
 use super::bm25::Bm25;
 use super::chunking::Chunker;
 use super::embed::{EmbedError, Embedder};
-use super::ingest::{self, ChunkPoint, Document};
-use crate::identity::TenantId;
+use super::ingest::{self, ChunkPoint, Document, IngestLimits};
+use super::{RetrievalField, RetrievalProblem};
+use crate::ids::{CollectionName, DocId, TenantId};
 
 /// The sparse vector's name in every collection.
 pub const SPARSE: &str = "bm25";
@@ -85,11 +86,18 @@ pub struct CollectionSummary {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The collection does not exist.
-    #[error("collection {0:?} not found")]
-    CollectionNotFound(String),
-    /// The request cannot be served as asked.
-    #[error("{0}")]
-    Unsupported(String),
+    #[error("collection {0} not found")]
+    CollectionNotFound(CollectionName),
+    /// Inputs the configuration cannot serve (limits, a search mode); each is listed.
+    #[error("{}", .0.iter().map(|p| p.reason.as_str()).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<RetrievalProblem>),
+    /// The collection has dense vectors, and no embedding endpoint is configured
+    /// to make more.
+    #[error(
+        "collection {0} has dense vectors but no embedding endpoint is configured \
+         ([retrieval.embeddings])"
+    )]
+    EmbeddingsRequired(CollectionName),
     /// The embedding endpoint failed.
     #[error(transparent)]
     Embedding(#[from] EmbedError),
@@ -107,6 +115,7 @@ fn qdrant(err: qdrant_client::QdrantError) -> StoreError {
 pub struct KnowledgeStore {
     client: Arc<Qdrant>,
     chunker: Chunker,
+    limits: IngestLimits,
     bm25: Arc<Bm25>,
     embedder: Option<Arc<dyn Embedder>>,
 }
@@ -132,12 +141,18 @@ fn text(payload: &HashMap<String, Value>, key: &str) -> String {
 }
 
 impl KnowledgeStore {
-    /// A store over `client`, chunking with `chunker`, embedding with `embedder`
-    /// when one is configured.
-    pub fn new(client: Qdrant, chunker: Chunker, embedder: Option<Arc<dyn Embedder>>) -> Self {
+    /// A store over `client`, taking batches within `limits`, chunking with
+    /// `chunker`, embedding with `embedder` when one is configured.
+    pub fn new(
+        client: Qdrant,
+        limits: IngestLimits,
+        chunker: Chunker,
+        embedder: Option<Arc<dyn Embedder>>,
+    ) -> Self {
         Self {
             client: Arc::new(client),
             chunker,
+            limits,
             bm25: Arc::new(Bm25::default()),
             embedder,
         }
@@ -149,9 +164,9 @@ impl KnowledgeStore {
     }
 
     /// Whether the collection exists (for any tenant).
-    pub async fn exists(&self, collection: &str) -> Result<bool, StoreError> {
+    pub async fn exists(&self, collection: &CollectionName) -> Result<bool, StoreError> {
         self.client
-            .collection_exists(collection)
+            .collection_exists(collection.as_str())
             .await
             .map_err(qdrant)
     }
@@ -180,10 +195,11 @@ impl KnowledgeStore {
 
     /// Creates the collection if it does not exist: sparse BM25 (IDF) always,
     /// dense when an embedder is configured, keyword indexes on tenant and doc.
-    async fn ensure_collection(&self, collection: &str) -> Result<(), StoreError> {
-        if self.exists(collection).await? {
+    async fn ensure_collection(&self, name: &CollectionName) -> Result<(), StoreError> {
+        if self.exists(name).await? {
             return Ok(());
         }
+        let collection = name.as_str();
         let mut sparse = SparseVectorsConfigBuilder::default();
         sparse.add_named_vector_params(
             SPARSE,
@@ -200,7 +216,7 @@ impl KnowledgeStore {
         }
         if let Err(err) = self.client.create_collection(create).await {
             // Another ingest may have created it meanwhile.
-            if !self.exists(collection).await? {
+            if !self.exists(name).await? {
                 return Err(qdrant(err));
             }
         }
@@ -239,25 +255,30 @@ impl KnowledgeStore {
         Ok(counted.result.map_or(0, |r| r.count))
     }
 
-    /// Stores a validated batch: each document's chunks are upserted (their ids
-    /// are deterministic, so a re-ingest overwrites in place), then the chunks
-    /// past its new length are deleted. Returns the chunk count per document.
+    /// Stores a batch within the configured limits (checked whole first;
+    /// nothing is written when any document is over them): each document's
+    /// chunks are upserted (their ids are deterministic, so a re-ingest
+    /// overwrites in place), then the chunks past its new length are deleted.
+    /// Returns the chunk count per document.
     pub async fn ingest(
         &self,
         tenant: &TenantId,
-        collection: &str,
+        name: &CollectionName,
         documents: &[Document],
-    ) -> Result<Vec<(String, u32)>, StoreError> {
-        self.ensure_collection(collection).await?;
-        let Some(dense) = self.has_dense(collection).await? else {
+    ) -> Result<Vec<(DocId, u32)>, StoreError> {
+        let problems = self.limits.check(documents);
+        if !problems.is_empty() {
+            return Err(StoreError::Invalid(problems));
+        }
+        self.ensure_collection(name).await?;
+        let Some(dense) = self.has_dense(name.as_str()).await? else {
             // Deleted between its creation and now.
-            return Err(StoreError::CollectionNotFound(collection.to_owned()));
+            return Err(StoreError::CollectionNotFound(name.clone()));
         };
         if dense && self.embedder.is_none() {
-            return Err(StoreError::Unsupported(format!(
-                "collection {collection:?} has dense vectors but no embedding endpoint is configured"
-            )));
+            return Err(StoreError::EmbeddingsRequired(name.clone()));
         }
+        let collection = name.as_str();
         let mut counts = Vec::with_capacity(documents.len());
         for document in documents {
             let points = {
@@ -275,7 +296,7 @@ impl KnowledgeStore {
                 .map_err(|err| StoreError::Qdrant(format!("chunking failed: {err}")))?
             };
             let previous = self
-                .chunk_count(tenant, collection, &document.doc_id)
+                .chunk_count(tenant, collection, document.doc_id.as_str())
                 .await?;
             let vectors = match (&self.embedder, dense) {
                 (Some(embedder), true) => {
@@ -297,7 +318,7 @@ impl KnowledgeStore {
             if previous > count as u64 {
                 let stale: Vec<PointId> = (count..previous as usize)
                     .map(|i| {
-                        super::point_id(tenant, collection, &document.doc_id, i)
+                        super::point_id(tenant, collection, document.doc_id.as_str(), i)
                             .to_string()
                             .into()
                     })
@@ -320,22 +341,26 @@ impl KnowledgeStore {
     pub async fn search(
         &self,
         tenant: &TenantId,
-        collection: &str,
+        name: &CollectionName,
         query: &str,
         top_k: u64,
         filter: &BTreeMap<String, String>,
         mode: SearchMode,
     ) -> Result<SearchOutcome, StoreError> {
+        let collection = name.as_str();
         let Some(has_dense) = self.has_dense(collection).await? else {
-            return Err(StoreError::CollectionNotFound(collection.to_owned()));
+            return Err(StoreError::CollectionNotFound(name.clone()));
         };
         let dense_available = has_dense && self.embedder.is_some();
         let (mode, note) = match mode {
             SearchMode::Dense if !dense_available => {
-                return Err(StoreError::Unsupported(format!(
-                    "collection {collection:?} cannot be searched in DENSE mode: it has no dense \
-                     vectors or no embedding endpoint is configured"
-                )));
+                return Err(StoreError::Invalid(vec![RetrievalProblem {
+                    field: RetrievalField::Mode,
+                    reason: format!(
+                        "collection {collection:?} cannot be searched in DENSE mode: it has no \
+                         dense vectors or no embedding endpoint is configured"
+                    ),
+                }]));
             }
             SearchMode::Hybrid if !dense_available => (
                 SearchMode::Sparse,
@@ -484,16 +509,19 @@ impl KnowledgeStore {
     pub async fn delete_document(
         &self,
         tenant: &TenantId,
-        collection: &str,
-        doc_id: &str,
+        name: &CollectionName,
+        doc_id: &DocId,
     ) -> Result<u64, StoreError> {
-        if !self.exists(collection).await? {
-            return Err(StoreError::CollectionNotFound(collection.to_owned()));
+        if !self.exists(name).await? {
+            return Err(StoreError::CollectionNotFound(name.clone()));
         }
-        let count = self.chunk_count(tenant, collection, doc_id).await?;
+        let collection = name.as_str();
+        let count = self
+            .chunk_count(tenant, collection, doc_id.as_str())
+            .await?;
         let filter = Filter::must([
             tenant_filter(tenant),
-            Condition::matches("doc_id", doc_id.to_owned()),
+            Condition::matches("doc_id", doc_id.as_str().to_owned()),
         ]);
         self.client
             .delete_points(

@@ -1,12 +1,12 @@
 //! AgentService end to end against the mock upstream: the event stream, tool
 //! round trips, max steps, sessions and Ask.
 
-use agentd::mock_llm::{Completion, MockLlm, MockToolCall, Reply};
 use agentd::pb::chat_response::Event;
 use agentd::pb::{
     AskRequest, ChatRequest, DeleteSessionRequest, FinishReason, GetSessionRequest, MessageRole,
     ToolOutcome, TurnOptions,
 };
+use agentd_mock_llm::{Completion, MockLlm, MockToolCall, Reply};
 use tonic::Code;
 
 use crate::helpers::{TestApp, mock_llm, spawn_agent};

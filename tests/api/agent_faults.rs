@@ -3,14 +3,14 @@
 
 use std::time::Duration;
 
-use agentd::mock_llm::{Completion, Fault, MockLlm, Reply};
 use agentd::pb::chat_response::Event;
 use agentd::pb::{ChatRequest, ModelTier, TurnOptions, turn_options::ModelChoice};
+use agentd_mock_llm::{Completion, Fault, Gate, Hold, MockLlm, Reply};
 use tonic::Code;
 use tonic_types::StatusExt;
 
 use crate::agent::{chat, completed, run_chat, session, untouched};
-use crate::helpers::{TestApp, mock_llm, spawn_agent};
+use crate::helpers::{TestApp, manual_clock, mock_llm, spawn_agent, spawn_agent_built};
 
 /// A session with one completed turn; returns its id.
 async fn one_turn(app: &TestApp, mock: &MockLlm) -> String {
@@ -185,26 +185,33 @@ max_message_bytes = 2000
 async fn of_two_racing_turns_on_one_session_one_is_stored_and_the_other_aborted() {
     let mock = mock_llm().await;
     mock.script([Reply::Completion(Completion::text(["first"]))]);
-    let app = spawn_agent(&mock, "").await;
+    // A clock that stands still: the upstream timeout cannot fire while the
+    // answers are held.
+    let clock = manual_clock();
+    let app = spawn_agent_built(&mock, "", |app| app.clock(clock)).await;
     let (events, end) = run_chat(&app, chat("start")).await;
     end.unwrap();
     let id = completed(&events).session_id.clone();
 
     // Both turns load the session (one turn stored) before either answers: the
-    // second starts within milliseconds, the answers take half a second (the
-    // test config's upstream timeout is 1 s).
-    let slow = |word: &str| {
-        Reply::Completion(Completion {
-            first_token_delay: Duration::from_millis(500),
-            ..Completion::text([word])
-        })
-    };
-    mock.script([slow("a"), slow("b")]);
+    // answers are held until both requests have reached the upstream.
+    let gate = Gate::new();
+    let held =
+        |word: &str| Reply::Completion(Completion::text([word]).held(Hold::before_headers(&gate)));
+    mock.script([held("a"), held("b")]);
     let request = || ChatRequest {
         session_id: id.clone(),
         ..chat("race")
     };
-    let (a, b) = tokio::join!(run_chat(&app, request()), run_chat(&app, request()));
+    let release = async {
+        gate.reached(2).await;
+        gate.release();
+    };
+    let (a, b, ()) = tokio::join!(
+        run_chat(&app, request()),
+        run_chat(&app, request()),
+        release
+    );
     let ends = [a.1, b.1];
     assert_eq!(ends.iter().filter(|end| end.is_ok()).count(), 1, "{ends:?}");
     let status = ends.into_iter().find_map(Result::err).unwrap();
@@ -291,8 +298,18 @@ fast = "fast-model"
 struct FaultCase {
     name: &'static str,
     reply: Reply,
+    /// For a timeout: the event after which the test passes the idle timeout.
+    timeout_after: Option<Await>,
     code: Code,
     reason: &'static str,
+}
+
+/// What the test waits for before it moves the clock past the idle timeout.
+enum Await {
+    /// The mock holds the request at this gate (no byte of the answer sent).
+    Held(Gate),
+    /// The client has the first piece of the answer (the upstream then stalls).
+    FirstDelta,
 }
 
 fn fault(fault: Fault) -> Reply {
@@ -302,6 +319,48 @@ fn fault(fault: Fault) -> Reply {
     })
 }
 
+/// The provider's idle timeout (helpers::llm_config).
+const IDLE: Duration = Duration::from_secs(1);
+
+/// Every event of a Chat call and how it ended; when `timeout_after` is set,
+/// once that event has happened and the provider waits on its idle timer, the
+/// clock is moved past the timeout.
+async fn faulty_chat(
+    app: &TestApp,
+    clock: &agentd::clock::Clock,
+    request: ChatRequest,
+    timeout_after: Option<Await>,
+) -> (Vec<Event>, Result<(), tonic::Status>) {
+    let mut stream = match app.agent().chat(request).await {
+        Ok(response) => response.into_inner(),
+        Err(status) => return (Vec::new(), Err(status)),
+    };
+    let pass_the_idle_timeout = || async {
+        clock.wait_for_timer(IDLE).await;
+        clock.advance(IDLE);
+    };
+    if let Some(Await::Held(gate)) = &timeout_after {
+        gate.reached(1).await;
+        pass_the_idle_timeout().await;
+    }
+    let mut stall_pending = matches!(timeout_after, Some(Await::FirstDelta));
+    let mut events = Vec::new();
+    loop {
+        match stream.message().await {
+            Ok(Some(response)) => {
+                let event = response.event.unwrap();
+                if stall_pending && matches!(event, Event::Delta(_)) {
+                    stall_pending = false;
+                    pass_the_idle_timeout().await;
+                }
+                events.push(event);
+            }
+            Ok(None) => return (events, Ok(())),
+            Err(status) => return (events, Err(status)),
+        }
+    }
+}
+
 #[tokio::test]
 async fn upstream_faults_end_the_stream_with_a_clear_status_and_leave_the_session_as_it_was() {
     let http = |status, retry_after| Reply::HttpError {
@@ -309,73 +368,77 @@ async fn upstream_faults_end_the_stream_with_a_clear_status_and_leave_the_sessio
         retry_after,
         message: "upstream says no".into(),
     };
+    let gate = Gate::new();
+    let case = |name, reply, code, reason| FaultCase {
+        name,
+        reply,
+        timeout_after: None,
+        code,
+        reason,
+    };
     let cases = [
+        case(
+            "HTTP 500",
+            http(500, None),
+            Code::Unavailable,
+            "UPSTREAM_UNAVAILABLE",
+        ),
+        case(
+            "HTTP 429 with retry-after",
+            http(429, Some(7)),
+            Code::Unavailable,
+            "UPSTREAM_RATE_LIMITED",
+        ),
+        case(
+            "HTTP 401",
+            http(401, None),
+            Code::FailedPrecondition,
+            "UPSTREAM_UNAUTHORIZED",
+        ),
         FaultCase {
-            name: "HTTP 500",
-            reply: http(500, None),
-            code: Code::Unavailable,
-            reason: "UPSTREAM_UNAVAILABLE",
-        },
-        FaultCase {
-            name: "HTTP 429 with retry-after",
-            reply: http(429, Some(7)),
-            code: Code::Unavailable,
-            reason: "UPSTREAM_RATE_LIMITED",
-        },
-        FaultCase {
-            name: "HTTP 401",
-            reply: http(401, None),
-            code: Code::FailedPrecondition,
-            reason: "UPSTREAM_UNAUTHORIZED",
-        },
-        FaultCase {
-            name: "first byte later than the idle timeout",
-            reply: Reply::Completion(Completion {
-                first_byte_delay: Duration::from_secs(3),
-                ..Completion::text(["late"])
-            }),
+            name: "no first byte within the idle timeout",
+            reply: Reply::Completion(Completion::text(["late"]).held(Hold::before_headers(&gate))),
+            timeout_after: Some(Await::Held(gate.clone())),
             code: Code::Unavailable,
             reason: "UPSTREAM_TIMEOUT",
         },
         FaultCase {
             name: "stall mid-stream",
             reply: fault(Fault::StallAfter(2)),
+            timeout_after: Some(Await::FirstDelta),
             code: Code::Unavailable,
             reason: "UPSTREAM_TIMEOUT",
         },
-        FaultCase {
-            name: "connection reset mid-stream",
-            reply: fault(Fault::ResetAfter(2)),
-            code: Code::Unavailable,
-            reason: "UPSTREAM_CONNECTION",
-        },
-        FaultCase {
-            name: "malformed chunk",
-            reply: fault(Fault::MalformedAfter(2)),
-            code: Code::Unavailable,
-            reason: "UPSTREAM_PROTOCOL",
-        },
-        FaultCase {
-            name: "no [DONE]",
-            reply: fault(Fault::NoDone),
-            code: Code::Unavailable,
-            reason: "UPSTREAM_TRUNCATED",
-        },
+        case(
+            "connection reset mid-stream",
+            fault(Fault::ResetAfter(2)),
+            Code::Unavailable,
+            "UPSTREAM_CONNECTION",
+        ),
+        case(
+            "malformed chunk",
+            fault(Fault::MalformedAfter(2)),
+            Code::Unavailable,
+            "UPSTREAM_PROTOCOL",
+        ),
+        case(
+            "no [DONE]",
+            fault(Fault::NoDone),
+            Code::Unavailable,
+            "UPSTREAM_TRUNCATED",
+        ),
     ];
     let mock = mock_llm().await;
-    // The provider's idle timeout is 1s (helpers::llm_config).
-    let app = spawn_agent(&mock, "").await;
+    let clock = manual_clock();
+    let app = spawn_agent_built(&mock, "", |app| app.clock(clock.clone())).await;
     let session_id = one_turn(&app, &mock).await;
     for case in cases {
         mock.script([case.reply]);
-        let (events, end) = run_chat(
-            &app,
-            ChatRequest {
-                session_id: session_id.clone(),
-                ..chat("second question")
-            },
-        )
-        .await;
+        let request = ChatRequest {
+            session_id: session_id.clone(),
+            ..chat("second question")
+        };
+        let (events, end) = faulty_chat(&app, &clock, request, case.timeout_after).await;
         let status = end.expect_err(case.name);
         assert_eq!(status.code(), case.code, "{}: {status:?}", case.name);
         let info = status.get_details_error_info().expect(case.name);

@@ -2,8 +2,8 @@
 //! variables alone, refusing to start with a provider that has no key, and
 //! keeping every completed turn through a kill -9.
 
-use agentd::mock_llm::{Behaviour, Completion, MockLlm, Reply};
 use agentd::pb::{AskRequest, GetSessionRequest};
+use agentd_mock_llm::{Behaviour, Completion, MockLlm, Reply};
 
 use crate::helpers::{ServerProcess, agentd_command};
 

@@ -1,7 +1,7 @@
 //! The agent's GenAI spans and metrics, read from an in-memory exporter and
 //! from /metrics after a run with two tool calls.
 
-use agentd::mock_llm::{Completion, Reply};
+use agentd_mock_llm::{Completion, Reply};
 use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::{Key, Value};
 use opentelemetry_sdk::trace::SpanData;

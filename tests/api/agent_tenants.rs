@@ -1,8 +1,8 @@
 //! Tenants: sessions are invisible across tenants, and per-tenant tool
 //! allowlists bound what a request may offer the model.
 
-use agentd::mock_llm::{Completion, Reply};
 use agentd::pb::{AskRequest, ChatRequest, DeleteSessionRequest, GetSessionRequest, TurnOptions};
+use agentd_mock_llm::{Completion, Reply};
 use tonic::Code;
 use tonic_types::StatusExt;
 

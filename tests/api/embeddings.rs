@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use agentd::config::SecretSource;
-use agentd::mock_llm::MockLlm;
 use agentd::retrieval::embed::{Embedder, EmbedderSettings, OpenAiEmbedder};
+use agentd_mock_llm::MockLlm;
 
 use crate::helpers::mock_llm;
 
@@ -36,7 +36,7 @@ async fn texts_are_embedded_in_batches_and_cached() {
     assert!(vectors.iter().all(|v| v.len() == 64));
     assert_eq!(
         vectors[0],
-        agentd::mock_llm::embeddings::embed(&input[0], 64)
+        agentd_mock_llm::embeddings::embed(&input[0], 64)
     );
     let requests = mock.embedding_requests();
     assert_eq!(requests.len(), 3);

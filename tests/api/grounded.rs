@@ -100,6 +100,11 @@ async fn a_grounded_answer_reports_its_sources_before_completing() {
     )
     .await;
     let mut kinds: Vec<&str> = events.iter().map(kind).collect();
+    // The extractive answer streams, word by word.
+    assert!(
+        kinds.iter().filter(|k| **k == "delta").count() > 5,
+        "{kinds:?}"
+    );
     kinds.dedup();
     assert_eq!(
         kinds,

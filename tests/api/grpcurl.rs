@@ -134,7 +134,7 @@ async fn reflection_v1_lists_the_public_services() {
 
 #[tokio::test]
 async fn grpcurl_streams_a_chat_with_a_tool_call() {
-    use agentd::mock_llm::{Completion, Reply};
+    use agentd_mock_llm::{Completion, Reply};
     let mock = crate::helpers::mock_llm().await;
     mock.script([
         Reply::Completion(Completion::tool_calls([crate::agent::call(

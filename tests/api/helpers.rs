@@ -4,11 +4,11 @@ use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use agentd::app::{App, ShutdownHandle};
+use agentd::app::{App, AppBuilder, ShutdownHandle};
 use agentd::config::{Config, KeyHash};
-use agentd::mock_llm::{Behaviour, MockLlm};
 use agentd::pb::admin_service_client::AdminServiceClient;
 use agentd::pb::agent_service_client::AgentServiceClient;
+use agentd_mock_llm::{Behaviour, MockLlm};
 use bytes::Bytes;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
@@ -58,17 +58,20 @@ pub fn key(name: &str) -> (String, String) {
     (key, hash)
 }
 
-/// Config with auth on and two keys: `admin` (admin role, tenant ops) and
-/// `agent` (agent role, tenant acme).
+/// Config with auth on and three keys: `admin` (admin role, tenant ops),
+/// `agent` (agent role, tenant acme) and `operator` (operator role, tenant
+/// platform).
 pub fn auth_config() -> String {
     let (_, admin) = key("admin");
     let (_, agent) = key("agent");
+    let (_, operator) = key("operator");
     format!(
         r#"[auth]
 enabled = true
 keys = [
   {{ name = "ops-admin", tenant = "ops", roles = ["admin"], sha256 = "{admin}" }},
   {{ name = "acme-agent", tenant = "acme", roles = ["agent"], sha256 = "{agent}" }},
+  {{ name = "platform-operator", tenant = "platform", roles = ["operator"], sha256 = "{operator}" }},
 ]
 "#
     )
@@ -113,13 +116,19 @@ pub async fn spawn_app() -> TestApp {
 /// A server with the defaults overlaid by `toml`, on ephemeral loopback ports and a
 /// fresh data directory.
 pub async fn spawn_app_with(toml: &str) -> TestApp {
+    spawn_app_built(toml, |builder| builder).await
+}
+
+/// Like [`spawn_app_with`], with the app's seams (clock, extra tools, call
+/// chain) set by `seams`.
+pub async fn spawn_app_built(toml: &str, seams: impl FnOnce(AppBuilder) -> AppBuilder) -> TestApp {
     spans();
     let mut config = Config::from_toml(toml).unwrap();
     let data_dir = tempfile::tempdir().unwrap();
     config.server.grpc_addr = "127.0.0.1:0".parse().unwrap();
     config.server.metrics_addr = "127.0.0.1:0".parse().unwrap();
     config.storage.data_dir = data_dir.path().join("data");
-    let app = App::build(config).await.unwrap();
+    let app = seams(App::builder(config)).build().await.unwrap();
     let grpc_addr = app.grpc_addr();
     let metrics_addr = app.metrics_addr();
     let shutdown = app.shutdown_handle();
@@ -170,6 +179,20 @@ max_output_tokens = 1000
 /// A server whose LLM is `mock`, with `extra` config appended.
 pub async fn spawn_agent(mock: &MockLlm, extra: &str) -> TestApp {
     spawn_app_with(&format!("{}\n{extra}", llm_config(mock))).await
+}
+
+/// Like [`spawn_agent`], with the app's seams set by `seams`.
+pub async fn spawn_agent_built(
+    mock: &MockLlm,
+    extra: &str,
+    seams: impl FnOnce(AppBuilder) -> AppBuilder,
+) -> TestApp {
+    spawn_app_built(&format!("{}\n{extra}", llm_config(mock)), seams).await
+}
+
+/// A manual clock for a test: time moves only when the test advances it.
+pub fn manual_clock() -> agentd::clock::Clock {
+    agentd::clock::Clock::manual(std::time::SystemTime::now())
 }
 
 impl TestApp {

@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentd::agent::context::Encoding;
 use agentd::config::SecretSource;
-use agentd::identity::TenantId;
+use agentd::ids::{CollectionName, DocId, TenantId};
 use agentd::retrieval::chunking::Chunker;
 use agentd::retrieval::embed::{EmbedderSettings, OpenAiEmbedder};
 use agentd::retrieval::embedded::EmbeddedStore;
-use agentd::retrieval::ingest::Document;
+use agentd::retrieval::ingest::{Document, IngestLimits};
 use agentd::retrieval::store::{KnowledgeStore, SearchMode, StoreError};
+use agentd::tokenizer::Encoding;
 use qdrant_client::Qdrant;
 
 use crate::helpers::mock_llm;
@@ -22,9 +22,17 @@ fn tenant(name: &str) -> TenantId {
     TenantId::try_from(name.to_owned()).unwrap()
 }
 
+fn collection(name: &str) -> CollectionName {
+    CollectionName::try_from(name).unwrap()
+}
+
+fn doc_id(id: &str) -> DocId {
+    DocId::try_from(id).unwrap()
+}
+
 fn doc(id: &str, text: &str, team: &str) -> Document {
     Document {
-        doc_id: id.into(),
+        doc_id: doc_id(id),
         text: text.into(),
         metadata: BTreeMap::from([("team".to_owned(), team.to_owned())]),
         source_uri: format!("file:///handbook/{id}"),
@@ -46,7 +54,15 @@ async fn store(
         overlap_tokens: 8,
     };
     (
-        KnowledgeStore::new(client, chunker, embedder),
+        KnowledgeStore::new(
+            client,
+            IngestLimits {
+                max_documents: 100,
+                max_document_bytes: 1 << 20,
+            },
+            chunker,
+            embedder,
+        ),
         embedded,
         dir,
     )
@@ -65,7 +81,7 @@ async fn ingest_search_reingest_delete_and_tenant_isolation() {
     let counts = store
         .ingest(
             &acme,
-            "handbook",
+            &collection("handbook"),
             &[
                 doc("release.md", RELEASE, "eng"),
                 doc("vacation.md", VACATION, "people"),
@@ -78,7 +94,7 @@ async fn ingest_search_reingest_delete_and_tenant_isolation() {
     store
         .ingest(
             &globex,
-            "handbook",
+            &collection("handbook"),
             &[doc(
                 "secret.md",
                 "The globex freeze window is secret.",
@@ -92,7 +108,7 @@ async fn ingest_search_reingest_delete_and_tenant_isolation() {
     let found = store
         .search(
             &acme,
-            "handbook",
+            &collection("handbook"),
             "when does the freeze window start?",
             5,
             &none,
@@ -113,7 +129,7 @@ async fn ingest_search_reingest_delete_and_tenant_isolation() {
     let narrowed = store
         .search(
             &acme,
-            "handbook",
+            &collection("handbook"),
             "freeze window vacation",
             5,
             &people,
@@ -129,7 +145,7 @@ async fn ingest_search_reingest_delete_and_tenant_isolation() {
     let widened = store
         .search(
             &acme,
-            "handbook",
+            &collection("handbook"),
             "globex freeze window secret",
             5,
             &widen,
@@ -145,19 +161,27 @@ async fn ingest_search_reingest_delete_and_tenant_isolation() {
         "Ceremony notes about the zeppelin launch. ".repeat(20)
     );
     let (_, before) = store
-        .ingest(&acme, "handbook", &[doc("release.md", &long, "eng")])
+        .ingest(
+            &acme,
+            &collection("handbook"),
+            &[doc("release.md", &long, "eng")],
+        )
         .await
         .unwrap()[0]
         .clone();
     assert!(before > 2, "{before}");
     store
-        .ingest(&acme, "handbook", &[doc("release.md", RELEASE, "eng")])
+        .ingest(
+            &acme,
+            &collection("handbook"),
+            &[doc("release.md", RELEASE, "eng")],
+        )
         .await
         .unwrap();
     let stale = store
         .search(
             &acme,
-            "handbook",
+            &collection("handbook"),
             "zeppelin ceremony",
             5,
             &none,
@@ -170,14 +194,14 @@ async fn ingest_search_reingest_delete_and_tenant_isolation() {
     // Deleting is per tenant.
     assert_eq!(
         store
-            .delete_document(&globex, "handbook", "release.md")
+            .delete_document(&globex, &collection("handbook"), &doc_id("release.md"))
             .await
             .unwrap(),
         0
     );
     assert!(
         store
-            .delete_document(&acme, "handbook", "release.md")
+            .delete_document(&acme, &collection("handbook"), &doc_id("release.md"))
             .await
             .unwrap()
             >= 1
@@ -185,7 +209,7 @@ async fn ingest_search_reingest_delete_and_tenant_isolation() {
     let gone = store
         .search(
             &acme,
-            "handbook",
+            &collection("handbook"),
             "freeze window",
             5,
             &none,
@@ -196,7 +220,14 @@ async fn ingest_search_reingest_delete_and_tenant_isolation() {
     assert!(gone.hits.iter().all(|h| h.doc_id != "release.md"));
 
     let missing = store
-        .search(&acme, "nope", "x", 5, &none, SearchMode::Sparse)
+        .search(
+            &acme,
+            &collection("nope"),
+            "x",
+            5,
+            &none,
+            SearchMode::Sparse,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -224,7 +255,7 @@ async fn with_an_embedder_hybrid_search_fuses_dense_and_sparse() {
     store
         .ingest(
             &acme,
-            "handbook",
+            &collection("handbook"),
             &[
                 doc("release.md", RELEASE, "eng"),
                 doc("vacation.md", VACATION, "people"),
@@ -236,7 +267,14 @@ async fn with_an_embedder_hybrid_search_fuses_dense_and_sparse() {
     let none = BTreeMap::new();
     for mode in [SearchMode::Hybrid, SearchMode::Dense, SearchMode::Sparse] {
         let found = store
-            .search(&acme, "handbook", "paid vacation days", 3, &none, mode)
+            .search(
+                &acme,
+                &collection("handbook"),
+                "paid vacation days",
+                3,
+                &none,
+                mode,
+            )
             .await
             .unwrap();
         assert_eq!(found.mode, mode);

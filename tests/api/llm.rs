@@ -1,14 +1,19 @@
 //! The OpenAI-compatible provider against the mock upstream: the wire format,
-//! tool-call assembly, every fault, and cancellation.
+//! tool-call assembly, every fault, and cancellation. Timeouts run on a manual
+//! clock that the tests advance once the mock holds its reply at a gate.
 
 use std::time::Duration;
 
+use agentd::clock::Clock;
 use agentd::config::{HttpVersion, SecretSource};
 use agentd::llm::openai::{OpenAiProvider, OpenAiSettings};
 use agentd::llm::{
-    ChatMessage, FinishReason, LlmError, LlmEvent, LlmProvider, LlmRequest, ToolSpec, Usage,
+    CallContext, ChatMessage, FinishReason, LlmError, LlmEvent, LlmProvider, LlmRequest, ToolSpec,
+    Usage,
 };
-use agentd::mock_llm::{Behaviour, Completion, Fault, MockLlm, MockToolCall, Reply, StreamEnd};
+use agentd_mock_llm::{
+    Behaviour, Completion, Fault, Gate, Hold, MockLlm, MockToolCall, Reply, StreamEnd,
+};
 use futures::StreamExt;
 
 async fn mock() -> MockLlm {
@@ -17,26 +22,36 @@ async fn mock() -> MockLlm {
         .unwrap()
 }
 
-fn provider(mock: &MockLlm, idle_timeout: Duration) -> OpenAiProvider {
-    provider_over(mock, idle_timeout, HttpVersion::Auto)
+/// The idle timeout of the providers here, on their manual clock.
+const IDLE: Duration = Duration::from_secs(5);
+
+/// A provider of `mock` whose timeouts run on a manual clock, never advanced
+/// unless a test does.
+fn provider(mock: &MockLlm) -> OpenAiProvider {
+    provider_on(
+        mock,
+        HttpVersion::Auto,
+        Clock::manual(std::time::SystemTime::now()),
+    )
 }
 
-fn provider_over(
-    mock: &MockLlm,
-    idle_timeout: Duration,
-    http_version: HttpVersion,
-) -> OpenAiProvider {
+fn provider_on(mock: &MockLlm, http_version: HttpVersion, clock: Clock) -> OpenAiProvider {
     OpenAiProvider::new(OpenAiSettings {
         name: "mock".into(),
         base_url: mock.base_url(),
         api_key: Some(SecretSource::Inline("sk-test".into()).resolve().unwrap()),
         connect_timeout: Duration::from_secs(2),
-        idle_timeout,
+        idle_timeout: IDLE,
         pool_max_idle_per_host: 4,
         pool_idle_timeout: Duration::from_secs(30),
         http_version,
+        clock,
     })
     .unwrap()
+}
+
+fn call() -> CallContext {
+    CallContext::detached(Clock::system())
 }
 
 fn request() -> LlmRequest {
@@ -61,7 +76,7 @@ fn request() -> LlmRequest {
 }
 
 async fn collect(provider: &OpenAiProvider) -> Result<Vec<LlmEvent>, LlmError> {
-    let mut stream = provider.stream_chat(request()).await?;
+    let mut stream = provider.stream_chat(&call(), request()).await?;
     let mut events = Vec::new();
     while let Some(event) = stream.next().await {
         events.push(event?);
@@ -76,9 +91,7 @@ async fn text_streams_as_deltas_with_the_providers_usage() {
         usage: Some((21, 3)),
         ..Completion::text(["Hel", "lo", "!"])
     })]);
-    let events = collect(&provider(&mock, Duration::from_secs(5)))
-        .await
-        .unwrap();
+    let events = collect(&provider(&mock)).await.unwrap();
     assert_eq!(
         events,
         [
@@ -114,7 +127,7 @@ async fn http_version_picks_http1_or_http2_by_prior_knowledge_over_cleartext() {
     ];
     for (configured, _) in versions {
         mock.script([Reply::Completion(Completion::text(["Hel", "lo"]))]);
-        let provider = provider_over(&mock, Duration::from_secs(5), configured);
+        let provider = provider_on(&mock, configured, Clock::system());
         let events = collect(&provider).await.unwrap();
         assert!(
             events.contains(&LlmEvent::TextDelta("lo".into())),
@@ -139,9 +152,7 @@ async fn parallel_tool_calls_are_assembled_from_many_fragments() {
         call("call_a", "Europe/Paris"),
         call("call_b", "Asia/Tokyo"),
     ]))]);
-    let events = collect(&provider(&mock, Duration::from_secs(5)))
-        .await
-        .unwrap();
+    let events = collect(&provider(&mock)).await.unwrap();
     let calls = events
         .iter()
         .find_map(|e| match e {
@@ -176,8 +187,8 @@ async fn conversation_with_tool_results_round_trips_the_wire_format() {
         call_id: "call_1".into(),
         content: "2026-11-23T10:00:00Z".into(),
     });
-    let provider = provider(&mock, Duration::from_secs(5));
-    let mut stream = provider.stream_chat(request).await.unwrap();
+    let provider = provider(&mock);
+    let mut stream = provider.stream_chat(&call(), request).await.unwrap();
     while stream.next().await.is_some() {}
     let sent = &mock.requests()[0].body["messages"];
     assert_eq!(sent[2]["role"], "assistant");
@@ -198,7 +209,7 @@ fn http_error(status: u16, retry_after: Option<u64>) -> Reply {
 #[tokio::test]
 async fn http_errors_map_to_typed_errors() {
     let mock = mock().await;
-    let provider = provider(&mock, Duration::from_secs(5));
+    let provider = provider(&mock);
 
     mock.script([http_error(500, None)]);
     let err = collect(&provider).await.unwrap_err();
@@ -231,72 +242,98 @@ async fn http_errors_map_to_typed_errors() {
     assert_eq!(mock.requests().len(), 3);
 }
 
-async fn fault(fault: Option<Fault>, first_byte_delay: Duration) -> LlmError {
+async fn fault(fault: Fault) -> LlmError {
     let mock = mock().await;
     mock.script([Reply::Completion(Completion {
-        fault,
-        first_byte_delay,
+        fault: Some(fault),
         ..Completion::text(["a", "b", "c", "d"])
     })]);
-    collect(&provider(&mock, Duration::from_millis(300)))
-        .await
-        .unwrap_err()
+    collect(&provider(&mock)).await.unwrap_err()
 }
 
 #[tokio::test]
-async fn a_slow_first_byte_times_out() {
-    let err = fault(None, Duration::from_secs(5)).await;
-    assert!(matches!(err, LlmError::Timeout(_)), "{err:?}");
+async fn no_first_byte_within_the_idle_timeout_is_a_timeout() {
+    let mock = mock().await;
+    let gate = Gate::new();
+    mock.script([Reply::Completion(
+        Completion::text(["a"]).held(Hold::before_headers(&gate)),
+    )]);
+    let clock = Clock::manual(std::time::SystemTime::now());
+    let provider = provider_on(&mock, HttpVersion::Auto, clock.clone());
+    let call = call();
+    let started = provider.stream_chat(&call, request());
+    tokio::pin!(started);
+    // Poll the call (which sets its timer) until the mock holds the request.
+    tokio::select! {
+        answered = &mut started => panic!("answered before the gate opened: {:?}", answered.err()),
+        () = gate.reached(1) => {}
+    }
+    clock.advance(IDLE);
+    let Err(err) = started.await else {
+        panic!("the call succeeded")
+    };
+    assert!(matches!(err, LlmError::Timeout(d) if d == IDLE), "{err:?}");
 }
 
 #[tokio::test]
-async fn a_stall_mid_stream_times_out() {
-    let err = fault(Some(Fault::StallAfter(2)), Duration::ZERO).await;
-    assert!(matches!(err, LlmError::Timeout(_)), "{err:?}");
+async fn a_stall_mid_stream_is_a_timeout() {
+    let mock = mock().await;
+    let gate = Gate::new();
+    // The role chunk and "a", then nothing until the gate opens.
+    mock.script([Reply::Completion(
+        Completion::text(["a", "b"]).held(Hold::after_events(2, &gate)),
+    )]);
+    let clock = Clock::manual(std::time::SystemTime::now());
+    let provider = provider_on(&mock, HttpVersion::Auto, clock.clone());
+    let mut stream = provider.stream_chat(&call(), request()).await.unwrap();
+    assert!(matches!(
+        stream.next().await,
+        Some(Ok(LlmEvent::ResponseModel(_)))
+    ));
+    assert_eq!(
+        stream.next().await.unwrap().unwrap(),
+        LlmEvent::TextDelta("a".into())
+    );
+    let next = stream.next();
+    tokio::pin!(next);
+    assert!(futures::poll!(next.as_mut()).is_pending());
+    clock.advance(IDLE);
+    let end = next.await.unwrap();
+    assert!(matches!(end, Err(LlmError::Timeout(_))), "{end:?}");
 }
 
 #[tokio::test]
 async fn a_reset_mid_stream_is_a_connection_error() {
-    let err = fault(Some(Fault::ResetAfter(2)), Duration::ZERO).await;
+    let err = fault(Fault::ResetAfter(2)).await;
     assert!(matches!(err, LlmError::Connection(_)), "{err:?}");
 }
 
 #[tokio::test]
 async fn a_malformed_chunk_is_a_protocol_error() {
-    let err = fault(Some(Fault::MalformedAfter(2)), Duration::ZERO).await;
+    let err = fault(Fault::MalformedAfter(2)).await;
     assert!(matches!(err, LlmError::Protocol(_)), "{err:?}");
 }
 
 #[tokio::test]
 async fn a_stream_without_done_is_truncated() {
-    let err = fault(Some(Fault::NoDone), Duration::ZERO).await;
+    let err = fault(Fault::NoDone).await;
     assert!(matches!(err, LlmError::Truncated), "{err:?}");
 }
 
 #[tokio::test]
-async fn dropping_the_stream_closes_the_upstream_connection_at_once() {
+async fn dropping_the_stream_closes_the_upstream_connection() {
     let mock = mock().await;
-    mock.script([Reply::Completion(Completion {
-        // Far apart, so only the closed connection can explain a quick stream end.
-        token_delay: Duration::from_millis(200),
-        ..Completion::text((0..100).map(|i| format!("t{i} ")))
-    })]);
-    let provider = provider(&mock, Duration::from_secs(5));
-    let mut stream = provider.stream_chat(request()).await.unwrap();
+    let gate = Gate::new();
+    mock.script([Reply::Completion(
+        Completion::text((0..100).map(|i| format!("t{i} "))).held(Hold::after_events(3, &gate)),
+    )]);
+    let provider = provider(&mock);
+    let mut stream = provider.stream_chat(&call(), request()).await.unwrap();
     for _ in 0..3 {
         stream.next().await.unwrap().unwrap();
     }
-    let dropped_at = tokio::time::Instant::now();
     drop(stream);
-    let end = tokio::time::timeout(Duration::from_secs(5), mock.wait_for_stream_end(1))
-        .await
-        .expect("upstream never saw the stream end");
-    let StreamEnd::Dropped(seen_at) = end else {
-        panic!("stream completed: {end:?}")
-    };
-    let lag = seen_at.saturating_duration_since(dropped_at);
-    assert!(
-        lag < Duration::from_millis(100),
-        "upstream noticed after {lag:?}"
-    );
+    // The gate never opens: only the closed connection can end the stream.
+    let end = mock.wait_for_stream_end(1).await;
+    assert!(matches!(end, StreamEnd::Dropped(_)), "{end:?}");
 }

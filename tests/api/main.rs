@@ -16,7 +16,6 @@ mod cli;
 mod embeddings;
 mod errors;
 mod eval_cli;
-mod extractive;
 mod grounded;
 mod grpcurl;
 mod helpers;

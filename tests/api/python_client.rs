@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use agentd::mock_llm::{Completion, Reply};
+use agentd_mock_llm::{Completion, Reply};
 
 use crate::agent::call;
 use crate::helpers::{mock_llm, spawn_agent};

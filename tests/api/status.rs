@@ -31,11 +31,18 @@ async fn get_status_reports_build_uptime_and_effective_config() {
     assert_eq!(status.version, env!("CARGO_PKG_VERSION"));
     assert_eq!(status.git_commit, agentd::status::GIT_COMMIT);
     assert!(status.start_time.is_some() && status.uptime.is_some());
-    assert_eq!(status.dependencies.len(), 1);
-    assert_eq!(status.dependencies[0].name, "vector_store");
+    assert!(!status.draining);
+    let dependencies: Vec<_> = status
+        .dependencies
+        .iter()
+        .map(|d| (d.name.as_str(), d.state()))
+        .collect();
     assert_eq!(
-        status.dependencies[0].state(),
-        agentd::pb::DependencyState::Healthy
+        dependencies,
+        [
+            ("session_store", agentd::pb::DependencyState::Healthy),
+            ("vector_store", agentd::pb::DependencyState::Healthy),
+        ]
     );
     let config = status.effective_config.unwrap();
     // The effective config is the one the server runs with, port 0 included.
@@ -49,28 +56,76 @@ async fn get_status_reports_build_uptime_and_effective_config() {
     );
 }
 
+/// The `name` of every key in a GetStatus' `auth.keys`, each checked to show
+/// its hash as stars.
+fn key_names(config: &prost_types::Struct) -> Vec<String> {
+    let Kind::ListValue(keys) = field(config, &["auth", "keys"]) else {
+        panic!("auth.keys is not a list")
+    };
+    keys.values
+        .iter()
+        .map(|entry| {
+            let Some(Kind::StructValue(entry)) = &entry.kind else {
+                panic!("key entry is not a struct")
+            };
+            assert_eq!(field(entry, &["sha256"]), &Kind::StringValue("***".into()));
+            let Kind::StringValue(name) = field(entry, &["name"]) else {
+                panic!("no name")
+            };
+            name.clone()
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn get_status_shows_every_secret_as_stars() {
     let app = spawn_app_with(&auth_config()).await;
-    let (admin_key, admin_hash) = key("admin");
+    let (operator_key, operator_hash) = key("operator");
     let status = app
         .admin()
-        .get_status(with_key(GetStatusRequest {}, &admin_key))
+        .get_status(with_key(GetStatusRequest {}, &operator_key))
         .await
         .unwrap()
         .into_inner();
     let config = status.effective_config.unwrap();
-    let Kind::ListValue(keys) = field(&config, &["auth", "keys"]) else {
-        panic!("auth.keys is not a list")
+    assert_eq!(
+        key_names(&config),
+        ["ops-admin", "acme-agent", "platform-operator"]
+    );
+    assert!(!format!("{config:?}").contains(&operator_hash));
+}
+
+#[tokio::test]
+async fn an_admin_sees_its_own_tenants_configuration_and_an_operator_every_tenants() {
+    let tools = "[tools.tenants]\nacme = [\"current_time\"]\nops = []\n";
+    let app = spawn_app_with(&format!("{}{tools}", auth_config())).await;
+    let status = |key_name: &str| {
+        let (key, _) = key(key_name);
+        let mut admin = app.admin();
+        async move {
+            admin
+                .get_status(with_key(GetStatusRequest {}, &key))
+                .await
+                .unwrap()
+                .into_inner()
+                .effective_config
+                .unwrap()
+        }
     };
-    assert_eq!(keys.values.len(), 2);
-    for entry in &keys.values {
-        let Some(Kind::StructValue(entry)) = &entry.kind else {
-            panic!("key entry is not a struct")
+    let tenants = |config: &prost_types::Struct| {
+        let Kind::StructValue(tenants) = field(config, &["tools", "tenants"]) else {
+            panic!("tools.tenants is not a map")
         };
-        assert_eq!(field(entry, &["sha256"]), &Kind::StringValue("***".into()));
-    }
-    assert!(!format!("{config:?}").contains(&admin_hash));
+        let mut names: Vec<String> = tenants.fields.keys().cloned().collect();
+        names.sort();
+        names
+    };
+    let admin = status("admin").await;
+    assert_eq!(key_names(&admin), ["ops-admin"]);
+    assert_eq!(tenants(&admin), ["ops"]);
+    let operator = status("operator").await;
+    assert_eq!(key_names(&operator).len(), 3);
+    assert_eq!(tenants(&operator), ["acme", "ops"]);
 }
 
 #[tokio::test]
@@ -119,20 +174,32 @@ async fn an_unreachable_vector_store_shows_in_get_status_and_in_retrieval_health
         .await
         .unwrap()
         .into_inner();
-    let store = &status.dependencies[0];
+    let store = &status.dependencies[1];
     assert_eq!(store.name, "vector_store");
     assert_eq!(store.state(), agentd::pb::DependencyState::Unhealthy);
     assert!(!store.detail.is_empty());
+    let check = |service: &'static str| {
+        let mut health = app.health();
+        async move {
+            health
+                .check(HealthCheckRequest {
+                    service: service.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .status()
+        }
+    };
     crate::helpers::eventually(|| async {
-        let reply = app
-            .health()
-            .check(HealthCheckRequest {
-                service: "agentd.v1.RetrievalService".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        reply.status() == ServingStatus::NotServing
+        check("agentd.v1.RetrievalService").await == ServingStatus::NotServing
     })
     .await;
+    // A dependency every replica shares is down: the instance stays in the load
+    // balancer (""), and so does the agent, which answers without the store.
+    assert_eq!(check("").await, ServingStatus::Serving);
+    assert_eq!(
+        check("agentd.v1.AgentService").await,
+        ServingStatus::Serving
+    );
 }

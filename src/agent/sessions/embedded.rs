@@ -22,8 +22,9 @@ use std::thread;
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
 use tokio::sync::oneshot;
 
-use super::{Session, SessionError, SessionId, SessionLimits, SessionStore, trim_oldest};
-use crate::identity::TenantId;
+use super::{Session, SessionError, SessionLimits, SessionMessage, SessionStore, trim_oldest};
+use crate::clock::Clock;
+use crate::ids::{SessionId, TenantId, TurnId};
 use crate::llm::ChatMessage;
 
 const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
@@ -45,6 +46,7 @@ const MAX_BATCH: usize = 256;
 pub struct RedbSessionStore {
     db: Arc<Database>,
     limits: SessionLimits,
+    clock: Clock,
     writer: Arc<Writer>,
 }
 
@@ -75,7 +77,7 @@ enum Write {
         key: String,
         id: SessionId,
         expected_turns: u64,
-        messages: Vec<ChatMessage>,
+        messages: Vec<SessionMessage>,
         reply: Reply<Session>,
     },
     Delete {
@@ -99,13 +101,9 @@ fn key(tenant: &TenantId, id: &SessionId) -> String {
     format!("{}/{}", tenant.as_str(), id.as_str())
 }
 
-fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
-}
-
-fn expired(limits: SessionLimits, session: &Session) -> bool {
+fn expired(limits: SessionLimits, now_ms: i64, session: &Session) -> bool {
     let max_age = i64::try_from(limits.max_age.as_millis()).unwrap_or(i64::MAX);
-    now_ms().saturating_sub(session.updated_at_ms) > max_age
+    now_ms.saturating_sub(session.updated_at_ms) > max_age
 }
 
 fn decode(bytes: &[u8]) -> Result<Session, SessionError> {
@@ -115,7 +113,7 @@ fn decode(bytes: &[u8]) -> Result<Session, SessionError> {
 impl Write {
     /// Applies the write to the batch's table. A storage error is returned in the
     /// staged result; the caller aborts the batch on it.
-    fn apply(self, table: &mut Table<&str, &[u8]>, limits: SessionLimits) -> Staged {
+    fn apply(self, table: &mut Table<&str, &[u8]>, limits: SessionLimits, now_ms: i64) -> Staged {
         match self {
             Write::Append {
                 key,
@@ -124,7 +122,7 @@ impl Write {
                 messages,
                 reply,
             } => {
-                let result = append(table, limits, &key, id, expected_turns, messages);
+                let result = append(table, limits, now_ms, &key, id, expected_turns, messages);
                 Staged::Appended(result, reply)
             }
             Write::Delete { key, reply } => {
@@ -170,17 +168,17 @@ impl Staged {
 fn append(
     table: &mut Table<&str, &[u8]>,
     limits: SessionLimits,
+    now: i64,
     key: &str,
     id: SessionId,
     expected_turns: u64,
-    messages: Vec<ChatMessage>,
+    messages: Vec<SessionMessage>,
 ) -> Result<Session, SessionError> {
     let existing = match table.get(key).map_err(storage)? {
         Some(bytes) => Some(decode(bytes.value())?),
         None => None,
     };
-    let now = now_ms();
-    let mut session = match existing.filter(|s| !expired(limits, s)) {
+    let mut session = match existing.filter(|s| !expired(limits, now, s)) {
         Some(session) => session,
         None => Session {
             id,
@@ -191,7 +189,7 @@ fn append(
         },
     };
     if session.turns != expected_turns {
-        return Err(SessionError::Conflict(session.id.as_str().to_owned()));
+        return Err(SessionError::Conflict(session.id));
     }
     session.messages.extend(messages);
     trim_oldest(&mut session.messages, limits.max_messages);
@@ -204,17 +202,17 @@ fn append(
 
 /// The writer thread: one transaction per batch of waiting writes, until the
 /// queue closes.
-fn write_loop(db: &Database, limits: SessionLimits, queue: &mpsc::Receiver<Write>) {
+fn write_loop(db: &Database, limits: SessionLimits, clock: &Clock, queue: &mpsc::Receiver<Write>) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         batch.extend(queue.try_iter().take(MAX_BATCH - 1));
-        write_batch(db, limits, batch);
+        write_batch(db, limits, clock.unix_ms(), batch);
     }
 }
 
-fn write_batch(db: &Database, limits: SessionLimits, batch: Vec<Write>) {
+fn write_batch(db: &Database, limits: SessionLimits, now_ms: i64, batch: Vec<Write>) {
     let mut staged = Vec::with_capacity(batch.len());
-    let failure = apply_and_commit(db, limits, batch, &mut staged).err();
+    let failure = apply_and_commit(db, limits, now_ms, batch, &mut staged).err();
     if let Some(failure) = &failure {
         tracing::error!(error = %failure, writes = staged.len(), "session batch not written");
     }
@@ -229,11 +227,12 @@ fn write_batch(db: &Database, limits: SessionLimits, batch: Vec<Write>) {
 fn apply_and_commit(
     db: &Database,
     limits: SessionLimits,
+    now_ms: i64,
     batch: Vec<Write>,
     staged: &mut Vec<Staged>,
 ) -> Result<(), String> {
     let mut writes = batch.into_iter();
-    let result = apply_each(db, limits, &mut writes, staged);
+    let result = apply_each(db, limits, now_ms, &mut writes, staged);
     staged.extend(writes.map(Write::unapplied));
     result
 }
@@ -241,6 +240,7 @@ fn apply_and_commit(
 fn apply_each(
     db: &Database,
     limits: SessionLimits,
+    now_ms: i64,
     writes: &mut impl Iterator<Item = Write>,
     staged: &mut Vec<Staged>,
 ) -> Result<(), String> {
@@ -248,7 +248,7 @@ fn apply_each(
     {
         let mut table = txn.open_table(SESSIONS).map_err(|e| e.to_string())?;
         for write in writes {
-            let write = write.apply(&mut table, limits);
+            let write = write.apply(&mut table, limits, now_ms);
             let failure = write.storage_failure().map(str::to_owned);
             staged.push(write);
             if let Some(failure) = failure {
@@ -261,8 +261,9 @@ fn apply_each(
 
 impl RedbSessionStore {
     /// Opens (or creates) the database at `path` and starts its writer thread.
-    /// Blocking: call from a blocking thread or at start.
-    pub fn open(path: &Path, limits: SessionLimits) -> Result<Self, SessionError> {
+    /// Session ages are read from `clock`. Blocking: call from a blocking thread
+    /// or at start.
+    pub fn open(path: &Path, limits: SessionLimits, clock: Clock) -> Result<Self, SessionError> {
         let db = redb::Builder::new()
             .set_cache_size(CACHE_BYTES)
             .create(path)
@@ -275,13 +276,14 @@ impl RedbSessionStore {
         let thread = thread::Builder::new()
             .name("agentd-sessions".into())
             .spawn({
-                let db = Arc::clone(&db);
-                move || write_loop(&db, limits, &writes)
+                let (db, clock) = (Arc::clone(&db), clock.clone());
+                move || write_loop(&db, limits, &clock, &writes)
             })
             .map_err(storage)?;
         Ok(Self {
             db,
             limits,
+            clock,
             writer: Arc::new(Writer {
                 queue: Some(queue),
                 thread: Some(thread),
@@ -296,7 +298,7 @@ impl RedbSessionStore {
             return Ok(None);
         };
         let session = decode(bytes.value())?;
-        Ok((!expired(self.limits, &session)).then_some(session))
+        Ok((!expired(self.limits, self.clock.unix_ms(), &session)).then_some(session))
     }
 
     /// Queues a write and waits for the commit of its batch.
@@ -327,9 +329,17 @@ impl SessionStore for RedbSessionStore {
         tenant: &TenantId,
         id: &SessionId,
         expected_turns: u64,
+        turn: &TurnId,
         messages: Vec<ChatMessage>,
     ) -> Result<Session, SessionError> {
         let (key, id) = (key(tenant, id), id.clone());
+        let messages = messages
+            .into_iter()
+            .map(|message| SessionMessage {
+                message,
+                turn_id: Some(turn.clone()),
+            })
+            .collect();
         self.submit(|reply| Write::Append {
             key,
             id,
@@ -343,6 +353,17 @@ impl SessionStore for RedbSessionStore {
     async fn delete(&self, tenant: &TenantId, id: &SessionId) -> Result<bool, SessionError> {
         let key = key(tenant, id);
         self.submit(|reply| Write::Delete { key, reply }).await
+    }
+
+    async fn check(&self) -> Result<(), SessionError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = store.db.begin_read().map_err(storage)?;
+            txn.open_table(SESSIONS).map_err(storage)?;
+            Ok(())
+        })
+        .await
+        .map_err(storage)?
     }
 }
 
@@ -370,7 +391,8 @@ mod tests {
     /// A store in a fresh directory, which lives as long as the returned guard.
     fn store(limits: SessionLimits) -> (tempfile::TempDir, RedbSessionStore) {
         let dir = tempfile::tempdir().unwrap();
-        let store = RedbSessionStore::open(&dir.path().join("s.redb"), limits).unwrap();
+        let store =
+            RedbSessionStore::open(&dir.path().join("s.redb"), limits, Clock::system()).unwrap();
         (dir, store)
     }
 
@@ -380,20 +402,22 @@ mod tests {
         let path = dir.path().join("sessions.redb");
         let id = SessionId::generate();
         {
-            let store = RedbSessionStore::open(&path, LIMITS).unwrap();
+            let store = RedbSessionStore::open(&path, LIMITS, Clock::system()).unwrap();
             store
-                .append_turn(&tenant("a"), &id, 0, vec![user("one")])
+                .append_turn(&tenant("a"), &id, 0, &TurnId::generate(), vec![user("one")])
                 .await
                 .unwrap();
             store
-                .append_turn(&tenant("a"), &id, 1, vec![user("two")])
+                .append_turn(&tenant("a"), &id, 1, &TurnId::generate(), vec![user("two")])
                 .await
                 .unwrap();
         }
-        let store = RedbSessionStore::open(&path, LIMITS).unwrap();
+        let store = RedbSessionStore::open(&path, LIMITS, Clock::system()).unwrap();
         let session = store.load(&tenant("a"), &id).await.unwrap().unwrap();
         assert_eq!(session.turns, 2);
-        assert_eq!(session.messages, [user("one"), user("two")]);
+        assert_eq!(session.history(), [user("one"), user("two")]);
+        let turns: Vec<_> = session.messages.iter().map(|m| m.turn_id.clone()).collect();
+        assert!(turns[0].is_some() && turns[1].is_some() && turns[0] != turns[1]);
     }
 
     #[tokio::test]
@@ -401,7 +425,13 @@ mod tests {
         let (_dir, store) = store(LIMITS);
         let id = SessionId::generate();
         store
-            .append_turn(&tenant("a"), &id, 0, vec![user("secret")])
+            .append_turn(
+                &tenant("a"),
+                &id,
+                0,
+                &TurnId::generate(),
+                vec![user("secret")],
+            )
             .await
             .unwrap();
         assert_eq!(store.load(&tenant("b"), &id).await.unwrap(), None);
@@ -416,43 +446,52 @@ mod tests {
         let (_dir, store) = store(LIMITS);
         let id = SessionId::generate();
         store
-            .append_turn(&tenant("a"), &id, 0, vec![user("first")])
+            .append_turn(
+                &tenant("a"),
+                &id,
+                0,
+                &TurnId::generate(),
+                vec![user("first")],
+            )
             .await
             .unwrap();
         let err = store
-            .append_turn(&tenant("a"), &id, 0, vec![user("late")])
+            .append_turn(
+                &tenant("a"),
+                &id,
+                0,
+                &TurnId::generate(),
+                vec![user("late")],
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, SessionError::Conflict(_)), "{err}");
         let session = store.load(&tenant("a"), &id).await.unwrap().unwrap();
-        assert_eq!(session.messages, [user("first")]);
+        assert_eq!(session.history(), [user("first")]);
     }
 
     #[tokio::test]
-    async fn expired_sessions_are_gone() {
+    async fn sessions_expire_after_max_age_on_the_stores_clock() {
         let dir = tempfile::tempdir().unwrap();
-        let limits = SessionLimits {
-            max_age: Duration::ZERO,
-            ..LIMITS
-        };
-        let store = RedbSessionStore::open(&dir.path().join("s.redb"), limits).unwrap();
+        let clock = Clock::manual(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000));
+        let store =
+            RedbSessionStore::open(&dir.path().join("s.redb"), LIMITS, clock.clone()).unwrap();
         let id = SessionId::generate();
         store
-            .append_turn(&tenant("a"), &id, 0, vec![user("x")])
+            .append_turn(&tenant("a"), &id, 0, &TurnId::generate(), vec![user("x")])
             .await
             .unwrap();
-        // Age is measured in whole milliseconds; wait for the clock to pass one.
-        let written = now_ms();
-        while now_ms() <= written {
-            tokio::task::yield_now().await;
-        }
+        clock.advance(LIMITS.max_age);
+        let kept = store.load(&tenant("a"), &id).await.unwrap().unwrap();
+        assert_eq!(kept.created_at_ms, 1_000_000);
+        clock.advance(Duration::from_millis(1));
         assert_eq!(store.load(&tenant("a"), &id).await.unwrap(), None);
         // Continuing an expired session starts it afresh.
         let session = store
-            .append_turn(&tenant("a"), &id, 0, vec![user("y")])
+            .append_turn(&tenant("a"), &id, 0, &TurnId::generate(), vec![user("y")])
             .await
             .unwrap();
-        assert_eq!(session.messages, [user("y")]);
+        assert_eq!(session.history(), [user("y")]);
     }
 
     fn append_write(key: &str, expected_turns: u64, text: &str) -> (Write, AnswerOf<Session>) {
@@ -461,7 +500,10 @@ mod tests {
             key: key.into(),
             id: SessionId::try_from(key.rsplit('/').next().unwrap().to_owned()).unwrap(),
             expected_turns,
-            messages: vec![user(text)],
+            messages: vec![SessionMessage {
+                message: user(text),
+                turn_id: None,
+            }],
             reply,
         };
         (write, answer)
@@ -476,7 +518,12 @@ mod tests {
         let (racing, racing_answer) = append_write("a/s1", 0, "racing");
         let (next, next_answer) = append_write("a/s1", 1, "next");
         let (other, other_answer) = append_write("a/s2", 0, "other");
-        write_batch(&store.db, LIMITS, vec![first, racing, next, other]);
+        write_batch(
+            &store.db,
+            LIMITS,
+            store.clock.unix_ms(),
+            vec![first, racing, next, other],
+        );
         assert_eq!(first_answer.await.unwrap().unwrap().turns, 1);
         let err = racing_answer.await.unwrap().unwrap_err();
         assert!(matches!(err, SessionError::Conflict(_)), "{err}");
@@ -484,7 +531,7 @@ mod tests {
         assert_eq!(other_answer.await.unwrap().unwrap().turns, 1);
         let s1 = SessionId::try_from("s1".to_owned()).unwrap();
         let stored = store.load(&tenant("a"), &s1).await.unwrap().unwrap();
-        assert_eq!(stored.messages, [user("first"), user("next")]);
+        assert_eq!(stored.history(), [user("first"), user("next")]);
     }
 
     #[tokio::test]
@@ -492,7 +539,13 @@ mod tests {
         let (_dir, store) = store(LIMITS);
         let kept = SessionId::try_from("kept".to_owned()).unwrap();
         store
-            .append_turn(&tenant("a"), &kept, 0, vec![user("stored before")])
+            .append_turn(
+                &tenant("a"),
+                &kept,
+                0,
+                &TurnId::generate(),
+                vec![user("stored before")],
+            )
             .await
             .unwrap();
         // A record that cannot be decoded: appending to it is a storage failure.
@@ -506,7 +559,12 @@ mod tests {
         let (fresh, fresh_answer) = append_write("a/fresh", 0, "lost");
         let (broken, broken_answer) = append_write("a/broken", 0, "x");
         let (after, after_answer) = append_write("a/kept", 1, "lost too");
-        write_batch(&store.db, LIMITS, vec![fresh, broken, after]);
+        write_batch(
+            &store.db,
+            LIMITS,
+            store.clock.unix_ms(),
+            vec![fresh, broken, after],
+        );
         for answer in [fresh_answer, broken_answer, after_answer] {
             let err = answer.await.unwrap().unwrap_err();
             assert!(matches!(err, SessionError::Storage(_)), "{err}");
@@ -514,7 +572,7 @@ mod tests {
         let fresh = SessionId::try_from("fresh".to_owned()).unwrap();
         assert_eq!(store.load(&tenant("a"), &fresh).await.unwrap(), None);
         let stored = store.load(&tenant("a"), &kept).await.unwrap().unwrap();
-        assert_eq!(stored.messages, [user("stored before")]);
+        assert_eq!(stored.history(), [user("stored before")]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -527,7 +585,13 @@ mod tests {
                 for turn in 0..3 {
                     let text = format!("{} {turn}", id.as_str());
                     store
-                        .append_turn(&tenant("a"), &id, turn, vec![user(&text)])
+                        .append_turn(
+                            &tenant("a"),
+                            &id,
+                            turn,
+                            &TurnId::generate(),
+                            vec![user(&text)],
+                        )
                         .await
                         .unwrap();
                 }
@@ -541,7 +605,7 @@ mod tests {
             assert_eq!(session.turns, 3);
             let texts: Vec<String> = (0..3).map(|t| format!("{} {t}", id.as_str())).collect();
             let expected: Vec<ChatMessage> = texts.iter().map(|t| user(t)).collect();
-            assert_eq!(session.messages, expected);
+            assert_eq!(session.history(), expected);
         }
     }
 }

@@ -14,42 +14,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::identity::TenantId;
+use crate::ids::{SessionId, TenantId, TurnId};
 use crate::llm::ChatMessage;
 
 pub use embedded::RedbSessionStore;
-
-/// A session id: 1 to 128 characters from `[A-Za-z0-9_.-]`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct SessionId(String);
-
-impl SessionId {
-    /// A new random (time-ordered) id.
-    pub fn generate() -> Self {
-        Self(uuid::Uuid::now_v7().to_string())
-    }
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for SessionId {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        let valid = (1..=128).contains(&value.len())
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-        if valid {
-            Ok(Self(value))
-        } else {
-            Err("must be 1 to 128 characters from [A-Za-z0-9_.-]".to_owned())
-        }
-    }
-}
 
 /// A stored conversation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -63,7 +31,25 @@ pub struct Session {
     /// Unix milliseconds of the last completed turn.
     pub updated_at_ms: i64,
     /// The conversation, oldest first (no system prompt).
-    pub messages: Vec<ChatMessage>,
+    pub messages: Vec<SessionMessage>,
+}
+
+impl Session {
+    /// The conversation as the model sees it.
+    pub fn history(&self) -> Vec<ChatMessage> {
+        self.messages.iter().map(|m| m.message.clone()).collect()
+    }
+}
+
+/// One stored message and the turn that added it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionMessage {
+    /// The message.
+    #[serde(flatten)]
+    pub message: ChatMessage,
+    /// The turn that added it; `None` in sessions stored before turns had ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn_id: Option<TurnId>,
 }
 
 /// Bounds on stored sessions.
@@ -80,7 +66,7 @@ pub struct SessionLimits {
 pub enum SessionError {
     /// Another turn completed on this session since this one started.
     #[error("session {0} changed while this turn ran; retry with the new history")]
-    Conflict(String),
+    Conflict(SessionId),
     /// The store failed.
     #[error("session store failure: {0}")]
     Storage(String),
@@ -96,15 +82,20 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
         id: &SessionId,
     ) -> Result<Option<Session>, SessionError>;
 
-    /// Appends one completed turn. `expected_turns` is the session's `turns` when
-    /// the turn started (0 for a new session); if it changed, nothing is written.
+    /// Appends one completed turn, its messages marked with `turn`.
+    /// `expected_turns` is the session's `turns` when the turn started (0 for a
+    /// new session); if it changed, nothing is written.
     async fn append_turn(
         &self,
         tenant: &TenantId,
         id: &SessionId,
         expected_turns: u64,
+        turn: &TurnId,
         messages: Vec<ChatMessage>,
     ) -> Result<Session, SessionError>;
+
+    /// Whether the store answers: a cheap read.
+    async fn check(&self) -> Result<(), SessionError>;
 
     /// Deletes the tenant's session; false when there was none.
     async fn delete(&self, tenant: &TenantId, id: &SessionId) -> Result<bool, SessionError>;
@@ -112,12 +103,18 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
 
 /// Drops the oldest messages until at most `max` remain, never leaving a tool
 /// result without the call before it.
-fn trim_oldest(messages: &mut Vec<ChatMessage>, max: usize) {
+fn trim_oldest(messages: &mut Vec<SessionMessage>, max: usize) {
     if messages.len() <= max {
         return;
     }
     let mut start = messages.len() - max;
-    while matches!(messages.get(start), Some(ChatMessage::Tool { .. })) {
+    while matches!(
+        messages.get(start),
+        Some(SessionMessage {
+            message: ChatMessage::Tool { .. },
+            ..
+        })
+    ) {
         start += 1;
     }
     messages.drain(..start);
@@ -128,26 +125,33 @@ mod tests {
     use super::*;
     use crate::llm::ToolCall;
 
-    fn user(text: &str) -> ChatMessage {
-        ChatMessage::User {
+    fn user(text: &str) -> SessionMessage {
+        stored(ChatMessage::User {
             content: text.into(),
+        })
+    }
+
+    fn stored(message: ChatMessage) -> SessionMessage {
+        SessionMessage {
+            message,
+            turn_id: None,
         }
     }
 
     #[test]
     fn trimming_never_orphans_a_tool_result() {
-        let call = ChatMessage::Assistant {
+        let call = stored(ChatMessage::Assistant {
             content: String::new(),
             tool_calls: vec![ToolCall {
                 id: "c".into(),
                 name: "t".into(),
                 arguments: "{}".into(),
             }],
-        };
-        let result = ChatMessage::Tool {
+        });
+        let result = stored(ChatMessage::Tool {
             call_id: "c".into(),
             content: "r".into(),
-        };
+        });
         let mut messages = vec![user("a"), call, result.clone(), user("b")];
         trim_oldest(&mut messages, 2);
         assert_eq!(messages, [user("b")]);
@@ -157,10 +161,25 @@ mod tests {
     }
 
     #[test]
-    fn session_ids_are_validated() {
-        assert!(SessionId::try_from("abc-123_X.y".to_owned()).is_ok());
-        for bad in ["", "a/b", "a b", &"x".repeat(129)] {
-            assert!(SessionId::try_from(bad.to_owned()).is_err(), "{bad:?}");
-        }
+    fn stored_messages_carry_their_turn_and_older_records_still_read() {
+        let turn = TurnId::generate();
+        let message = SessionMessage {
+            message: ChatMessage::User {
+                content: "hi".into(),
+            },
+            turn_id: Some(turn.clone()),
+        };
+        let json = serde_json::to_value(&message).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"role": "user", "content": "hi", "turn_id": turn.as_str()})
+        );
+        assert_eq!(
+            serde_json::from_value::<SessionMessage>(json).unwrap(),
+            message
+        );
+        let older: SessionMessage =
+            serde_json::from_value(serde_json::json!({"role": "user", "content": "hi"})).unwrap();
+        assert_eq!(older.turn_id, None);
     }
 }

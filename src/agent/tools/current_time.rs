@@ -36,7 +36,7 @@ impl Tool for CurrentTime {
 
     async fn execute(
         &self,
-        _context: &ToolContext,
+        context: &ToolContext,
         arguments: serde_json::Value,
     ) -> Result<ToolOutput, ToolError> {
         let name = arguments["timezone"].as_str().unwrap_or("UTC");
@@ -45,7 +45,9 @@ impl Tool for CurrentTime {
                 "unknown time zone {name:?}: use an IANA name such as \"Europe/Paris\""
             ))
         })?;
-        let now = Timestamp::now().to_zoned_datetime(zone);
+        let now = Timestamp::try_from(context.clock.wall())
+            .map_err(|err| ToolError::Failed(format!("the clock is out of range: {err}")))?
+            .to_zoned_datetime(zone);
         Ok(json!({
             "timezone": name,
             "datetime": now.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string(),
@@ -59,36 +61,38 @@ impl Tool for CurrentTime {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::TenantId;
+    use crate::clock::Clock;
+    use crate::ids::TenantId;
 
+    /// 2026-11-23T10:00:00Z, a Monday.
     fn context() -> ToolContext {
+        let monday =
+            std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_428_000);
         ToolContext {
             tenant: TenantId::default_tenant(),
             collections: Vec::new(),
+            clock: Clock::manual(monday),
         }
     }
 
     #[tokio::test]
-    async fn answers_in_the_requested_zone() {
-        let before = Timestamp::now();
+    async fn answers_in_the_requested_zone_from_the_clock() {
         let reply = CurrentTime
             .execute(&context(), json!({"timezone": "Asia/Kolkata"}))
             .await
             .unwrap();
         let reply: serde_json::Value = serde_json::from_str(&reply.content).unwrap();
-        let datetime = reply["datetime"].as_str().unwrap();
-        assert!(datetime.ends_with("+05:30"), "{datetime}");
-        let parsed: Timestamp = datetime.parse().unwrap();
-        assert!(
-            parsed.as_second() >= before.as_second()
-                && parsed.as_second() <= before.as_second() + 5
-        );
+        assert_eq!(reply["datetime"], "2026-11-23T15:30:00+05:30");
+        assert_eq!(reply["weekday"], "Monday");
     }
 
     #[tokio::test]
     async fn defaults_to_utc_and_rejects_unknown_zones() {
         let reply = CurrentTime.execute(&context(), json!({})).await.unwrap();
-        assert!(reply.content.contains("+00:00"), "{reply:?}");
+        assert!(
+            reply.content.contains("2026-11-23T10:00:00+00:00"),
+            "{reply:?}"
+        );
         let err = CurrentTime
             .execute(&context(), json!({"timezone": "Mars/Olympus"}))
             .await

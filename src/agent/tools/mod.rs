@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::turn::Source;
-use crate::identity::TenantId;
+use crate::clock::Clock;
+use crate::ids::{CollectionName, TenantId};
 use crate::llm::ToolSpec;
 
 /// What a tool knows about the call it serves.
@@ -18,7 +19,9 @@ pub struct ToolContext {
     /// The tenant of the request; tools scope every read and write to it.
     pub tenant: TenantId,
     /// The knowledge collections the request named; empty means the default.
-    pub collections: Vec<String>,
+    pub collections: Vec<CollectionName>,
+    /// The clock a tool reads "now" from.
+    pub clock: Clock,
 }
 
 /// What a tool call produced.

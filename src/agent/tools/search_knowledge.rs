@@ -9,7 +9,8 @@ use tracing::Instrument;
 
 use super::{Tool, ToolContext, ToolError, ToolOutput};
 use crate::agent::turn::{Source, SourceChunk, merge_sources};
-use crate::llm::extractive::{KnowledgeResults, Passage, SEARCH_TOOL};
+use crate::ids::CollectionName;
+use crate::retrieval::knowledge::{KnowledgeResults, Passage, SEARCH_TOOL};
 use crate::retrieval::store::{KnowledgeStore, SearchMode, StoreError};
 
 /// Passages returned per search, over all the collections searched.
@@ -19,12 +20,12 @@ const TOP_K: u64 = 5;
 #[derive(Debug)]
 pub struct SearchKnowledge {
     store: KnowledgeStore,
-    default_collection: String,
+    default_collection: CollectionName,
 }
 
 impl SearchKnowledge {
     /// Searches `store`; `default_collection` when a request names none.
-    pub fn new(store: KnowledgeStore, default_collection: String) -> Self {
+    pub fn new(store: KnowledgeStore, default_collection: CollectionName) -> Self {
         Self {
             store,
             default_collection,
@@ -35,14 +36,14 @@ impl SearchKnowledge {
     async fn search_one(
         &self,
         context: &ToolContext,
-        collection: &str,
+        collection: &CollectionName,
         query: &str,
     ) -> Result<Vec<Passage>, ToolError> {
         let span = tracing::info_span!(
             "retrieval",
             otel.name = format!("retrieval {collection}"),
             gen_ai.operation.name = "retrieval",
-            gen_ai.data_source.id = collection,
+            gen_ai.data_source.id = collection.as_str(),
         );
         let searched = self
             .store
@@ -61,7 +62,7 @@ impl SearchKnowledge {
                 .hits
                 .into_iter()
                 .map(|hit| Passage {
-                    collection: collection.to_owned(),
+                    collection: collection.to_string(),
                     doc_id: hit.doc_id,
                     chunk_index: hit.chunk_index,
                     source_uri: hit.source_uri,

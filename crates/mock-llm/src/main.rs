@@ -1,11 +1,11 @@
 //! `agentd-mock-llm`: the OpenAI-compatible mock LLM server as a standalone
-//! process, for benchmarks, local runs and demos. See `agentd::mock_llm`.
+//! process, for benchmarks, local runs and demos. See the library of this crate.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use agentd::mock_llm::{Behaviour, Fault, MockLlm};
+use agentd_mock_llm::{Behaviour, Fault, MockLlm};
 use clap::{Parser, ValueEnum};
 
 #[derive(Debug, Parser)]

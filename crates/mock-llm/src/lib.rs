@@ -1,5 +1,6 @@
-//! An OpenAI-compatible mock LLM server, for tests (scripted per test, in-process)
-//! and as the standalone `agentd-mock-llm` binary (benchmarks, local use).
+//! An OpenAI-compatible mock LLM server, for agentd's tests (scripted per test,
+//! in-process) and as the standalone `agentd-mock-llm` binary (benchmarks, local
+//! use). It is test support: agentd's production library does not contain it.
 //!
 //! It speaks the real wire format of `POST /v1/chat/completions`: with
 //! `"stream": true`, `data: {chat.completion.chunk}` server-sent events with
@@ -9,6 +10,11 @@
 //! deterministic vectors. It injects faults (HTTP errors, delays,
 //! stalls, connection resets, malformed chunks, a missing `[DONE]`), records every
 //! request, and notes when a client drops a stream before its end.
+//!
+//! Tests never wait on a timing window: a scripted reply can be held at a
+//! [`Gate`] (before its headers, or after some chunks) until the test releases
+//! it, the test can wait until a reply has reached its gate, and
+//! [`MockLlm::wait_for_stream_end`] reports when a client dropped a stream.
 
 pub mod embeddings;
 pub mod wire;
@@ -32,7 +38,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use serde_json::Value;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -64,6 +70,84 @@ pub struct MockToolCall {
     pub fragments: usize,
 }
 
+/// A point a scripted reply stops at until its test releases it: the test waits
+/// on the event (the reply reached the gate), not on time.
+#[derive(Clone, Debug)]
+pub struct Gate(Arc<GateState>);
+
+#[derive(Debug)]
+struct GateState {
+    /// Replies that have reached the gate so far.
+    reached: watch::Sender<usize>,
+    /// Whether the gate is open.
+    open: watch::Sender<bool>,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Gate {
+    /// A closed gate.
+    pub fn new() -> Self {
+        Self(Arc::new(GateState {
+            reached: watch::Sender::new(0),
+            open: watch::Sender::new(false),
+        }))
+    }
+
+    /// Waits until `n` replies have reached the gate (they are held there until
+    /// [`Gate::release`]).
+    pub async fn reached(&self, n: usize) {
+        let mut reached = self.0.reached.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let _ = reached.wait_for(|count| *count >= n).await;
+    }
+
+    /// Opens the gate: every reply held at it goes on, and later ones pass.
+    pub fn release(&self) {
+        self.0.open.send_replace(true);
+    }
+
+    /// Called by a reply at the gate: counts it, then waits until it is open.
+    async fn pass(&self) {
+        self.0.reached.send_modify(|count| *count += 1);
+        let mut open = self.0.open.subscribe();
+        let _ = open.wait_for(|open| *open).await;
+    }
+}
+
+/// Where a reply waits at its gate.
+#[derive(Clone, Debug)]
+pub struct Hold {
+    /// `None`: before the response headers; `Some(n)`: after the first `n`
+    /// server-sent events of a streamed reply (the first is the role chunk, then
+    /// one per text piece).
+    pub after_events: Option<usize>,
+    /// The gate.
+    pub gate: Gate,
+}
+
+impl Hold {
+    /// Held before the response headers.
+    pub fn before_headers(gate: &Gate) -> Self {
+        Self {
+            after_events: None,
+            gate: gate.clone(),
+        }
+    }
+
+    /// Held after the first `n` events of the stream.
+    pub fn after_events(n: usize, gate: &Gate) -> Self {
+        Self {
+            after_events: Some(n),
+            gate: gate.clone(),
+        }
+    }
+}
+
 /// A completion the mock sends.
 #[derive(Clone, Debug, Default)]
 pub struct Completion {
@@ -81,6 +165,8 @@ pub struct Completion {
     pub usage: Option<(u32, u32)>,
     /// A fault to inject.
     pub fault: Option<Fault>,
+    /// A gate to wait at.
+    pub hold: Option<Hold>,
 }
 
 impl Completion {
@@ -97,6 +183,14 @@ impl Completion {
         Self {
             tool_calls: calls.into_iter().collect(),
             ..Self::default()
+        }
+    }
+
+    /// This completion, held at `hold`.
+    pub fn held(self, hold: Hold) -> Self {
+        Self {
+            hold: Some(hold),
+            ..self
         }
     }
 }
@@ -335,6 +429,17 @@ impl MockLlm {
             changed.await;
         }
     }
+
+    /// Waits until `n` chat requests have arrived.
+    pub async fn wait_for_requests(&self, n: usize) {
+        loop {
+            let changed = self.shared.changed.notified();
+            if Shared::lock(&self.shared.requests).len() >= n {
+                return;
+            }
+            changed.await;
+        }
+    }
 }
 
 /// Sleeps for `delay`; no time at all for zero. (`tokio::time::sleep` of zero
@@ -488,6 +593,7 @@ async fn chat_completions(
         Err(response) => return *response,
     };
     record(&shared.requests, version, &body, &authorization);
+    shared.changed.notify_waiters();
     let serial = usize::try_from(
         shared
             .counters
@@ -521,6 +627,13 @@ async fn chat_completions(
         Reply::Completion(completion) => completion,
     };
     pause(completion.first_byte_delay).await;
+    if let Some(Hold {
+        after_events: None,
+        gate,
+    }) = &completion.hold
+    {
+        gate.pass().await;
+    }
     let header = ChunkHeader {
         id: format!("chatcmpl-mock-{serial}"),
         model: body["model"].as_str().unwrap_or_default().to_owned(),
@@ -649,9 +762,15 @@ fn stream_response(
         shared.counters.streams_started.fetch_add(1, Ordering::Relaxed);
         let mut guard = EndGuard { shared, completed: false };
         pause(completion.first_token_delay).await;
+        let held_after = completion.hold.as_ref().and_then(|hold| hold.after_events.map(|n| (n, hold.gate.clone())));
         for (i, event) in events.into_iter().enumerate() {
             if i > 0 {
                 pause(completion.token_delay).await;
+            }
+            if let Some((n, gate)) = &held_after
+                && i == *n
+            {
+                gate.pass().await;
             }
             match completion.fault {
                 Some(Fault::StallAfter(n)) if i == n => std::future::pending::<()>().await,

@@ -1,0 +1,167 @@
+//! The model step: one model call of the loop, as a stream of text deltas and
+//! then the whole reply (tool calls, finish reason, token usage). Traced as
+//! `chat {model}` and measured. The call goes through the model's provider,
+//! which is its upstream behind the per-call chain (`llm::chain`).
+
+use futures::{Stream, StreamExt, TryStreamExt};
+use tracing::field::Empty;
+
+use super::prepare::Turn;
+use crate::agent::context::{estimate_usage, saturate};
+use crate::agent::error::TurnError;
+use crate::llm::{CallContext, ChatMessage, FinishReason, LlmEvent, LlmRequest, ToolCall};
+use crate::telemetry::genai::{GenAiMetrics, OperationLabels};
+use crate::telemetry::traced::{ErrorType, Traced};
+
+/// What one model call produced.
+#[derive(Clone, Debug)]
+pub(super) struct StepReply {
+    pub(super) text: String,
+    pub(super) tool_calls: Vec<ToolCall>,
+    pub(super) finish: FinishReason,
+    pub(super) input_tokens: u32,
+    pub(super) output_tokens: u32,
+    pub(super) estimated: bool,
+}
+
+impl Default for StepReply {
+    fn default() -> Self {
+        Self {
+            text: String::new(),
+            tool_calls: Vec::new(),
+            finish: FinishReason::Stop,
+            input_tokens: 0,
+            output_tokens: 0,
+            estimated: false,
+        }
+    }
+}
+
+/// An event of a model step.
+pub(super) enum StepEvent {
+    /// Answer text, as it arrives.
+    Delta(String),
+    /// The whole reply, last.
+    Done(StepReply),
+}
+
+/// One model call of `turn` over `messages`. `input_estimate` is the input's
+/// token count when fitting counted it.
+pub(super) fn model_step<'a>(
+    turn: &'a Turn,
+    metrics: &'a GenAiMetrics,
+    operation: &'a OperationLabels,
+    messages: Vec<ChatMessage>,
+    input_estimate: Option<usize>,
+) -> impl Stream<Item = Result<StepEvent, TurnError>> + Send + 'a {
+    let model = &turn.model;
+    let span = tracing::info_span!(
+        parent: &turn.span,
+        "chat",
+        otel.name = format!("chat {}", model.upstream_id),
+        otel.kind = "client",
+        otel.status_code = Empty,
+        gen_ai.operation.name = "chat",
+        gen_ai.provider.name = model.provider.name(),
+        gen_ai.request.model = model.upstream_id.as_str(),
+        gen_ai.request.max_tokens = i64::from(turn.max_output_tokens),
+        gen_ai.response.model = Empty,
+        gen_ai.response.finish_reasons = Empty,
+        gen_ai.usage.input_tokens = Empty,
+        gen_ai.usage.output_tokens = Empty,
+        error.type = Empty,
+    );
+    // Kept for the usage estimate if the provider reports none and the fit
+    // counted nothing.
+    let uncounted = input_estimate.is_none().then(|| messages.clone());
+    let request = LlmRequest {
+        model: model.upstream_id.clone(),
+        messages,
+        tools: turn.offered.clone(),
+        max_output_tokens: Some(turn.max_output_tokens),
+        temperature: turn.temperature,
+    };
+    let call = CallContext::first(&turn.context);
+    let started = std::time::Instant::now();
+    let provider = model.provider.clone();
+    let call_span = span.clone();
+    let upstream_error = move |error| {
+        tracing::warn!(provider = provider.name(), error = %error, "LLM call failed");
+        TurnError::Upstream {
+            provider: provider.name().to_owned(),
+            error,
+        }
+    };
+    let stream = async_stream::try_stream! {
+        let mut upstream = model
+            .provider
+            .stream_chat(&call, request)
+            .await
+            .map_err(&upstream_error)?;
+        let mut reply = StepReply::default();
+        let mut reported = None;
+        while let Some(event) = upstream.next().await {
+            match event.map_err(&upstream_error)? {
+                LlmEvent::ResponseModel(name) => {
+                    call_span.record("gen_ai.response.model", name.as_str());
+                }
+                LlmEvent::TextDelta(text) => {
+                    reply.text.push_str(&text);
+                    yield StepEvent::Delta(text);
+                }
+                LlmEvent::ToolCalls(calls) => reply.tool_calls = calls,
+                LlmEvent::Usage(usage) => reported = Some(usage),
+                LlmEvent::Finished(reason) => reply.finish = reason,
+            }
+        }
+        match reported {
+            Some(usage) => {
+                reply.input_tokens = usage.input_tokens;
+                reply.output_tokens = usage.output_tokens;
+            }
+            None => {
+                let answer = ChatMessage::Assistant {
+                    content: reply.text.clone(),
+                    tool_calls: reply.tool_calls.clone(),
+                };
+                let (input, output) = estimate_usage(
+                    model.encoding,
+                    input_estimate,
+                    uncounted,
+                    turn.offered.clone(),
+                    answer,
+                )
+                .await?;
+                reply.estimated = true;
+                reply.input_tokens = saturate(input);
+                reply.output_tokens = saturate(output);
+            }
+        }
+        call_span.record("gen_ai.usage.input_tokens", i64::from(reply.input_tokens));
+        call_span.record("gen_ai.usage.output_tokens", i64::from(reply.output_tokens));
+        call_span.record(
+            "gen_ai.response.finish_reasons",
+            format!("[\"{}\"]", finish_reason_name(&reply.finish)),
+        );
+        metrics.model_call(
+            operation,
+            started.elapsed(),
+            "",
+            Some((reply.input_tokens, reply.output_tokens)),
+        );
+        yield StepEvent::Done(reply);
+    };
+    let stream = stream.inspect_err(move |err: &TurnError| {
+        metrics.model_call(operation, started.elapsed(), err.error_type(), None);
+    });
+    Traced::new(stream, span)
+}
+
+fn finish_reason_name(reason: &FinishReason) -> &'static str {
+    match reason {
+        FinishReason::Stop => "stop",
+        FinishReason::Length => "length",
+        FinishReason::ToolCalls => "tool_calls",
+        FinishReason::ContentFilter => "content_filter",
+    }
+}

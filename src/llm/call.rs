@@ -1,0 +1,138 @@
+//! What a model call knows besides its request: the turn it serves (tenant,
+//! session, turn id, deadline, whether the client has seen output yet, and
+//! state that stages of the per-call chain keep for the turn) and which attempt
+//! of the call it is. Every [`super::LlmProvider`] call gets one.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::time::Instant;
+
+use crate::clock::Clock;
+use crate::ids::{SessionId, TenantId, TurnId};
+
+/// The turn model calls belong to, shared by every call and attempt of it.
+#[derive(Debug)]
+pub struct TurnContext {
+    /// Whose turn it is; every cost, limit and policy is the tenant's.
+    pub tenant: TenantId,
+    /// The conversation.
+    pub session: SessionId,
+    /// The turn, as the server named it.
+    pub turn: TurnId,
+    /// When the caller stops waiting (on `clock`); `None` for no deadline.
+    pub deadline: Option<Instant>,
+    /// The clock the deadline and every timer of the turn are read from.
+    pub clock: Clock,
+    output_sent: AtomicBool,
+    state: Mutex<http::Extensions>,
+}
+
+impl TurnContext {
+    /// The context of a turn starting now.
+    pub fn new(
+        tenant: TenantId,
+        session: SessionId,
+        turn: TurnId,
+        deadline: Option<Instant>,
+        clock: Clock,
+    ) -> Self {
+        Self {
+            tenant,
+            session,
+            turn,
+            deadline,
+            clock,
+            output_sent: AtomicBool::new(false),
+            state: Mutex::new(http::Extensions::new()),
+        }
+    }
+
+    /// Records that some of the turn's output has gone to the client: from then
+    /// on a failed call cannot be silently replaced by another answer.
+    pub fn mark_output_sent(&self) {
+        self.output_sent.store(true, Ordering::Release);
+    }
+
+    /// Whether any of the turn's output has gone to the client.
+    pub fn output_sent(&self) -> bool {
+        self.output_sent.load(Ordering::Acquire)
+    }
+
+    /// Runs `f` on the turn's state: values that stages of the per-call chain
+    /// attach to the turn (one per type), seen by every later call of the turn.
+    pub fn with_state<T>(&self, f: impl FnOnce(&mut http::Extensions) -> T) -> T {
+        // `f` cannot leave the map half-changed (each insert or remove is whole),
+        // so a lock poisoned by a panic elsewhere still guards consistent data.
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut state)
+    }
+}
+
+/// One attempt of one model call.
+#[derive(Clone, Debug)]
+pub struct CallContext {
+    /// The turn it serves.
+    pub turn: Arc<TurnContext>,
+    /// 1 for the first attempt of a model call; each retry, fallback or hedge
+    /// of the same call counts up.
+    pub attempt: u32,
+}
+
+impl CallContext {
+    /// The first attempt of a model call of `turn`.
+    pub fn first(turn: &Arc<TurnContext>) -> Self {
+        Self {
+            turn: turn.clone(),
+            attempt: 1,
+        }
+    }
+
+    /// The next attempt of the same model call.
+    pub fn next_attempt(&self) -> Self {
+        Self {
+            turn: self.turn.clone(),
+            attempt: self.attempt + 1,
+        }
+    }
+
+    /// A call outside any caller's turn (tools and tests): the default tenant,
+    /// a fresh session and turn, no deadline.
+    pub fn detached(clock: Clock) -> Self {
+        Self::first(&Arc::new(TurnContext::new(
+            TenantId::default_tenant(),
+            SessionId::generate(),
+            TurnId::generate(),
+            None,
+            clock,
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Debug, PartialEq)]
+    struct Placeholders(Vec<String>);
+
+    #[test]
+    fn turn_state_is_shared_by_every_attempt() {
+        let first = CallContext::detached(Clock::system());
+        let retry = first.next_attempt();
+        assert_eq!(retry.attempt, 2);
+        first
+            .turn
+            .with_state(|state| state.insert(Placeholders(vec!["<EMAIL_1>".into()])));
+        let seen = retry
+            .turn
+            .with_state(|state| state.get::<Placeholders>().cloned());
+        assert_eq!(seen, Some(Placeholders(vec!["<EMAIL_1>".into()])));
+        assert!(!retry.turn.output_sent());
+        first.turn.mark_output_sent();
+        assert!(retry.turn.output_sent());
+    }
+}
