@@ -136,10 +136,12 @@ impl Clock {
         }
     }
 
-    /// On a manual clock, waits until some sleep due within `within` from now
-    /// is waiting: a test's signal that the code under test has started the
-    /// timer the test means to pass. Returns at once on the system clock.
-    pub async fn wait_for_timer(&self, within: Duration) {
+    /// On a manual clock, waits until a sleep due exactly `after` from now is
+    /// waiting: a test's signal that the code under test has started the timer
+    /// of that length that the test means to pass (the clock stands still
+    /// between the timer's start and the test's advance, so its deadline is
+    /// exactly `after` ahead). Returns at once on the system clock.
+    pub async fn wait_for_timer(&self, after: Duration) {
         let Source::Manual(manual) = &self.0 else {
             return;
         };
@@ -147,8 +149,8 @@ impl Clock {
             let started = manual.sleeping.notified();
             {
                 let state = manual.state();
-                let horizon = manual.start + state.advanced + within;
-                if state.waiting.iter().any(|(_, at, _)| *at <= horizon) {
+                let due = manual.start + state.advanced + after;
+                if state.waiting.iter().any(|(_, at, _)| *at == due) {
                     return;
                 }
             }

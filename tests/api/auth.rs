@@ -95,3 +95,57 @@ async fn health_stays_open_with_auth_on() {
         tonic_health::pb::health_check_response::ServingStatus::Serving
     );
 }
+
+#[tokio::test]
+async fn each_method_takes_the_roles_of_its_table_row_and_no_others() {
+    use agentd::pb::retrieval_service_client::RetrievalServiceClient;
+    use agentd::pb::{ChatRequest, IngestDocumentsRequest, ListCollectionsRequest};
+
+    let app = spawn_app_with(&auth_config()).await;
+    let (agent, _) = key("agent");
+    let (admin, _) = key("admin");
+    let (operator, _) = key("operator");
+    let retrieval = || RetrievalServiceClient::new(app.channel.clone());
+
+    // agent: may list collections (agent or ingest), may not ingest (ingest only).
+    retrieval()
+        .list_collections(with_key(ListCollectionsRequest {}, &agent))
+        .await
+        .unwrap();
+    let err = retrieval()
+        .ingest_documents(with_key(IngestDocumentsRequest::default(), &agent))
+        .await
+        .unwrap_err();
+    assert_reason(&err, Code::PermissionDenied, "PERMISSION_DENIED");
+    let info = err.get_details_error_info().unwrap();
+    assert_eq!(info.metadata["required_roles"], "ingest");
+    assert_eq!(
+        info.metadata["method"],
+        "/agentd.v1.RetrievalService/IngestDocuments"
+    );
+    assert_eq!(info.metadata["service"], "agentd.v1.RetrievalService");
+
+    // admin and operator: GetStatus, but neither runs the agent (roles do not
+    // imply one another).
+    for key in [&admin, &operator] {
+        app.admin()
+            .get_status(with_key(GetStatusRequest {}, key))
+            .await
+            .unwrap();
+        let err = app
+            .agent()
+            .chat(with_key(ChatRequest::default(), key))
+            .await
+            .unwrap_err();
+        assert_reason(&err, Code::PermissionDenied, "PERMISSION_DENIED");
+        let info = err.get_details_error_info().unwrap();
+        assert_eq!(info.metadata["required_roles"], "agent");
+    }
+    let err = app
+        .admin()
+        .get_status(with_key(GetStatusRequest {}, &agent))
+        .await
+        .unwrap_err();
+    let info = err.get_details_error_info().unwrap();
+    assert_eq!(info.metadata["required_roles"], "admin or operator");
+}

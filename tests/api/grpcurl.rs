@@ -179,3 +179,46 @@ async fn grpcurl_streams_a_chat_with_a_tool_call() {
     assert_eq!(events[6]["completed"]["answer"], "It is tea time.");
     assert_eq!(events[6]["completed"]["finishReason"], "FINISH_REASON_STOP");
 }
+
+#[tokio::test]
+async fn grpcurl_decodes_the_error_details_of_a_failing_call() {
+    let app = spawn_app().await;
+    let addr = app.grpc_addr.to_string();
+    let output = Command::new(grpcurl())
+        .args([
+            "-plaintext",
+            "-d",
+            r#"{"session_id": "not a valid id"}"#,
+            &addr,
+            "agentd.v1.AgentService/GetSession",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success(), "the call succeeded: {output:?}");
+    // grpcurl prints the status and its details (resolved through reflection).
+    let printed = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(printed.contains("Code: InvalidArgument"), "{printed}");
+    assert!(!printed.contains("not recognized"), "{printed}");
+    // Each detail is printed as `N)<tab>{json}`.
+    let details: Vec<serde_json::Value> = printed
+        .lines()
+        .filter_map(|line| line.trim().split_once(")\t"))
+        .map(|(_, json)| serde_json::from_str(json).unwrap())
+        .collect();
+    let detail = |kind: &str| {
+        details
+            .iter()
+            .find(|d| d["@type"] == format!("type.googleapis.com/google.rpc.{kind}"))
+            .unwrap_or_else(|| panic!("no {kind} in:\n{printed}"))
+    };
+    let info = detail("ErrorInfo");
+    assert_eq!(info["reason"], "INVALID_ARGUMENT");
+    assert_eq!(info["domain"], "agentd");
+    assert!(info["metadata"]["request_id"].is_string(), "{info}");
+    assert_eq!(
+        detail("BadRequest")["fieldViolations"][0]["field"],
+        "session_id"
+    );
+}

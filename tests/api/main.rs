@@ -30,3 +30,4 @@ mod shutdown;
 mod status;
 mod store_process;
 mod telemetry;
+mod turns;
