@@ -17,7 +17,12 @@
 //! [`MockLlm::wait_for_stream_end`] reports when a client dropped a stream.
 
 pub mod embeddings;
+mod gate;
+mod stream;
 pub mod wire;
+
+pub use gate::{Gate, Hold};
+use stream::stream_response;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -26,7 +31,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
@@ -38,7 +42,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use serde_json::Value;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -68,84 +72,6 @@ pub struct MockToolCall {
     pub arguments: String,
     /// How many argument fragments to split `arguments` into (at least 1).
     pub fragments: usize,
-}
-
-/// A point a scripted reply stops at until its test releases it: the test waits
-/// on the event (the reply reached the gate), not on time.
-#[derive(Clone, Debug)]
-pub struct Gate(Arc<GateState>);
-
-#[derive(Debug)]
-struct GateState {
-    /// Replies that have reached the gate so far.
-    reached: watch::Sender<usize>,
-    /// Whether the gate is open.
-    open: watch::Sender<bool>,
-}
-
-impl Default for Gate {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Gate {
-    /// A closed gate.
-    pub fn new() -> Self {
-        Self(Arc::new(GateState {
-            reached: watch::Sender::new(0),
-            open: watch::Sender::new(false),
-        }))
-    }
-
-    /// Waits until `n` replies have reached the gate (they are held there until
-    /// [`Gate::release`]).
-    pub async fn reached(&self, n: usize) {
-        let mut reached = self.0.reached.subscribe();
-        // The sender lives in `self`, so the channel cannot close while we wait.
-        let _ = reached.wait_for(|count| *count >= n).await;
-    }
-
-    /// Opens the gate: every reply held at it goes on, and later ones pass.
-    pub fn release(&self) {
-        self.0.open.send_replace(true);
-    }
-
-    /// Called by a reply at the gate: counts it, then waits until it is open.
-    async fn pass(&self) {
-        self.0.reached.send_modify(|count| *count += 1);
-        let mut open = self.0.open.subscribe();
-        let _ = open.wait_for(|open| *open).await;
-    }
-}
-
-/// Where a reply waits at its gate.
-#[derive(Clone, Debug)]
-pub struct Hold {
-    /// `None`: before the response headers; `Some(n)`: after the first `n`
-    /// server-sent events of a streamed reply (the first is the role chunk, then
-    /// one per text piece).
-    pub after_events: Option<usize>,
-    /// The gate.
-    pub gate: Gate,
-}
-
-impl Hold {
-    /// Held before the response headers.
-    pub fn before_headers(gate: &Gate) -> Self {
-        Self {
-            after_events: None,
-            gate: gate.clone(),
-        }
-    }
-
-    /// Held after the first `n` events of the stream.
-    pub fn after_events(n: usize, gate: &Gate) -> Self {
-        Self {
-            after_events: Some(n),
-            gate: gate.clone(),
-        }
-    }
 }
 
 /// A completion the mock sends.
@@ -682,133 +608,4 @@ fn http_error(status: u16, retry_after: Option<u64>, message: &str, kind: &str) 
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
     response
-}
-
-/// Splits `text` into `parts` non-empty pieces at character boundaries.
-fn split_fragments(text: &str, parts: usize) -> Vec<String> {
-    let chars: Vec<char> = text.chars().collect();
-    let parts = parts.clamp(1, chars.len().max(1));
-    let size = chars.len().div_ceil(parts).max(1);
-    chars.chunks(size).map(|c| c.iter().collect()).collect()
-}
-
-/// Records how a stream ended when it is dropped.
-struct EndGuard {
-    shared: Arc<Shared>,
-    completed: bool,
-}
-
-impl Drop for EndGuard {
-    fn drop(&mut self) {
-        let now = Instant::now();
-        let (end, counter) = if self.completed {
-            (
-                StreamEnd::Completed(now),
-                &self.shared.counters.streams_completed,
-            )
-        } else {
-            (
-                StreamEnd::Dropped(now),
-                &self.shared.counters.streams_dropped,
-            )
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        let mut ends = Shared::lock(&self.shared.stream_ends);
-        if ends.len() < MAX_RECORDS {
-            ends.push(end);
-        }
-        drop(ends);
-        self.shared.changed.notify_waiters();
-    }
-}
-
-fn stream_response(
-    shared: Arc<Shared>,
-    header: ChunkHeader,
-    completion: Completion,
-    usage_prompt_tokens: Option<u32>,
-) -> Response {
-    let mut events = vec![wire::sse(&header.role())];
-    events.extend(
-        completion
-            .text
-            .iter()
-            .map(|t| wire::sse(&header.content(t))),
-    );
-    for (index, call) in completion.tool_calls.iter().enumerate() {
-        events.push(wire::sse(
-            &header.tool_call_start(index, &call.id, &call.name),
-        ));
-        for fragment in split_fragments(&call.arguments, call.fragments) {
-            events.push(wire::sse(&header.tool_call_arguments(index, &fragment)));
-        }
-    }
-    let finish = if completion.tool_calls.is_empty() {
-        "stop"
-    } else {
-        "tool_calls"
-    };
-    events.push(wire::sse(&header.finish(finish)));
-    if let Some(prompt_tokens) = usage_prompt_tokens {
-        let (prompt, output) = completion.usage.unwrap_or((
-            prompt_tokens,
-            (completion.text.len() + completion.tool_calls.len()) as u32,
-        ));
-        events.push(wire::sse(&header.usage(prompt, output)));
-    }
-    let send_done = completion.fault != Some(Fault::NoDone);
-
-    let stream = async_stream::stream! {
-        shared.counters.streams_started.fetch_add(1, Ordering::Relaxed);
-        let mut guard = EndGuard { shared, completed: false };
-        pause(completion.first_token_delay).await;
-        let held_after = completion.hold.as_ref().and_then(|hold| hold.after_events.map(|n| (n, hold.gate.clone())));
-        for (i, event) in events.into_iter().enumerate() {
-            if i > 0 {
-                pause(completion.token_delay).await;
-            }
-            if let Some((n, gate)) = &held_after
-                && i == *n
-            {
-                gate.pass().await;
-            }
-            match completion.fault {
-                Some(Fault::StallAfter(n)) if i == n => std::future::pending::<()>().await,
-                Some(Fault::ResetAfter(n)) if i == n => {
-                    yield Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "mock reset"));
-                    return;
-                }
-                Some(Fault::MalformedAfter(n)) if i == n => {
-                    yield Ok(Bytes::from_static(b"data: {\"id\": \"chatcmpl-mock\", \"choices\": [\n\n"));
-                }
-                _ => {}
-            }
-            yield Ok::<_, std::io::Error>(Bytes::from(event));
-        }
-        if send_done {
-            yield Ok(Bytes::from_static(wire::SSE_DONE.as_bytes()));
-        }
-        guard.completed = true;
-    };
-    Response::builder()
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .header(header::CACHE_CONTROL, "no-cache")
-        .body(Body::from_stream(stream))
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fragments_cover_the_text() {
-        let text = r#"{"timezone":"Europe/Paris"}"#;
-        for parts in 1..=40 {
-            let pieces = split_fragments(text, parts);
-            assert_eq!(pieces.concat(), text);
-            assert!(pieces.iter().all(|p| !p.is_empty()));
-        }
-        assert_eq!(split_fragments("", 3), Vec::<String>::new());
-    }
 }
