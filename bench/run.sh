@@ -239,6 +239,15 @@ TOML
 
 cancel() {
   PEER_PID=""
+  # How soon a cancel reaches the upstream, one stream at a time, through agentd
+  # and direct: a mock that keeps writing (1 ms apart) notices a closed
+  # connection at its next write.
+  start_mock --tokens 100000 --token-delay-ms 1
+  start_agentd
+  "$bin/agentd-bench" cancel --agentd "http://127.0.0.1:$AGENTD_PORT" \
+    --upstream "http://127.0.0.1:$MOCK_PORT/v1" --requests 200 --after 4 --json \
+    | tee "$results/cancel-latency.json" >&2
+  stop_all
   start_mock --tokens 32 --token-delay-ms 10
   start_agentd
   local idle

@@ -309,17 +309,19 @@ impl App {
         let drain = CancellationToken::new();
         let stop_accepting = CancellationToken::new();
 
+        let served = Arc::new(KnownMethods::from_descriptor_sets(&descriptor_sets)?);
+
         // Outer to inner; each layer's reason is in its module docs.
         let layers = tower::ServiceBuilder::new()
             // request id, span, metrics, access log, error details on every status
             .layer(StageLayer::new(Observe::new(
                 metrics.clone(),
-                KnownMethods::from_descriptor_sets(&descriptor_sets)?,
+                served.clone(),
             )))
             // a panicking handler fails its own call with INTERNAL, nothing more
             .layer(StageLayer::new(CatchPanic))
             // who is calling, and may they call this method
-            .layer(StageLayer::new(Auth::new(&self.config.auth)))
+            .layer(StageLayer::new(Auth::new(&self.config.auth, served)))
             // shed load past the concurrency limit instead of queueing it
             .layer(StageLayer::new(LoadShed::new(server.max_concurrent_calls)))
             // every call has a deadline, the client's or the default
@@ -363,11 +365,14 @@ impl App {
         }
 
         tracing::info!(grace = ?server.shutdown_grace, "shutdown requested: draining");
+        // NOT_SERVING first, so load balancers stop sending at once; then the
+        // watcher stops (mid-check, if it is checking: it must not flip the
+        // statuses back).
+        health.update(|conditions| conditions.draining = true).await;
         watch_stop.cancel();
         if let Err(err) = watcher.await {
             tracing::warn!(error = %err, "the dependency watcher failed");
         }
-        health.update(|conditions| conditions.draining = true).await;
         drain.cancel();
         stop_accepting.cancel();
         match self.clock.timeout(server.shutdown_grace, &mut grpc).await {
@@ -424,7 +429,10 @@ async fn watch_dependencies(
 ) {
     use crate::status::DependencyState::Healthy;
     loop {
-        let checked = dependencies.check(&clock).await;
+        let checked = tokio::select! {
+            () = stop.cancelled() => return,
+            checked = dependencies.check(&clock) => checked,
+        };
         let up = |name: &str| checked.iter().any(|d| d.name == name && d.state == Healthy);
         let (session_store_up, vector_store_up) = (up("session_store"), up("vector_store"));
         health

@@ -133,6 +133,9 @@ pub enum AppError {
 }
 
 fn roles_list(roles: &[Role]) -> String {
+    if roles.is_empty() {
+        return "(none: the method has no row in the role table)".to_owned();
+    }
     roles
         .iter()
         .map(|role| role.as_str())
@@ -183,6 +186,9 @@ impl AppError {
                 | LlmError::Protocol(_)
                 | LlmError::Truncated => Code::Unavailable,
                 LlmError::DeadlineExceeded => Code::DeadlineExceeded,
+                // What a stage refuses (a budget, a policy) a retry cannot cure
+                // until something changes; later stages bring their own codes.
+                LlmError::Refused { .. } => Code::FailedPrecondition,
             },
             AppError::Internal(_) => Code::Internal,
         }
@@ -214,6 +220,7 @@ impl AppError {
                 LlmError::Protocol(_) => "UPSTREAM_PROTOCOL",
                 LlmError::Truncated => "UPSTREAM_TRUNCATED",
                 LlmError::DeadlineExceeded => "DEADLINE_EXCEEDED",
+                LlmError::Refused { .. } => "CALL_REFUSED",
             },
             AppError::Internal(_) => "INTERNAL",
         }
@@ -237,7 +244,8 @@ impl AppError {
                 LlmError::Unauthorized { .. }
                 | LlmError::Rejected { .. }
                 | LlmError::Protocol(_)
-                | LlmError::DeadlineExceeded => None,
+                | LlmError::DeadlineExceeded
+                | LlmError::Refused { .. } => None,
             },
             AppError::InvalidArgument(_)
             | AppError::ToolNotAllowed { .. }
@@ -296,6 +304,9 @@ impl AppError {
                 {
                     pairs.push(("upstream_status", status.to_string()));
                 }
+                if let LlmError::Refused { stage, .. } = error {
+                    pairs.push(("stage", stage.clone()));
+                }
                 pairs
             }
             AppError::CollectionNotFound(name) => vec![("collection", name.clone())],
@@ -312,6 +323,7 @@ impl AppError {
 impl From<SessionError> for AppError {
     fn from(err: SessionError) -> Self {
         match err {
+            SessionError::NotFound(id) => AppError::SessionNotFound(id.to_string()),
             SessionError::Conflict(id) => AppError::SessionConflict(id.to_string()),
             SessionError::Storage(_) => AppError::Internal(err.into()),
         }
@@ -357,11 +369,11 @@ impl From<TurnError> for AppError {
                 tool,
                 tenant,
             },
-            TurnError::SessionNotFound(id) => AppError::SessionNotFound(id.to_string()),
             TurnError::CollectionNotFound(name) => AppError::CollectionNotFound(name.to_string()),
             TurnError::Session(err) => err.into(),
             TurnError::Knowledge(err) => err.into(),
             TurnError::Upstream { provider, error } => AppError::Upstream { provider, error },
+            TurnError::DeadlineExceeded(timeout) => AppError::DeadlineExceeded { timeout },
             TurnError::ContextExhausted(_) | TurnError::Blocking(_) => {
                 AppError::Internal(err.into())
             }

@@ -138,10 +138,12 @@ impl TurnId {
 impl TryFrom<String> for TurnId {
     type Error = InvalidId;
 
+    /// A turn id as the server writes it: a version 7 UUID, kept in its
+    /// hyphenated lowercase form whatever form it was given in.
     fn try_from(value: String) -> Result<Self, Self::Error> {
         match uuid::Uuid::try_parse(&value) {
-            Ok(_) => Ok(Self(value)),
-            Err(_) => Err(InvalidId("must be a UUID".to_owned())),
+            Ok(uuid) if uuid.get_version_num() == 7 => Ok(Self(uuid.hyphenated().to_string())),
+            _ => Err(InvalidId("must be a version 7 UUID".to_owned())),
         }
     }
 }
@@ -223,8 +225,12 @@ mod tests {
         let first = TurnId::generate();
         let second = TurnId::generate();
         assert!(first < second, "{first} !< {second}");
-        assert!(TurnId::try_from(first.to_string()).is_ok());
+        assert_eq!(TurnId::try_from(first.to_string()).unwrap(), first);
+        let shouted = first.as_str().to_uppercase();
+        assert_eq!(TurnId::try_from(shouted).unwrap(), first);
         assert!(TurnId::try_from("turn-1").is_err());
+        let v4 = "2c5ea4c0-4067-41de-9b3f-ee7e04e6a9a2";
+        assert!(TurnId::try_from(v4).is_err());
     }
 
     #[test]

@@ -4,10 +4,10 @@
 //! `docs/architecture.md`; the entry point for embedding and tests is
 //! [`app::App`].
 //!
-//! Layers, each depending only on the ones below it: the leaves (`ids`,
-//! `clock`, `tokenizer`, `config`) → `llm` and `retrieval` → `agent` →
-//! `error` (every domain error becomes an `AppError` there) → `grpc` and
-//! `middleware` → `app`.
+//! Dependencies point one way: `app` → `grpc`, `middleware` → `error`
+//! (every domain error becomes an `AppError` there), `status`, `health` →
+//! `agent` → `llm` → `retrieval` → `telemetry` → `config` → `identity` →
+//! `ids`, with `clock` and `tokenizer` used by all and using nothing.
 
 pub mod agent;
 pub mod app;

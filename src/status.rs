@@ -161,27 +161,35 @@ impl InstanceStatus {
     }
 }
 
-/// The parts of the effective config `scope` may see: an `admin` sees only
-/// its own tenant's entries of the per-tenant sections (`auth.keys`,
-/// `tools.tenants`); an `operator` sees everything. Later per-tenant sections
-/// (budgets) are filtered here too.
-fn scoped(mut config: serde_json::Value, scope: &AdminScope) -> serde_json::Value {
+/// The part of the effective config `scope` may see. An `operator` sees all of
+/// it. An `admin` sees only what is its tenant's, built from an allowlist (a
+/// section added later stays hidden until it is added here): its keys
+/// (`auth.keys`), the tools it is offered (`tools.default`) and may use
+/// (`tools.tenants`, its entry; no entry means every tool). Later per-tenant
+/// sections (budgets) join this list.
+fn scoped(config: serde_json::Value, scope: &AdminScope) -> serde_json::Value {
     let AdminScope::Tenant(tenant) = scope else {
         return config;
     };
-    if let Some(keys) = config
-        .pointer_mut("/auth/keys")
-        .and_then(serde_json::Value::as_array_mut)
-    {
-        keys.retain(|key| key["tenant"] == tenant.as_str());
+    let own_keys: Vec<serde_json::Value> = config
+        .pointer("/auth/keys")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|key| key["tenant"] == tenant.as_str())
+        .cloned()
+        .collect();
+    let mut own_tools = serde_json::Map::new();
+    if let Some(allowed) = config.pointer(&format!("/tools/tenants/{tenant}")) {
+        own_tools.insert(tenant.to_string(), allowed.clone());
     }
-    if let Some(tenants) = config
-        .pointer_mut("/tools/tenants")
-        .and_then(serde_json::Value::as_object_mut)
-    {
-        tenants.retain(|name, _| name == tenant.as_str());
-    }
-    config
+    serde_json::json!({
+        "auth": {"keys": own_keys},
+        "tools": {
+            "default": config.pointer("/tools/default").cloned().unwrap_or_default(),
+            "tenants": own_tools,
+        },
+    })
 }
 
 #[cfg(test)]
@@ -197,13 +205,17 @@ mod tests {
                 {"name": "g", "tenant": "globex", "sha256": "***"},
             ]},
             "tools": {"default": ["current_time"], "tenants": {"acme": [], "globex": []}},
+            "llm": {"providers": {"openai": {"base_url": "https://api.openai.com/v1"}}},
         });
         let acme = AdminScope::Tenant(TenantId::try_from("acme").unwrap());
         let seen = scoped(config.clone(), &acme);
-        assert_eq!(seen["auth"]["keys"].as_array().unwrap().len(), 1);
-        assert_eq!(seen["auth"]["keys"][0]["name"], "a");
-        assert!(seen["tools"]["tenants"].get("globex").is_none());
-        assert_eq!(seen["tools"]["default"][0], "current_time");
+        assert_eq!(
+            seen,
+            serde_json::json!({
+                "auth": {"keys": [{"name": "a", "tenant": "acme", "sha256": "***"}]},
+                "tools": {"default": ["current_time"], "tenants": {"acme": []}},
+            })
+        );
         assert_eq!(scoped(config.clone(), &AdminScope::All), config);
     }
 }

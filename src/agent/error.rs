@@ -4,7 +4,7 @@
 //! [`TurnError`] into the one application error.
 
 use super::sessions::SessionError;
-use crate::ids::{CollectionName, SessionId, TenantId};
+use crate::ids::{CollectionName, TenantId};
 use crate::llm::LlmError;
 use crate::retrieval::store::StoreError;
 use crate::telemetry::traced::ErrorType;
@@ -60,13 +60,11 @@ pub enum TurnError {
         /// The caller's tenant.
         tenant: TenantId,
     },
-    /// The session does not exist for the caller's tenant (or has expired).
-    #[error("session {0} not found")]
-    SessionNotFound(SessionId),
     /// A collection the request names does not exist.
     #[error("collection {0} not found")]
     CollectionNotFound(CollectionName),
-    /// The session store failed, or another turn completed on the session first.
+    /// The session does not exist for the caller's tenant (or has expired), the
+    /// store failed, or another turn completed on the session first.
     #[error(transparent)]
     Session(#[from] SessionError),
     /// The knowledge store could not be asked about the request's collections.
@@ -80,6 +78,9 @@ pub enum TurnError {
         /// What went wrong.
         error: LlmError,
     },
+    /// The turn's deadline passed during a model call.
+    #[error("deadline of {} exceeded", humantime::format_duration(*.0))]
+    DeadlineExceeded(std::time::Duration),
     /// Tool results outgrew the model's context window mid-turn.
     #[error("tool results outgrew the context window: {0}")]
     ContextExhausted(String),
@@ -108,12 +109,13 @@ impl ErrorType for TurnError {
         match self {
             TurnError::Invalid(_) => "invalid_argument",
             TurnError::ToolNotAllowed { .. } => "tool_not_allowed",
-            TurnError::SessionNotFound(_) => "session_not_found",
             TurnError::CollectionNotFound(_) => "collection_not_found",
+            TurnError::Session(SessionError::NotFound(_)) => "session_not_found",
             TurnError::Session(SessionError::Conflict(_)) => "session_conflict",
             TurnError::Session(SessionError::Storage(_)) => "session_store",
             TurnError::Knowledge(_) => "vector_store",
             TurnError::Upstream { error, .. } => error.error_type(),
+            TurnError::DeadlineExceeded(_) => "deadline_exceeded",
             TurnError::ContextExhausted(_) => "context_exhausted",
             TurnError::Blocking(_) => "internal",
         }

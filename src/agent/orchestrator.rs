@@ -262,7 +262,7 @@ impl Orchestrator {
         let outcome = match &written {
             Ok(_) => "ok",
             Err(SessionError::Conflict(_)) => "conflict",
-            Err(SessionError::Storage(_)) => "error",
+            Err(SessionError::Storage(_) | SessionError::NotFound(_)) => "error",
         };
         self.metrics.session_write(outcome, writing.elapsed());
         written?;

@@ -3,11 +3,9 @@
 
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use crate::ids::{CollectionName, SessionId, TenantId, TurnId};
-use crate::llm::ToolCall;
 use crate::llm::catalog::ModelChoice;
+use crate::llm::{CallDeadline, ToolCall};
 
 /// What the caller asks in one turn, well formed (the transport has checked its
 /// shape: a message that is not blank, distinct tools and collections, a
@@ -39,7 +37,7 @@ pub struct TurnOrigin {
     /// The call's request id, for correlation.
     pub request_id: String,
     /// When the caller stops waiting, on the orchestrator's clock.
-    pub deadline: Option<Instant>,
+    pub deadline: Option<CallDeadline>,
 }
 
 /// How one tool call ended.

@@ -5,11 +5,21 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::ids::{SessionId, TenantId, TurnId};
+
+/// When the caller stops waiting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallDeadline {
+    /// The instant, on the turn's clock.
+    pub at: Instant,
+    /// The timeout it came from, reported when it passes.
+    pub timeout: Duration,
+}
 
 /// The turn model calls belong to, shared by every call and attempt of it.
 #[derive(Debug)]
@@ -21,7 +31,7 @@ pub struct TurnContext {
     /// The turn, as the server named it.
     pub turn: TurnId,
     /// When the caller stops waiting (on `clock`); `None` for no deadline.
-    pub deadline: Option<Instant>,
+    pub deadline: Option<CallDeadline>,
     /// The clock the deadline and every timer of the turn are read from.
     pub clock: Clock,
     output_sent: AtomicBool,
@@ -34,7 +44,7 @@ impl TurnContext {
         tenant: TenantId,
         session: SessionId,
         turn: TurnId,
-        deadline: Option<Instant>,
+        deadline: Option<CallDeadline>,
         clock: Clock,
     ) -> Self {
         Self {

@@ -9,7 +9,8 @@
 //! guard.after       restore and stream filters                (guardrails)
 //! admission.after
 //! guard.settle, admission.settle: once the call has ended, however it ended:
-//!                   completed, failed, refused, cancelled or out of time
+//!                   completed (after `Finished`), failed (a refusal by a stage,
+//!                   an upstream error, the deadline), or cancelled (dropped)
 //! ```
 //!
 //! Each slot holds one [`CallStage`]; today both are [`PassThrough`], and later
@@ -35,8 +36,11 @@ pub enum CallEnd {
         /// Token counts, when the provider reported them.
         usage: Option<Usage>,
     },
-    /// A stage refused the call before it reached the upstream, or the upstream
-    /// failed (before or during the stream), or the deadline passed.
+    /// A stage refused the call before it reached the upstream
+    /// ([`LlmError::Refused`]), the upstream failed (before or during the
+    /// stream; a stream that ends without `Finished` is
+    /// [`LlmError::Truncated`]), or the deadline passed
+    /// ([`LlmError::DeadlineExceeded`]).
     Failed(LlmError),
     /// The consumer dropped the stream before its end (client cancel, a turn
     /// deadline enforced elsewhere, or a hedge that lost).
@@ -65,7 +69,8 @@ pub trait CallStage: Send + Sync + std::fmt::Debug {
     }
 
     /// Once the call has ended, exactly once for every stage whose `before`
-    /// succeeded, innermost stage first.
+    /// succeeded, innermost stage first: also when the call is dropped before
+    /// its stream exists.
     fn settle(&self, _call: &CallContext, _end: &CallEnd) {}
 }
 
@@ -137,35 +142,46 @@ impl CallChain {
         call: &CallContext,
         mut request: LlmRequest,
     ) -> Result<LlmStream, LlmError> {
-        for (i, stage) in self.stages.iter().enumerate() {
+        // Settles the stages admitted so far, once, however the call ends; if
+        // this future is dropped part-way (a cancel before the stream exists),
+        // its drop settles them as cancelled.
+        let mut settlement = Settlement {
+            stages: self.stages.clone(),
+            admitted: 0,
+            call: call.clone(),
+            ended: false,
+        };
+        for stage in &self.stages {
             request = match stage.before(call, request).await {
                 Ok(request) => request,
                 Err(err) => {
-                    settle(&self.stages[..i], call, &CallEnd::Failed(err.clone()));
+                    settlement.end(&CallEnd::Failed(err.clone()));
                     return Err(err);
                 }
             };
+            settlement.admitted += 1;
         }
-        let started = match call.turn.deadline {
+        let deadline = call.turn.deadline.map(|deadline| deadline.at);
+        let started = match deadline {
             None => upstream.stream_chat(call, request).await,
-            Some(deadline) => call
+            Some(at) => call
                 .turn
                 .clock
-                .timeout_at(deadline, upstream.stream_chat(call, request))
+                .timeout_at(at, upstream.stream_chat(call, request))
                 .await
                 .unwrap_or(Err(LlmError::DeadlineExceeded)),
         };
         let mut stream = match started {
             Ok(stream) => stream,
             Err(err) => {
-                settle(&self.stages, call, &CallEnd::Failed(err.clone()));
+                settlement.end(&CallEnd::Failed(err.clone()));
                 return Err(err);
             }
         };
-        if let Some(deadline) = call.turn.deadline {
+        if let Some(at) = deadline {
             stream = Box::pin(UntilDeadline {
                 inner: stream,
-                expiry: Box::pin(call.turn.clock.sleep_until(deadline)),
+                expiry: Box::pin(call.turn.clock.sleep_until(at)),
                 expired: false,
             });
         }
@@ -174,18 +190,38 @@ impl CallChain {
         }
         Ok(Box::pin(Settling {
             inner: stream,
-            stages: self.stages.clone(),
-            call: call.clone(),
+            settlement,
             usage: None,
-            ended: false,
+            finished: false,
         }))
     }
 }
 
-/// Settles `stages`, innermost first.
-fn settle(stages: &[Arc<dyn CallStage>], call: &CallContext, end: &CallEnd) {
-    for stage in stages.iter().rev() {
-        stage.settle(call, end);
+/// Settles the stages a call was admitted by, innermost first, exactly once:
+/// by [`Settlement::end`], or as cancelled when dropped before that.
+struct Settlement {
+    stages: [Arc<dyn CallStage>; 2],
+    /// How many stages (outermost first) accepted the call.
+    admitted: usize,
+    call: CallContext,
+    ended: bool,
+}
+
+impl Settlement {
+    fn end(&mut self, end: &CallEnd) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        for stage in self.stages[..self.admitted].iter().rev() {
+            stage.settle(&self.call, end);
+        }
+    }
+}
+
+impl Drop for Settlement {
+    fn drop(&mut self) {
+        self.end(&CallEnd::Cancelled);
     }
 }
 
@@ -246,22 +282,13 @@ impl Stream for UntilDeadline {
     }
 }
 
-/// Settles every stage once when the stream ends, fails or is dropped.
+/// Settles the call when its stream ends (completed only after `Finished`;
+/// an end without it is a truncated stream), fails, or is dropped.
 struct Settling {
     inner: LlmStream,
-    stages: [Arc<dyn CallStage>; 2],
-    call: CallContext,
+    settlement: Settlement,
     usage: Option<Usage>,
-    ended: bool,
-}
-
-impl Settling {
-    fn end(&mut self, end: &CallEnd) {
-        if !self.ended {
-            self.ended = true;
-            settle(&self.stages, &self.call, end);
-        }
-    }
+    finished: bool,
 }
 
 impl Stream for Settling {
@@ -271,20 +298,22 @@ impl Stream for Settling {
         let polled = self.inner.as_mut().poll_next(cx);
         match &polled {
             Poll::Ready(Some(Ok(LlmEvent::Usage(usage)))) => self.usage = Some(*usage),
-            Poll::Ready(Some(Err(err))) => self.end(&CallEnd::Failed(err.clone())),
+            Poll::Ready(Some(Ok(LlmEvent::Finished(_)))) => self.finished = true,
+            Poll::Ready(Some(Err(err))) => {
+                let end = CallEnd::Failed(err.clone());
+                self.settlement.end(&end);
+            }
             Poll::Ready(None) => {
-                let usage = self.usage;
-                self.end(&CallEnd::Completed { usage });
+                let end = if self.finished {
+                    CallEnd::Completed { usage: self.usage }
+                } else {
+                    CallEnd::Failed(LlmError::Truncated)
+                };
+                self.settlement.end(&end);
             }
             Poll::Ready(Some(Ok(_))) | Poll::Pending => {}
         }
         polled
-    }
-}
-
-impl Drop for Settling {
-    fn drop(&mut self) {
-        self.end(&CallEnd::Cancelled);
     }
 }
 
@@ -327,9 +356,9 @@ mod tests {
         ) -> Result<LlmRequest, LlmError> {
             self.push(format!("{} before (attempt {})", self.name, call.attempt));
             if self.refuse {
-                return Err(LlmError::Rejected {
-                    status: 0,
-                    message: format!("{} refused", self.name),
+                return Err(LlmError::Refused {
+                    stage: self.name.to_owned(),
+                    reason: "over budget".into(),
                 });
             }
             request.model.push_str(&format!("+{}", self.name));
@@ -382,6 +411,10 @@ mod tests {
                     message: "down".into(),
                 }),
                 "hang" => Ok(futures::stream::pending().boxed()),
+                "never answers" => std::future::pending().await,
+                "unfinished" => {
+                    Ok(futures::stream::iter([Ok(LlmEvent::TextDelta("hi".into()))]).boxed())
+                }
                 _ => Ok(futures::stream::iter([
                     Ok(LlmEvent::TextDelta("hi".into())),
                     Ok(LlmEvent::Usage(Usage {
@@ -507,13 +540,7 @@ mod tests {
     async fn the_turn_deadline_ends_a_silent_stream() {
         let (provider, log) = chained("hang", false);
         let clock = Clock::manual(SystemTime::UNIX_EPOCH);
-        let turn = Arc::new(TurnContext::new(
-            crate::ids::TenantId::default_tenant(),
-            crate::ids::SessionId::generate(),
-            crate::ids::TurnId::generate(),
-            Some(clock.now() + Duration::from_secs(10)),
-            clock.clone(),
-        ));
+        let turn = turn_with_deadline(&clock, Duration::from_secs(10));
         let call = CallContext::first(&turn);
         let mut stream = provider.stream_chat(&call, request()).await.unwrap();
         let next = stream.next();
@@ -524,10 +551,81 @@ mod tests {
         assert!(matches!(end, Err(LlmError::DeadlineExceeded)), "{end:?}");
         assert!(stream.next().await.is_none());
         let log = log_of(&log);
-        assert!(
-            log.iter()
-                .any(|line| line == "admission settle Failed(DeadlineExceeded)"),
+        assert_eq!(
+            log[log.len() - 2..],
+            [
+                "guard settle Failed(DeadlineExceeded)",
+                "admission settle Failed(DeadlineExceeded)"
+            ],
             "{log:?}"
         );
+    }
+
+    fn turn_with_deadline(clock: &Clock, after: Duration) -> Arc<TurnContext> {
+        Arc::new(TurnContext::new(
+            crate::ids::TenantId::default_tenant(),
+            crate::ids::SessionId::generate(),
+            crate::ids::TurnId::generate(),
+            Some(crate::llm::CallDeadline {
+                at: clock.now() + after,
+                timeout: after,
+            }),
+            clock.clone(),
+        ))
+    }
+
+    #[tokio::test]
+    async fn a_call_dropped_before_its_stream_exists_is_settled_as_cancelled() {
+        let (provider, log) = chained("never answers", false);
+        let call = CallContext::detached(Clock::system());
+        // async-trait's future is boxed: dropping it drops the call.
+        let mut started = provider.stream_chat(&call, request());
+        assert!(futures::poll!(started.as_mut()).is_pending());
+        drop(started);
+        let log = log_of(&log);
+        assert_eq!(
+            log[3..],
+            ["guard settle Cancelled", "admission settle Cancelled"],
+            "{log:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_turn_deadline_ends_a_call_that_never_starts_streaming() {
+        let (provider, log) = chained("never answers", false);
+        let clock = Clock::manual(SystemTime::UNIX_EPOCH);
+        let call = CallContext::first(&turn_with_deadline(&clock, Duration::from_secs(10)));
+        let started = provider.stream_chat(&call, request());
+        tokio::pin!(started);
+        assert!(futures::poll!(started.as_mut()).is_pending());
+        clock.advance(Duration::from_secs(10));
+        let Err(err) = started.await else {
+            panic!("the call started")
+        };
+        assert_eq!(err, LlmError::DeadlineExceeded);
+        let log = log_of(&log);
+        assert_eq!(
+            log[3..],
+            [
+                "guard settle Failed(DeadlineExceeded)",
+                "admission settle Failed(DeadlineExceeded)"
+            ],
+            "{log:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_ends_without_finished_is_settled_as_truncated() {
+        let (provider, log) = chained("unfinished", false);
+        let call = CallContext::detached(Clock::system());
+        let events: Vec<_> = provider
+            .stream_chat(&call, request())
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        assert_eq!(events.len(), 1);
+        let log = log_of(&log);
+        assert_eq!(log.last().unwrap(), "admission settle Failed(Truncated)");
     }
 }

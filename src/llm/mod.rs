@@ -9,7 +9,7 @@ pub mod chain;
 pub mod extractive;
 pub mod openai;
 
-pub use call::{CallContext, TurnContext};
+pub use call::{CallContext, CallDeadline, TurnContext};
 
 use std::time::Duration;
 
@@ -197,6 +197,15 @@ pub enum LlmError {
     /// The turn's deadline passed before the call finished.
     #[error("the turn's deadline passed before the provider finished")]
     DeadlineExceeded,
+    /// A stage of the per-call chain refused the call; nothing reached the
+    /// upstream.
+    #[error("the call was refused by the {stage} stage: {reason}")]
+    Refused {
+        /// The stage's name.
+        stage: String,
+        /// Why, for the caller.
+        reason: String,
+    },
 }
 
 impl LlmError {
@@ -223,7 +232,8 @@ impl LlmError {
             | LlmError::Connection(_)
             | LlmError::Protocol(_)
             | LlmError::Truncated
-            | LlmError::DeadlineExceeded => self.to_string(),
+            | LlmError::DeadlineExceeded
+            | LlmError::Refused { .. } => self.to_string(),
         }
     }
 
@@ -238,7 +248,8 @@ impl LlmError {
             LlmError::Unauthorized { .. }
             | LlmError::Rejected { .. }
             | LlmError::Protocol(_)
-            | LlmError::DeadlineExceeded => false,
+            | LlmError::DeadlineExceeded
+            | LlmError::Refused { .. } => false,
         }
     }
 }
@@ -255,6 +266,7 @@ impl crate::telemetry::traced::ErrorType for LlmError {
             LlmError::Protocol(_) => "protocol",
             LlmError::Truncated => "truncated",
             LlmError::DeadlineExceeded => "deadline_exceeded",
+            LlmError::Refused { .. } => "refused",
         }
     }
 }

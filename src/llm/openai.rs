@@ -10,9 +10,10 @@
 //! returned stream: dropping the stream aborts the request at once. async-openai's
 //! built-in retries are avoided too; retry policy belongs to the router.
 //!
-//! The idle timeout (the response headers, then each next chunk) runs on the
-//! injected clock rather than as reqwest's read timeout, so tests can pass it
-//! by advancing the clock.
+//! The idle timeout runs on the injected clock rather than as reqwest's read
+//! timeout, so tests can pass it by advancing the clock. It bounds the whole
+//! `send` (connecting, sending the request, waiting for the response headers;
+//! request bodies are kilobytes), then the wait for each next chunk.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -11,6 +11,7 @@ use subtle::ConstantTimeEq;
 use tonic::body::Body;
 use tower::Service;
 
+use super::observe::KnownMethods;
 use super::{Stage, error_response, is_open, respond};
 use crate::config::AuthConfig;
 use crate::error::AppError;
@@ -18,9 +19,10 @@ use crate::identity::{Caller, Role};
 
 /// The roles each method of agentd's services accepts (any one of them will do).
 /// Every method of the contract is listed (a test checks it against the
-/// descriptors); a path not listed is not an agentd method, and the server
-/// answers it UNIMPLEMENTED once the caller is authenticated. Health and
-/// reflection are open (`OPEN_SERVICES`) and need no key at all.
+/// descriptors). A method the server serves without a row here is refused to
+/// everyone (deny by default); a path the server does not serve is answered
+/// UNIMPLEMENTED once the caller is authenticated. Health and reflection are
+/// open (`OPEN_SERVICES`) and need no key at all.
 pub const METHOD_ROLES: &[(&str, &[Role])] = &[
     ("/agentd.v1.AgentService/Chat", &[Role::Agent]),
     ("/agentd.v1.AgentService/Ask", &[Role::Agent]),
@@ -133,13 +135,15 @@ impl KeyStore {
 #[derive(Clone, Debug)]
 pub struct Auth {
     keys: Arc<KeyStore>,
+    served: Arc<KnownMethods>,
 }
 
 impl Auth {
-    /// The stage for the configured keys.
-    pub fn new(config: &AuthConfig) -> Self {
+    /// The stage for the configured keys, in front of the `served` methods.
+    pub fn new(config: &AuthConfig, served: Arc<KnownMethods>) -> Self {
         Self {
             keys: Arc::new(KeyStore::from_config(config)),
+            served,
         }
     }
 
@@ -152,9 +156,14 @@ impl Auth {
         let span = tracing::Span::current();
         span.record("tenant", caller.tenant.as_str());
         span.record("api_key", caller.key_name.as_str());
-        if let Some(roles) = accepted_roles(path)
-            && !roles.iter().any(|role| caller.has_role(*role))
-        {
+        let roles = match accepted_roles(path) {
+            Some(roles) => roles,
+            // Served, but with no row in the table: nobody may call it.
+            None if self.served.contains(path) => &[],
+            // Not a method of this server: tonic answers UNIMPLEMENTED.
+            None => return Ok(Some(caller)),
+        };
+        if !roles.iter().any(|role| caller.has_role(*role)) {
             return Err(AppError::PermissionDenied {
                 key_name: caller.key_name,
                 roles: roles.to_vec(),
@@ -195,6 +204,47 @@ mod tests {
     use prost::Message;
 
     use super::*;
+    use crate::config::{ApiKeyConfig, KeyHash};
+    use crate::ids::TenantId;
+
+    fn auth(served: &[&str]) -> Auth {
+        let config = AuthConfig {
+            enabled: true,
+            keys: vec![ApiKeyConfig {
+                name: "everything".into(),
+                tenant: TenantId::default_tenant(),
+                roles: Role::ALL.to_vec(),
+                sha256: KeyHash::of_key("k"),
+            }],
+        };
+        Auth::new(&config, Arc::new(KnownMethods::of(served.iter().copied())))
+    }
+
+    fn call(path: &str) -> Request<()> {
+        Request::builder()
+            .uri(path)
+            .header("authorization", "Bearer k")
+            .body(())
+            .unwrap()
+    }
+
+    #[test]
+    fn a_served_method_without_a_row_is_refused_to_every_key() {
+        let secret = "/agentd.v1.AgentService/Secret";
+        let err = auth(&[secret]).check(&call(secret)).unwrap_err();
+        assert!(
+            matches!(&err, AppError::PermissionDenied { roles, .. } if roles.is_empty()),
+            "{err:?}"
+        );
+        // A path the server does not serve passes to tonic (UNIMPLEMENTED).
+        assert!(auth(&[]).check(&call("/no.Such/Method")).unwrap().is_some());
+        // A listed method takes its roles.
+        assert!(
+            auth(&[])
+                .check(&call("/agentd.v1.AgentService/Chat"))
+                .is_ok()
+        );
+    }
 
     #[test]
     fn every_method_of_the_contract_has_its_roles() {

@@ -19,10 +19,16 @@ use super::{Stage, error_response, respond};
 use crate::clock::Clock;
 use crate::error::AppError;
 
-/// The instant a call must be finished by, on the server's clock; in the
-/// request's extensions, where the agent handler reads it for the turn.
+/// When a call must be finished, on the server's clock, and the timeout it
+/// came from; in the request's extensions, where the agent handler reads it for
+/// the turn.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Deadline(pub Instant);
+pub struct Deadline {
+    /// The instant.
+    pub at: Instant,
+    /// The call's timeout.
+    pub timeout: Duration,
+}
 
 /// Parses a `grpc-timeout` value: up to 8 digits and a unit (H, M, S, m, u, n).
 fn parse_grpc_timeout(value: &str) -> Option<Duration> {
@@ -97,7 +103,10 @@ impl Stage for Deadlines {
             return respond(error_response(AppError::DeadlineExceeded { timeout }));
         }
         let deadline = self.clock.now() + timeout;
-        request.extensions_mut().insert(Deadline(deadline));
+        request.extensions_mut().insert(Deadline {
+            at: deadline,
+            timeout,
+        });
         let call = next.call(request);
         let clock = self.clock.clone();
         async move {

@@ -59,6 +59,16 @@ impl KnownMethods {
         Ok(Self(paths))
     }
 
+    /// The given `/package.Service/Method` paths.
+    pub fn of(paths: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self(paths.into_iter().map(Into::into).collect())
+    }
+
+    /// Whether the server serves `path` (`/package.Service/Method`).
+    pub fn contains(&self, path: &str) -> bool {
+        self.0.contains(path)
+    }
+
     fn labels(&self, path: &str) -> MethodLabels {
         let known = self
             .0
@@ -158,13 +168,13 @@ pub struct Observe {
 #[derive(Debug)]
 struct Shared {
     metrics: Arc<Metrics>,
-    methods: KnownMethods,
+    methods: Arc<KnownMethods>,
     propagator: TraceContextPropagator,
 }
 
 impl Observe {
     /// A stage recording into `metrics`, labelling only `methods` by name.
-    pub fn new(metrics: Arc<Metrics>, methods: KnownMethods) -> Self {
+    pub fn new(metrics: Arc<Metrics>, methods: Arc<KnownMethods>) -> Self {
         Self {
             shared: Arc::new(Shared {
                 metrics,

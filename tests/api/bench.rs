@@ -186,3 +186,45 @@ async fn agentd_bench_load_drives_every_target_open_and_closed_loop() {
     .await;
     assert_eq!(report["targets"]["agentd"]["ok"], 6, "{report}");
 }
+
+#[tokio::test]
+async fn agentd_bench_cancel_reports_how_soon_each_path_sees_a_cancel() {
+    use agentd_mock_llm::{Completion, Gate, Hold, Reply};
+    let mock = mock_llm().await;
+    // Every reply stops after four text pieces and is never released: only the
+    // client's cancel can end it.
+    let gate = Gate::new();
+    mock.script((0..6).map(|_| {
+        Reply::Completion(
+            Completion::text(["a ", "b ", "c ", "d ", "e "]).held(Hold::after_events(5, &gate)),
+        )
+    }));
+    let app = spawn_agent(&mock, "").await;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_agentd-bench"))
+        .args([
+            "cancel",
+            "--requests",
+            "3",
+            "--after",
+            "4",
+            "--json",
+            "--agentd",
+        ])
+        .arg(format!("http://{}", app.grpc_addr))
+        .arg("--upstream")
+        .arg(mock.base_url())
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        report["errors"],
+        serde_json::json!({"agentd": 0, "direct": 0})
+    );
+    for target in ["agentd", "direct", "added"] {
+        assert!(report[target]["cancel_ms"]["p50"].is_number(), "{report}");
+    }
+    // Three streams each way were dropped by their client.
+    assert_eq!(mock.stream_ends().len(), 6);
+}

@@ -123,6 +123,10 @@ async fn an_admin_sees_its_own_tenants_configuration_and_an_operator_every_tenan
     let admin = status("admin").await;
     assert_eq!(key_names(&admin), ["ops-admin"]);
     assert_eq!(tenants(&admin), ["ops"]);
+    // Nothing beyond its tenant's share: not the listeners, not the providers.
+    let mut sections: Vec<&String> = admin.fields.keys().collect();
+    sections.sort();
+    assert_eq!(sections, ["auth", "tools"]);
     let operator = status("operator").await;
     assert_eq!(key_names(&operator).len(), 3);
     assert_eq!(tenants(&operator), ["acme", "ops"]);

@@ -96,9 +96,9 @@ impl CallStage for Recorder {
             turn.deadline.is_some()
         ));
         if self.refuse {
-            return Err(LlmError::Rejected {
-                status: 403,
-                message: "refused by a stage".into(),
+            return Err(LlmError::Refused {
+                stage: self.name.to_owned(),
+                reason: "refused by a stage".into(),
             });
         }
         Ok(request)
@@ -179,9 +179,12 @@ async fn a_stage_can_refuse_a_call_before_it_reaches_the_upstream() {
     let (_, end) = run_chat(&app, chat("hello")).await;
     let status = end.unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
-    assert_eq!(
-        status.get_details_error_info().unwrap().reason,
-        "UPSTREAM_REJECTED"
+    let info = status.get_details_error_info().unwrap();
+    assert_eq!(info.reason, "CALL_REFUSED");
+    assert_eq!(info.metadata["stage"], "guard");
+    assert!(
+        status.message().contains("refused by a stage"),
+        "{status:?}"
     );
     untouched(&mock);
     let seen = seen.lock().unwrap();

@@ -256,6 +256,9 @@ struct Counters {
     streams_started: AtomicU64,
     streams_completed: AtomicU64,
     streams_dropped: AtomicU64,
+    /// Wall-clock time (Unix µs) of the last stream end, for the cancellation
+    /// benchmark, which compares it with when its client dropped the stream.
+    last_stream_end_unix_us: AtomicU64,
 }
 
 /// Requests and stream ends kept for inspection; later ones are only counted,
@@ -484,14 +487,16 @@ fn record(
 async fn stats(State(shared): State<Arc<Shared>>) -> axum::Json<Value> {
     let c = &shared.counters;
     let started = c.streams_started.load(Ordering::Relaxed);
-    let completed = c.streams_completed.load(Ordering::Relaxed);
-    let dropped = c.streams_dropped.load(Ordering::Relaxed);
+    // Acquire: the end times stored before these counts are visible too.
+    let completed = c.streams_completed.load(Ordering::Acquire);
+    let dropped = c.streams_dropped.load(Ordering::Acquire);
     axum::Json(serde_json::json!({
         "chat_requests": c.chat_requests.load(Ordering::Relaxed),
         "streams_started": started,
         "streams_completed": completed,
         "streams_dropped": dropped,
         "streams_open": started.saturating_sub(completed + dropped),
+        "last_stream_end_unix_us": c.last_stream_end_unix_us.load(Ordering::Relaxed),
     }))
 }
 

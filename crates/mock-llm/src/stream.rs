@@ -42,7 +42,15 @@ impl Drop for EndGuard {
                 &self.shared.counters.streams_dropped,
             )
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        let wall_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        self.shared
+            .counters
+            .last_stream_end_unix_us
+            .store(wall_us, Ordering::Relaxed);
+        // Release: whoever sees the new count also sees the end's time.
+        counter.fetch_add(1, Ordering::Release);
         let mut ends = Shared::lock(&self.shared.stream_ends);
         if ends.len() < MAX_RECORDS {
             ends.push(end);

@@ -88,7 +88,7 @@ impl Orchestrator {
                 ),
             ));
         }
-        let offered = self.offered_tools(&origin.tenant, &request.tools, &mut problems)?;
+        let (offered, denied) = self.offered_tools(&origin.tenant, &request.tools, &mut problems);
         if !request.collections.is_empty() && !offered.iter().any(|spec| spec.name == SEARCH_TOOL) {
             problems.push(Problem::new(
                 TurnField::Collections,
@@ -98,6 +98,15 @@ impl Orchestrator {
         let Some(model) = model.filter(|_| problems.is_empty()) else {
             return Err(TurnError::Invalid(problems));
         };
+        // Permission comes after validity: a request with invalid fields hears
+        // about them, not about a tool it may not use.
+        if let Some((field, tool)) = denied {
+            return Err(TurnError::ToolNotAllowed {
+                field,
+                tool,
+                tenant: origin.tenant,
+            });
+        }
         for name in &request.collections {
             if !self.knowledge.exists(name).await? {
                 return Err(TurnError::CollectionNotFound(name.clone()));
@@ -106,10 +115,10 @@ impl Orchestrator {
 
         let (session, expected_turns, history) = match request.session {
             None => (SessionId::generate(), 0, Vec::new()),
-            Some(id) => match self.sessions.load(&origin.tenant, &id).await? {
-                Some(session) => (id, session.turns, session.history()),
-                None => return Err(TurnError::SessionNotFound(id)),
-            },
+            Some(id) => {
+                let session = self.sessions.get(&origin.tenant, &id).await?;
+                (id, session.turns, session.history())
+            }
         };
         let user = ChatMessage::User {
             content: request.message,
@@ -166,22 +175,24 @@ impl Orchestrator {
         })
     }
 
-    /// The tools offered for a turn: the request's list, each existing and
-    /// allowed for the tenant, or else the configured defaults the tenant may use.
+    /// The tools offered for a turn: the request's list (each unknown one a
+    /// problem), or else the configured defaults the tenant may use; and the
+    /// first requested tool the tenant may not use, if any.
     fn offered_tools(
         &self,
         tenant: &TenantId,
         requested: &[String],
         problems: &mut Vec<Problem>,
-    ) -> Result<Vec<ToolSpec>, TurnError> {
+    ) -> (Vec<ToolSpec>, Option<(TurnField, String)>) {
         if requested.is_empty() {
-            return Ok(self
+            let defaults = self
                 .tool_config
                 .default
                 .iter()
                 .filter(|name| self.tool_config.allows(tenant, name))
                 .filter_map(|name| self.tools.spec(name).cloned())
-                .collect());
+                .collect();
+            return (defaults, None);
         }
         let mut offered: Vec<ToolSpec> = Vec::new();
         let mut denied = None;
@@ -202,13 +213,6 @@ impl Orchestrator {
                 }
             }
         }
-        match denied {
-            Some((field, tool)) if problems.is_empty() => Err(TurnError::ToolNotAllowed {
-                field,
-                tool,
-                tenant: tenant.clone(),
-            }),
-            _ => Ok(offered),
-        }
+        (offered, denied)
     }
 }

@@ -9,7 +9,9 @@ use tracing::field::Empty;
 use super::prepare::Turn;
 use crate::agent::context::{estimate_usage, saturate};
 use crate::agent::error::TurnError;
-use crate::llm::{CallContext, ChatMessage, FinishReason, LlmEvent, LlmRequest, ToolCall};
+use crate::llm::{
+    CallContext, ChatMessage, FinishReason, LlmError, LlmEvent, LlmRequest, ToolCall,
+};
 use crate::telemetry::genai::{GenAiMetrics, OperationLabels};
 use crate::telemetry::traced::{ErrorType, Traced};
 
@@ -85,11 +87,18 @@ pub(super) fn model_step<'a>(
     let started = std::time::Instant::now();
     let provider = model.provider.clone();
     let call_span = span.clone();
-    let upstream_error = move |error| {
+    let deadline = turn.context.deadline;
+    let upstream_error = move |error: LlmError| {
         tracing::warn!(provider = provider.name(), error = %error, "LLM call failed");
-        TurnError::Upstream {
-            provider: provider.name().to_owned(),
-            error,
+        match (error, deadline) {
+            // The same status as a deadline that passes outside a model call.
+            (LlmError::DeadlineExceeded, Some(deadline)) => {
+                TurnError::DeadlineExceeded(deadline.timeout)
+            }
+            (error, _) => TurnError::Upstream {
+                provider: provider.name().to_owned(),
+                error,
+            },
         }
     };
     let stream = async_stream::try_stream! {

@@ -64,6 +64,9 @@ pub struct SessionLimits {
 /// Why a session operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
+    /// The tenant has no such session (or it has expired).
+    #[error("session {0} not found")]
+    NotFound(SessionId),
     /// Another turn completed on this session since this one started.
     #[error("session {0} changed while this turn ran; retry with the new history")]
     Conflict(SessionId),
@@ -99,6 +102,22 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
 
     /// Deletes the tenant's session; false when there was none.
     async fn delete(&self, tenant: &TenantId, id: &SessionId) -> Result<bool, SessionError>;
+
+    /// The tenant's session, which must exist.
+    async fn get(&self, tenant: &TenantId, id: &SessionId) -> Result<Session, SessionError> {
+        self.load(tenant, id)
+            .await?
+            .ok_or_else(|| SessionError::NotFound(id.clone()))
+    }
+
+    /// Deletes the tenant's session, which must exist.
+    async fn remove(&self, tenant: &TenantId, id: &SessionId) -> Result<(), SessionError> {
+        if self.delete(tenant, id).await? {
+            Ok(())
+        } else {
+            Err(SessionError::NotFound(id.clone()))
+        }
+    }
 }
 
 /// Drops the oldest messages until at most `max` remain, never leaving a tool

@@ -18,6 +18,7 @@ use crate::agent::sessions::SessionStore;
 use crate::agent::turn::{AgentEvent, TurnOrigin, TurnRequest};
 use crate::error::AppError;
 use crate::ids::SessionId;
+use crate::llm::CallDeadline;
 use crate::middleware::deadline::Deadline;
 use crate::middleware::observe::RequestId;
 use crate::pb;
@@ -56,7 +57,13 @@ impl AgentApi {
                 .get::<RequestId>()
                 .map(|id| id.0.clone())
                 .unwrap_or_default(),
-            deadline: request.extensions().get::<Deadline>().map(|d| d.0),
+            deadline: request
+                .extensions()
+                .get::<Deadline>()
+                .map(|d| CallDeadline {
+                    at: d.at,
+                    timeout: d.timeout,
+                }),
         };
         let turn = TurnRequest::try_from(request.into_inner())?;
         let turn = self.orchestrator.prepare(origin, turn).await?;
@@ -121,10 +128,9 @@ impl AgentService for AgentApi {
         let id = SessionId::try_from(request.into_inner())?;
         let session = self
             .sessions
-            .load(&caller.tenant, &id)
+            .get(&caller.tenant, &id)
             .await
-            .map_err(AppError::from)?
-            .ok_or_else(|| AppError::SessionNotFound(id.to_string()))?;
+            .map_err(AppError::from)?;
         Ok(Response::new(pb::GetSessionResponse {
             session: Some(session.into()),
         }))
@@ -136,14 +142,10 @@ impl AgentService for AgentApi {
     ) -> Result<Response<pb::DeleteSessionResponse>, Status> {
         let caller = caller(&request)?;
         let id = SessionId::try_from(request.into_inner())?;
-        let deleted = self
-            .sessions
-            .delete(&caller.tenant, &id)
+        self.sessions
+            .remove(&caller.tenant, &id)
             .await
             .map_err(AppError::from)?;
-        if !deleted {
-            return Err(AppError::SessionNotFound(id.to_string()).into());
-        }
         Ok(Response::new(pb::DeleteSessionResponse {}))
     }
 }
