@@ -420,19 +420,19 @@ mod tests {
         assert_eq!(info.domain, ERROR_DOMAIN);
     }
 
+    /// The field paths of a status' BadRequest violations.
+    fn violated_fields(status: &Status) -> Vec<String> {
+        let bad = status.get_details_bad_request().unwrap();
+        bad.field_violations.into_iter().map(|v| v.field).collect()
+    }
+
     #[test]
     fn invalid_argument_lists_fields() {
         let status = Status::from(AppError::InvalidArgument(vec![
             FieldProblem::new("message", "must not be empty"),
             FieldProblem::new("options.temperature", "must be between 0 and 2"),
         ]));
-        let bad = status.get_details_bad_request().unwrap();
-        let fields: Vec<_> = bad
-            .field_violations
-            .iter()
-            .map(|v| v.field.as_str())
-            .collect();
-        assert_eq!(fields, ["message", "options.temperature"]);
+        assert_eq!(violated_fields(&status), ["message", "options.temperature"]);
     }
 
     #[test]
@@ -460,13 +460,10 @@ mod tests {
             crate::agent::error::Problem::new(TurnField::Tool(2), "no such tool"),
             crate::agent::error::Problem::new(TurnField::MaxOutputTokens, "too many"),
         ])));
-        let bad = status.get_details_bad_request().unwrap();
-        let fields: Vec<_> = bad
-            .field_violations
-            .iter()
-            .map(|v| v.field.as_str())
-            .collect();
-        assert_eq!(fields, ["options.tools[2]", "options.max_output_tokens"]);
+        assert_eq!(
+            violated_fields(&status),
+            ["options.tools[2]", "options.max_output_tokens"]
+        );
         let status = Status::from(AppError::from(StoreError::Invalid(vec![
             RetrievalProblem {
                 field: RetrievalField::DocumentText(1),

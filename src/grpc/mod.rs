@@ -15,6 +15,15 @@ use tonic::Request;
 use crate::error::AppError;
 use crate::identity::Caller;
 
+/// The field paths of an invalid-argument error (for the conversions' tests).
+#[cfg(test)]
+fn invalid_fields(err: AppError) -> Vec<String> {
+    match err {
+        AppError::InvalidArgument(problems) => problems.into_iter().map(|p| p.field).collect(),
+        other => panic!("not an invalid argument: {other:?}"),
+    }
+}
+
 /// The authenticated caller, put in the request by the auth layer.
 fn caller<T>(request: &Request<T>) -> Result<Caller, AppError> {
     request

@@ -463,6 +463,17 @@ mod tests {
         log.lock().unwrap().clone()
     }
 
+    /// Every event of one call outside any turn.
+    async fn events_of(provider: &Chained) -> Vec<Result<LlmEvent, LlmError>> {
+        let call = CallContext::detached(Clock::system());
+        provider
+            .stream_chat(&call, request())
+            .await
+            .unwrap()
+            .collect()
+            .await
+    }
+
     #[test]
     fn the_default_chain_passes_everything_through() {
         assert_eq!(CallChain::default().names(), ["admission", "guard"]);
@@ -471,14 +482,7 @@ mod tests {
     #[tokio::test]
     async fn a_completed_call_passes_every_stage_in_order() {
         let (provider, log) = chained("ok", false);
-        let call = CallContext::detached(Clock::system());
-        let events: Vec<_> = provider
-            .stream_chat(&call, request())
-            .await
-            .unwrap()
-            .collect()
-            .await;
-        assert_eq!(events.len(), 3);
+        assert_eq!(events_of(&provider).await.len(), 3);
         let usage = Some(Usage {
             input_tokens: 3,
             output_tokens: 1,
@@ -617,14 +621,7 @@ mod tests {
     #[tokio::test]
     async fn a_stream_that_ends_without_finished_is_settled_as_truncated() {
         let (provider, log) = chained("unfinished", false);
-        let call = CallContext::detached(Clock::system());
-        let events: Vec<_> = provider
-            .stream_chat(&call, request())
-            .await
-            .unwrap()
-            .collect()
-            .await;
-        assert_eq!(events.len(), 1);
+        assert_eq!(events_of(&provider).await.len(), 1);
         let log = log_of(&log);
         assert_eq!(log.last().unwrap(), "admission settle Failed(Truncated)");
     }

@@ -2,20 +2,16 @@
 
 use crate::helpers::{mock_llm, spawn_agent};
 
-#[tokio::test]
-async fn agentd_bench_ttft_reports_both_paths_and_the_difference() {
-    let mock = mock_llm().await;
-    let app = spawn_agent(&mock, "").await;
+/// `agentd-bench SUBCOMMAND ARGS... --json --agentd <app> --upstream <mock>`,
+/// which must succeed; its JSON report.
+async fn bench_against(
+    args: &[&str],
+    app: &crate::helpers::TestApp,
+    mock: &agentd_mock_llm::MockLlm,
+) -> serde_json::Value {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_agentd-bench"))
-        .args([
-            "ttft",
-            "--requests",
-            "5",
-            "--warmup",
-            "1",
-            "--json",
-            "--agentd",
-        ])
+        .args(args)
+        .args(["--json", "--agentd"])
         .arg(format!("http://{}", app.grpc_addr))
         .arg("--upstream")
         .arg(mock.base_url())
@@ -23,7 +19,14 @@ async fn agentd_bench_ttft_reports_both_paths_and_the_difference() {
         .await
         .unwrap();
     assert!(output.status.success(), "{output:?}");
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn agentd_bench_ttft_reports_both_paths_and_the_difference() {
+    let mock = mock_llm().await;
+    let app = spawn_agent(&mock, "").await;
+    let report = bench_against(&["ttft", "--requests", "5", "--warmup", "1"], &app, &mock).await;
     assert_eq!(report["requests"], 5);
     assert_eq!(report["errors"]["agentd"], 0);
     assert_eq!(report["errors"]["direct"], 0);
@@ -200,24 +203,7 @@ async fn agentd_bench_cancel_reports_how_soon_each_path_sees_a_cancel() {
         )
     }));
     let app = spawn_agent(&mock, "").await;
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_agentd-bench"))
-        .args([
-            "cancel",
-            "--requests",
-            "3",
-            "--after",
-            "4",
-            "--json",
-            "--agentd",
-        ])
-        .arg(format!("http://{}", app.grpc_addr))
-        .arg("--upstream")
-        .arg(mock.base_url())
-        .output()
-        .await
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report = bench_against(&["cancel", "--requests", "3", "--after", "4"], &app, &mock).await;
     assert_eq!(
         report["errors"],
         serde_json::json!({"agentd": 0, "direct": 0})
@@ -225,6 +211,12 @@ async fn agentd_bench_cancel_reports_how_soon_each_path_sees_a_cancel() {
     for target in ["agentd", "direct", "added"] {
         assert!(report[target]["cancel_ms"]["p50"].is_number(), "{report}");
     }
-    // Three streams each way were dropped by their client.
-    assert_eq!(mock.stream_ends().len(), 6);
+    // Three streams each way, every one dropped by its client.
+    let ends = mock.stream_ends();
+    assert_eq!(ends.len(), 6);
+    assert!(
+        ends.iter()
+            .all(|end| matches!(end, agentd_mock_llm::StreamEnd::Dropped(_))),
+        "{ends:?}"
+    );
 }

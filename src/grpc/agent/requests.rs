@@ -178,12 +178,7 @@ fn collections(names: Vec<String>, problems: &mut Vec<FieldProblem>) -> Vec<Coll
 mod tests {
     use super::*;
 
-    fn fields(err: AppError) -> Vec<String> {
-        let AppError::InvalidArgument(problems) = err else {
-            panic!("{err:?}")
-        };
-        problems.into_iter().map(|p| p.field).collect()
-    }
+    use crate::grpc::invalid_fields as fields;
 
     #[test]
     fn a_well_formed_chat_request_converts() {

@@ -215,12 +215,7 @@ impl TryFrom<pb::DeleteDocumentRequest> for DocumentRef {
 mod tests {
     use super::*;
 
-    fn fields(err: AppError) -> Vec<String> {
-        let AppError::InvalidArgument(problems) = err else {
-            panic!("{err:?}")
-        };
-        problems.into_iter().map(|p| p.field).collect()
-    }
+    use crate::grpc::invalid_fields as fields;
 
     fn document(doc_id: &str, text: &str) -> pb::Document {
         pb::Document {
