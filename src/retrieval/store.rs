@@ -184,13 +184,13 @@ impl KnowledgeStore {
             }
             Err(err) => return Err(qdrant(err)),
         };
-        Ok(Some(
-            info.result
-                .and_then(|i| i.config)
-                .and_then(|c| c.params)
-                .and_then(|p| p.vectors_config)
-                .is_some_and(|v| v.config.is_some()),
-        ))
+        let vectors = info
+            .result
+            .and_then(|i| i.config)
+            .and_then(|c| c.params)
+            .and_then(|p| p.vectors_config)
+            .and_then(|v| v.config);
+        Ok(Some(has_dense_vector(vectors.as_ref())))
     }
 
     /// Creates the collection if it does not exist: sparse BM25 (IDF) always,
@@ -535,6 +535,18 @@ impl KnowledgeStore {
     }
 }
 
+/// Whether a collection's dense-vector config holds agentd's named dense
+/// vector. Qdrant describes a sparse-only collection with an empty map of named
+/// dense vectors (not with no config), so presence of a config proves nothing.
+fn has_dense_vector(config: Option<&qdrant_client::qdrant::vectors_config::Config>) -> bool {
+    use qdrant_client::qdrant::vectors_config::Config;
+    match config {
+        Some(Config::ParamsMap(named)) => named.map.contains_key(DENSE),
+        // One unnamed dense vector: not a layout agentd creates or can search.
+        Some(Config::Params(_)) | None => false,
+    }
+}
+
 /// A chunk as a Qdrant point.
 fn to_point(point: ChunkPoint, dense: Option<Vec<f32>>) -> PointStruct {
     let mut vectors = NamedVectors::default().add_vector(
@@ -561,5 +573,33 @@ fn json_value(value: serde_json::Value) -> Value {
         },
         serde_json::Value::Bool(b) => Value::from(b),
         other => Value::from(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use qdrant_client::qdrant::vectors_config::Config;
+    use qdrant_client::qdrant::{VectorParams, VectorParamsMap};
+
+    use super::*;
+
+    #[test]
+    fn only_agentds_named_dense_vector_counts_as_dense() {
+        let map = |names: &[&str]| {
+            Config::ParamsMap(VectorParamsMap {
+                map: names
+                    .iter()
+                    .map(|n| ((*n).to_owned(), VectorParams::default()))
+                    .collect(),
+            })
+        };
+        // Qdrant's answer for a sparse-only collection.
+        assert!(!has_dense_vector(Some(&map(&[]))));
+        assert!(has_dense_vector(Some(&map(&[DENSE]))));
+        assert!(!has_dense_vector(Some(&map(&["other"]))));
+        assert!(!has_dense_vector(Some(&Config::Params(
+            VectorParams::default()
+        ))));
+        assert!(!has_dense_vector(None));
     }
 }

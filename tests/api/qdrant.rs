@@ -232,6 +232,48 @@ async fn collections_points_and_hybrid_queries_behave_as_qdrant() {
 }
 
 #[tokio::test]
+async fn a_sparse_only_collection_describes_its_dense_vectors_as_an_empty_map() {
+    use qdrant_client::qdrant::vectors_config::Config;
+    let store = store_in(None).await;
+    let name = collection_name("sparse-only");
+    let mut sparse = SparseVectorsConfigBuilder::default();
+    sparse.add_named_vector_params(
+        "bm25",
+        SparseVectorParamsBuilder::default().modifier(Modifier::Idf),
+    );
+    store
+        .client
+        .create_collection(CreateCollectionBuilder::new(&name).sparse_vectors_config(sparse))
+        .await
+        .unwrap();
+    let params = store
+        .client
+        .collection_info(&name)
+        .await
+        .unwrap()
+        .result
+        .unwrap()
+        .config
+        .unwrap()
+        .params
+        .unwrap();
+    // As Qdrant 1.18 answers: `"vectors": {}`, not an absent config.
+    let Some(Config::ParamsMap(dense)) = params.vectors_config.and_then(|v| v.config) else {
+        panic!("no map of dense vectors")
+    };
+    assert!(dense.map.is_empty(), "{dense:?}");
+    assert!(
+        params
+            .sparse_vectors_config
+            .unwrap()
+            .map
+            .contains_key("bm25")
+    );
+    store.client.delete_collection(&name).await.unwrap();
+    store.close().await;
+}
+
+#[tokio::test]
 async fn methods_outside_the_served_subset_answer_unimplemented_naming_themselves() {
     let store = store_in(None).await;
     if store.embedded.is_none() {

@@ -78,7 +78,9 @@ fn collection_info(collection: &Collection) -> Result<grpc::CollectionInfo, Stat
             exact: true,
         })
         .map_err(operation_error)?;
-    let vectors_config = (!collection.spec.dense.is_empty()).then(|| grpc::VectorsConfig {
+    // As Qdrant answers: a map of the named dense vectors, empty for a
+    // sparse-only collection (not an absent config).
+    let vectors_config = Some(grpc::VectorsConfig {
         config: Some(grpc::vectors_config::Config::ParamsMap(
             grpc::VectorParamsMap {
                 map: collection
