@@ -262,8 +262,16 @@ impl App {
             sessions: self.sessions.clone(),
             knowledge: self.knowledge.clone(),
         };
+        let mut bound = std::collections::BTreeMap::from([
+            ("grpc".to_owned(), self.grpc_addr),
+            ("metrics".to_owned(), self.metrics_addr),
+        ]);
+        if let Some(embedded) = &self.embedded {
+            bound.insert("embedded_qdrant".to_owned(), embedded.addr());
+        }
         let status = Arc::new(InstanceStatus::new(
             &self.config,
+            bound,
             dependencies.clone(),
             health.clone(),
             self.clock.clone(),
@@ -481,11 +489,13 @@ async fn open_knowledge(
 ) -> Result<(KnowledgeStore, Option<EmbeddedStore>), StartError> {
     let retrieval = &config.retrieval;
     let (url, embedded) = if retrieval.qdrant_url == "embedded" {
-        let store = EmbeddedStore::start(&config.storage.data_dir.join("qdrant"))
+        let (listener, _) = bind("retrieval.embedded_addr", retrieval.embedded_addr).await?;
+        let store = EmbeddedStore::serve(&config.storage.data_dir.join("qdrant"), listener)
             .await
             .map_err(|err| {
                 anyhow::anyhow!("storage.data_dir: cannot open the embedded Qdrant: {err:#}")
             })?;
+        tracing::info!(addr = %store.addr(), "embedded Qdrant listening");
         (store.url(), Some(store))
     } else {
         (retrieval.qdrant_url.clone(), None)

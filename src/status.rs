@@ -2,6 +2,8 @@
 //! draining, the effective config (the caller's share of it) and the health of
 //! its dependencies.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -64,6 +66,9 @@ pub struct StatusReport {
     pub effective_config: serde_json::Value,
     /// Dependency health, in a stable order.
     pub dependencies: Vec<DependencyHealth>,
+    /// What each listener is bound to (`grpc`, `metrics`, `embedded_qdrant`);
+    /// empty for a caller whose scope is one tenant.
+    pub bound_addresses: BTreeMap<String, SocketAddr>,
 }
 
 /// The dependencies whose health an instance reports.
@@ -124,15 +129,18 @@ pub struct InstanceStatus {
     start_time: SystemTime,
     started: Instant,
     effective_config: serde_json::Value,
+    bound_addresses: BTreeMap<String, SocketAddr>,
     dependencies: Dependencies,
     health: Arc<Health>,
     clock: Clock,
 }
 
 impl InstanceStatus {
-    /// Status of an instance starting now with `config`.
+    /// Status of an instance starting now with `config`, its listeners bound to
+    /// `bound_addresses`.
     pub fn new(
         config: &Config,
+        bound_addresses: BTreeMap<String, SocketAddr>,
         dependencies: Dependencies,
         health: Arc<Health>,
         clock: Clock,
@@ -141,6 +149,7 @@ impl InstanceStatus {
             start_time: clock.wall(),
             started: clock.now(),
             effective_config: config.redacted_json(),
+            bound_addresses,
             dependencies,
             health,
             clock,
@@ -157,6 +166,10 @@ impl InstanceStatus {
             draining: self.health.conditions().draining,
             effective_config: scoped(self.effective_config.clone(), scope),
             dependencies: self.dependencies.check(&self.clock).await,
+            bound_addresses: match scope {
+                AdminScope::All => self.bound_addresses.clone(),
+                AdminScope::Tenant(_) => BTreeMap::new(),
+            },
         }
     }
 }

@@ -405,6 +405,14 @@ mod tests {
     }
 
     #[test]
+    fn the_embedded_qdrant_serves_loopback_only() {
+        let err = Config::from_toml("[retrieval]\nembedded_addr = \"0.0.0.0:6334\"").unwrap_err();
+        assert!(err.to_string().contains("retrieval.embedded_addr"), "{err}");
+        let config = Config::from_toml("[retrieval]\nembedded_addr = \"[::1]:0\"").unwrap();
+        assert!(config.retrieval.embedded_addr.ip().is_loopback());
+    }
+
+    #[test]
     fn non_loopback_without_auth_is_refused_with_the_way_out() {
         let err = Config::from_toml("[server]\ngrpc_addr = \"0.0.0.0:50051\"").unwrap_err();
         let text = err.to_string();

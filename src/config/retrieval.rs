@@ -1,6 +1,7 @@
 //! `[retrieval]`: the vector store, chunking, limits and the optional embedding
 //! endpoint.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,9 @@ pub struct RetrievalConfig {
     /// API key of an external Qdrant (a secret).
     #[serde(default)]
     pub qdrant_api_key: Option<Secret>,
+    /// Where the embedded Qdrant serves its gRPC protocol: a loopback address
+    /// (port 0 picks a free one).
+    pub embedded_addr: SocketAddr,
     /// The collection of requests that name none.
     pub default_collection: CollectionName,
     /// Most tokens per chunk.
@@ -74,6 +78,14 @@ impl RetrievalConfig {
                     self.qdrant_url
                 ));
             }
+        }
+        if !self.embedded_addr.ip().is_loopback() {
+            problems.push(format!(
+                "retrieval.embedded_addr: {} is not a loopback address; the embedded Qdrant \
+                 has no authentication, so it serves only this machine (use an external \
+                 Qdrant to share a vector store across machines)",
+                self.embedded_addr
+            ));
         }
         if self.chunk_tokens < 16 {
             problems.push("retrieval.chunk_tokens: must be at least 16".to_owned());

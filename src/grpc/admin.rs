@@ -49,6 +49,11 @@ impl From<StatusReport> for pb::GetStatusResponse {
             effective_config,
             dependencies: report.dependencies.into_iter().map(Into::into).collect(),
             draining: report.draining,
+            bound_addresses: report
+                .bound_addresses
+                .into_iter()
+                .map(|(name, addr)| (name, addr.to_string()))
+                .collect(),
         }
     }
 }

@@ -207,3 +207,39 @@ async fn an_unreachable_vector_store_shows_in_get_status_and_in_retrieval_health
         ServingStatus::Serving
     );
 }
+
+#[tokio::test]
+async fn the_embedded_qdrant_listens_where_get_status_says_and_serves_other_clients() {
+    let app = spawn_app().await;
+    let status = app
+        .admin()
+        .get_status(GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let bound = &status.bound_addresses;
+    assert_eq!(bound["grpc"], app.grpc_addr.to_string());
+    assert_eq!(bound["metrics"], app.metrics_addr.to_string());
+    let qdrant: std::net::SocketAddr = bound["embedded_qdrant"].parse().unwrap();
+    assert!(qdrant.ip().is_loopback() && qdrant.port() != 0, "{qdrant}");
+    // Another process's client uses it as an external Qdrant.
+    let client = qdrant_client::Qdrant::from_url(&format!("http://{qdrant}"))
+        .skip_compatibility_check()
+        .build()
+        .unwrap();
+    client.health_check().await.unwrap();
+    client.list_collections().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_admin_does_not_see_the_instances_addresses() {
+    let app = spawn_app_with(&auth_config()).await;
+    let (admin_key, _) = key("admin");
+    let status = app
+        .admin()
+        .get_status(with_key(GetStatusRequest {}, &admin_key))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(status.bound_addresses.is_empty(), "{status:?}");
+}

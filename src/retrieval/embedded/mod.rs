@@ -31,10 +31,14 @@ impl EmbeddedStore {
     /// Opens the store under `dir` (on a blocking thread) and serves it on an
     /// ephemeral loopback port.
     pub async fn start(dir: &Path) -> anyhow::Result<Self> {
+        Self::serve(dir, TcpListener::bind("127.0.0.1:0").await?).await
+    }
+
+    /// Opens the store under `dir` and serves it on `listener`.
+    pub async fn serve(dir: &Path, listener: TcpListener) -> anyhow::Result<Self> {
         let dir = dir.to_owned();
         let engine = tokio::task::spawn_blocking(move || Engine::open(&dir)).await??;
         let service = EmbeddedQdrant::new(Arc::new(engine));
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let incoming =
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -57,6 +61,11 @@ impl EmbeddedStore {
     /// The URL qdrant-client connects to.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// Stops serving and waits for the server to end.
