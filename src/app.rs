@@ -286,14 +286,22 @@ impl App {
         ))
         .max_decoding_message_size(server.max_request_bytes)
         .max_encoding_message_size(server.max_response_bytes);
-        let agent = AgentServiceServer::new(AgentApi::new(self.orchestrator, self.sessions))
-            .max_decoding_message_size(server.max_request_bytes)
-            .max_encoding_message_size(server.max_response_bytes);
+        let agent =
+            AgentServiceServer::new(AgentApi::new(self.orchestrator, self.sessions.clone()))
+                .max_decoding_message_size(server.max_request_bytes)
+                .max_encoding_message_size(server.max_response_bytes);
 
         let watch_stop = CancellationToken::new();
         let watcher = tokio::spawn(watch_dependencies(
             dependencies,
             health.clone(),
+            self.clock.clone(),
+            watch_stop.clone(),
+        ));
+        let sweeper = tokio::spawn(sweep_sessions(
+            self.sessions.clone(),
+            self.config.sessions.sweep_interval,
+            metrics.genai.clone(),
             self.clock.clone(),
             watch_stop.clone(),
         ));
@@ -381,6 +389,9 @@ impl App {
         if let Err(err) = watcher.await {
             tracing::warn!(error = %err, "the dependency watcher failed");
         }
+        if let Err(err) = sweeper.await {
+            tracing::warn!(error = %err, "the session sweeper failed");
+        }
         drain.cancel();
         stop_accepting.cancel();
         match self.clock.timeout(server.shutdown_grace, &mut grpc).await {
@@ -422,6 +433,30 @@ fn reflection<'a>(descriptor_sets: &[&'a [u8]]) -> tonic_reflection::server::Bui
         builder = builder.with_service_name(name);
     }
     builder
+}
+
+/// Deletes expired sessions every `interval` on `clock`, until `stop`.
+async fn sweep_sessions(
+    sessions: Arc<dyn SessionStore>,
+    interval: std::time::Duration,
+    metrics: Arc<crate::telemetry::genai::GenAiMetrics>,
+    clock: Clock,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = clock.sleep(interval) => {}
+        }
+        match sessions.sweep_expired().await {
+            Ok(0) => {}
+            Ok(count) => {
+                metrics.sessions_expired(count);
+                tracing::info!(count, "expired sessions deleted");
+            }
+            Err(err) => tracing::warn!(error = %err, "sweeping expired sessions failed"),
+        }
+    }
 }
 
 /// How often the dependencies' health is checked.

@@ -174,6 +174,9 @@ pub struct SessionsConfig {
     pub max_age: Duration,
     /// Messages kept per session.
     pub max_messages: usize,
+    /// How often expired sessions are deleted from the store.
+    #[serde(with = "humantime_serde")]
+    pub sweep_interval: Duration,
 }
 
 /// The OpenAI SDK environment variables, read once by `Config::load`.
@@ -381,6 +384,9 @@ impl SessionsConfig {
         }
         if self.max_messages < 2 {
             problems.push("sessions.max_messages: must be at least 2".to_owned());
+        }
+        if self.sweep_interval.is_zero() {
+            problems.push("sessions.sweep_interval: must be longer than 0s".to_owned());
         }
         problems
     }

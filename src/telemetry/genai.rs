@@ -97,6 +97,7 @@ pub struct GenAiMetrics {
     tool_duration: Family<ToolLabels, Histogram>,
     agent_steps: Family<ModelLabels, Histogram>,
     session_write: Family<WriteLabels, Histogram>,
+    sessions_expired: Counter,
 }
 
 impl GenAiMetrics {
@@ -113,6 +114,7 @@ impl GenAiMetrics {
             tool_duration: Family::new_with_constructor(|| Histogram::new(TOOL_SECONDS_BUCKETS)),
             agent_steps: Family::new_with_constructor(steps),
             session_write: Family::new_with_constructor(|| Histogram::new(WRITE_SECONDS_BUCKETS)),
+            sessions_expired: Counter::default(),
         };
         registry.register(
             "gen_ai_client_token_usage",
@@ -153,7 +155,18 @@ impl GenAiMetrics {
             Unit::Seconds,
             metrics.session_write.clone(),
         );
+        registry.register(
+            "agentd_sessions_expired",
+            "Sessions deleted from the store because they passed sessions.max_age",
+            metrics.sessions_expired.clone(),
+        );
         metrics
+    }
+
+    /// Counts sessions deleted for their age.
+    pub fn sessions_expired(&self, count: usize) {
+        self.sessions_expired
+            .inc_by(u64::try_from(count).unwrap_or(u64::MAX));
     }
 
     /// Records one model call: its duration, its outcome (`error_type`, "" when it

@@ -198,10 +198,8 @@ async fn sessions_expire_on_the_servers_clock() {
     let mock = mock_llm().await;
     mock.script([Reply::Completion(Completion::text(["hi"]))]);
     let clock = manual_clock();
-    let app = spawn_agent_built(&mock, "[sessions]\nmax_age = \"1h\"", |app| {
-        app.clock(clock.clone())
-    })
-    .await;
+    let config = "[sessions]\nmax_age = \"1h\"\nsweep_interval = \"2h\"";
+    let app = spawn_agent_built(&mock, config, |app| app.clock(clock.clone())).await;
     let (events, end) = run_chat(&app, chat("hello")).await;
     end.unwrap();
     let id = completed(&events).session_id.clone();
@@ -209,4 +207,10 @@ async fn sessions_expire_on_the_servers_clock() {
     assert_eq!(session(&app, &id).await.unwrap().turns, 1);
     clock.advance(Duration::from_millis(1));
     assert_eq!(session(&app, &id).await.unwrap_err().code(), Code::NotFound);
+    // Invisible at once; deleted from the store by the next sweep.
+    clock.advance(Duration::from_secs(3600));
+    crate::helpers::eventually(|| async {
+        app.metric("agentd_sessions_expired_total").await == Some(1.0)
+    })
+    .await;
 }

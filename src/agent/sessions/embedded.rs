@@ -84,12 +84,17 @@ enum Write {
         key: String,
         reply: Reply<bool>,
     },
+    /// Deletes every session older than `max_age`.
+    Sweep {
+        reply: Reply<usize>,
+    },
 }
 
 /// A write applied to the open transaction (or not), with its caller's reply.
 enum Staged {
     Appended(Result<Session, SessionError>, Reply<Session>),
     Deleted(Result<bool, SessionError>, Reply<bool>),
+    Swept(Result<usize, SessionError>, Reply<usize>),
 }
 
 fn storage(err: impl std::fmt::Display) -> SessionError {
@@ -129,6 +134,7 @@ impl Write {
                 let result = table.remove(key.as_str()).map(|old| old.is_some());
                 Staged::Deleted(result.map_err(storage), reply)
             }
+            Write::Sweep { reply } => Staged::Swept(sweep(table, limits, now_ms), reply),
         }
     }
 
@@ -138,6 +144,7 @@ impl Write {
         match self {
             Write::Append { reply, .. } => Staged::Appended(Err(skipped()), reply),
             Write::Delete { reply, .. } => Staged::Deleted(Err(skipped()), reply),
+            Write::Sweep { reply } => Staged::Swept(Err(skipped()), reply),
         }
     }
 }
@@ -146,7 +153,8 @@ impl Staged {
     fn storage_failure(&self) -> Option<&str> {
         match self {
             Staged::Appended(Err(SessionError::Storage(e)), _)
-            | Staged::Deleted(Err(SessionError::Storage(e)), _) => Some(e),
+            | Staged::Deleted(Err(SessionError::Storage(e)), _)
+            | Staged::Swept(Err(SessionError::Storage(e)), _) => Some(e),
             _ => None,
         }
     }
@@ -159,6 +167,9 @@ impl Staged {
                 let _ = reply.send(batch_failure.map_or(result, |e| Err(storage(e))));
             }
             Staged::Deleted(result, reply) => {
+                let _ = reply.send(batch_failure.map_or(result, |e| Err(storage(e))));
+            }
+            Staged::Swept(result, reply) => {
                 let _ = reply.send(batch_failure.map_or(result, |e| Err(storage(e))));
             }
         }
@@ -198,6 +209,30 @@ fn append(
     let bytes = serde_json::to_vec(&session).map_err(storage)?;
     table.insert(key, bytes.as_slice()).map_err(storage)?;
     Ok(session)
+}
+
+/// Removes every expired session; returns how many. A record that cannot be
+/// decoded is left alone (and logged): deleting what cannot be read would lose it.
+fn sweep(
+    table: &mut Table<&str, &[u8]>,
+    limits: SessionLimits,
+    now_ms: i64,
+) -> Result<usize, SessionError> {
+    let mut expired_keys = Vec::new();
+    for entry in table.iter().map_err(storage)? {
+        let (key, value) = entry.map_err(storage)?;
+        match decode(value.value()) {
+            Ok(session) if expired(limits, now_ms, &session) => {
+                expired_keys.push(key.value().to_owned());
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(key = key.value(), error = %err, "undecodable session kept"),
+        }
+    }
+    for key in &expired_keys {
+        table.remove(key.as_str()).map_err(storage)?;
+    }
+    Ok(expired_keys.len())
 }
 
 /// The writer thread: one transaction per batch of waiting writes, until the
@@ -355,6 +390,10 @@ impl SessionStore for RedbSessionStore {
         self.submit(|reply| Write::Delete { key, reply }).await
     }
 
+    async fn sweep_expired(&self) -> Result<usize, SessionError> {
+        self.submit(|reply| Write::Sweep { reply }).await
+    }
+
     async fn check(&self) -> Result<(), SessionError> {
         let store = self.clone();
         tokio::task::spawn_blocking(move || {
@@ -492,6 +531,48 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(session.history(), [user("y")]);
+    }
+
+    #[tokio::test]
+    async fn a_sweep_deletes_expired_sessions_and_keeps_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Clock::manual(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000));
+        let store =
+            RedbSessionStore::open(&dir.path().join("s.redb"), LIMITS, clock.clone()).unwrap();
+        let (old, older, recent) = (
+            SessionId::generate(),
+            SessionId::generate(),
+            SessionId::generate(),
+        );
+        for id in [&old, &older] {
+            store
+                .append_turn(&tenant("a"), id, 0, &TurnId::generate(), vec![user("x")])
+                .await
+                .unwrap();
+        }
+        clock.advance(Duration::from_secs(600));
+        store
+            .append_turn(
+                &tenant("b"),
+                &recent,
+                0,
+                &TurnId::generate(),
+                vec![user("y")],
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.sweep_expired().await.unwrap(), 0);
+        clock.advance(LIMITS.max_age - Duration::from_secs(599));
+        assert_eq!(store.sweep_expired().await.unwrap(), 2);
+        let txn = store.db.begin_read().unwrap();
+        let table = txn.open_table(SESSIONS).unwrap();
+        let keys: Vec<String> = table
+            .iter()
+            .unwrap()
+            .map(|entry| entry.unwrap().0.value().to_owned())
+            .collect();
+        assert_eq!(keys, [key(&tenant("b"), &recent)]);
+        assert!(store.load(&tenant("b"), &recent).await.unwrap().is_some());
     }
 
     fn append_write(key: &str, expected_turns: u64, text: &str) -> (Write, AnswerOf<Session>) {

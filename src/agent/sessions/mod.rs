@@ -100,6 +100,10 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// Whether the store answers: a cheap read.
     async fn check(&self) -> Result<(), SessionError>;
 
+    /// Deletes the sessions past `sessions.max_age` (expired sessions are
+    /// already invisible; this frees their space); returns how many.
+    async fn sweep_expired(&self) -> Result<usize, SessionError>;
+
     /// Deletes the tenant's session; false when there was none.
     async fn delete(&self, tenant: &TenantId, id: &SessionId) -> Result<bool, SessionError>;
 
