@@ -473,6 +473,10 @@ max_output_tokens = 1024
             ("[tools.tenants]\nacme = [\"rm_rf\"]", "tools.tenants.acme"),
             ("[agent]\nmax_steps = 0", "agent.max_steps"),
             ("[sessions]\nmax_messages = 1", "sessions.max_messages"),
+            (
+                "[sessions]\nsweep_interval = \"0s\"",
+                "sessions.sweep_interval",
+            ),
         ];
         for (toml, key) in cases {
             let err = Config::from_toml(toml).unwrap_err().to_string();

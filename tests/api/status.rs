@@ -5,7 +5,7 @@ use prost_types::value::Kind;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use crate::helpers::{auth_config, key, spawn_app, spawn_app_with, with_key};
+use crate::helpers::{TestApp, auth_config, key, spawn_app, spawn_app_with, with_key};
 
 fn field<'a>(config: &'a prost_types::Struct, path: &[&str]) -> &'a Kind {
     let (last, parents) = path.split_last().unwrap();
@@ -77,17 +77,21 @@ fn key_names(config: &prost_types::Struct) -> Vec<String> {
         .collect()
 }
 
+/// GetStatus as the test key `key_name` (helpers::auth_config) sees it.
+async fn status_as(app: &TestApp, key_name: &str) -> agentd::pb::GetStatusResponse {
+    let (key, _) = key(key_name);
+    app.admin()
+        .get_status(with_key(GetStatusRequest {}, &key))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 #[tokio::test]
 async fn get_status_shows_every_secret_as_stars() {
     let app = spawn_app_with(&auth_config()).await;
-    let (operator_key, operator_hash) = key("operator");
-    let status = app
-        .admin()
-        .get_status(with_key(GetStatusRequest {}, &operator_key))
-        .await
-        .unwrap()
-        .into_inner();
-    let config = status.effective_config.unwrap();
+    let (_, operator_hash) = key("operator");
+    let config = status_as(&app, "operator").await.effective_config.unwrap();
     assert_eq!(
         key_names(&config),
         ["ops-admin", "acme-agent", "platform-operator"]
@@ -99,19 +103,6 @@ async fn get_status_shows_every_secret_as_stars() {
 async fn an_admin_sees_its_own_tenants_configuration_and_an_operator_every_tenants() {
     let tools = "[tools.tenants]\nacme = [\"current_time\"]\nops = []\n";
     let app = spawn_app_with(&format!("{}{tools}", auth_config())).await;
-    let status = |key_name: &str| {
-        let (key, _) = key(key_name);
-        let mut admin = app.admin();
-        async move {
-            admin
-                .get_status(with_key(GetStatusRequest {}, &key))
-                .await
-                .unwrap()
-                .into_inner()
-                .effective_config
-                .unwrap()
-        }
-    };
     let tenants = |config: &prost_types::Struct| {
         let Kind::StructValue(tenants) = field(config, &["tools", "tenants"]) else {
             panic!("tools.tenants is not a map")
@@ -120,14 +111,19 @@ async fn an_admin_sees_its_own_tenants_configuration_and_an_operator_every_tenan
         names.sort();
         names
     };
-    let admin = status("admin").await;
+    let admin_status = status_as(&app, "admin").await;
+    // Not the instance's addresses either.
+    assert!(admin_status.bound_addresses.is_empty(), "{admin_status:?}");
+    let admin = admin_status.effective_config.unwrap();
     assert_eq!(key_names(&admin), ["ops-admin"]);
     assert_eq!(tenants(&admin), ["ops"]);
     // Nothing beyond its tenant's share: not the listeners, not the providers.
     let mut sections: Vec<&String> = admin.fields.keys().collect();
     sections.sort();
     assert_eq!(sections, ["auth", "tools"]);
-    let operator = status("operator").await;
+    let operator_status = status_as(&app, "operator").await;
+    assert_eq!(operator_status.bound_addresses.len(), 3);
+    let operator = operator_status.effective_config.unwrap();
     assert_eq!(key_names(&operator).len(), 3);
     assert_eq!(tenants(&operator), ["acme", "ops"]);
 }
@@ -229,17 +225,4 @@ async fn the_embedded_qdrant_listens_where_get_status_says_and_serves_other_clie
         .unwrap();
     client.health_check().await.unwrap();
     client.list_collections().await.unwrap();
-}
-
-#[tokio::test]
-async fn an_admin_does_not_see_the_instances_addresses() {
-    let app = spawn_app_with(&auth_config()).await;
-    let (admin_key, _) = key("admin");
-    let status = app
-        .admin()
-        .get_status(with_key(GetStatusRequest {}, &admin_key))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(status.bound_addresses.is_empty(), "{status:?}");
 }

@@ -358,17 +358,6 @@ impl MockLlm {
             changed.await;
         }
     }
-
-    /// Waits until `n` chat requests have arrived.
-    pub async fn wait_for_requests(&self, n: usize) {
-        loop {
-            let changed = self.shared.changed.notified();
-            if Shared::lock(&self.shared.requests).len() >= n {
-                return;
-            }
-            changed.await;
-        }
-    }
 }
 
 /// Sleeps for `delay`; no time at all for zero. (`tokio::time::sleep` of zero
@@ -524,7 +513,6 @@ async fn chat_completions(
         Err(response) => return *response,
     };
     record(&shared.requests, version, &body, &authorization);
-    shared.changed.notify_waiters();
     let serial = usize::try_from(
         shared
             .counters

@@ -37,18 +37,6 @@ pub struct Turn {
     pub(super) span: tracing::Span,
 }
 
-impl Turn {
-    /// The session the turn belongs to.
-    pub fn session_id(&self) -> &SessionId {
-        &self.context.session
-    }
-
-    /// The server's id of the turn.
-    pub fn turn_id(&self) -> &TurnId {
-        &self.context.turn
-    }
-}
-
 impl Orchestrator {
     /// Checks `request` of `origin` against the configuration and state, loads
     /// its session and fits its message into the model's context window.

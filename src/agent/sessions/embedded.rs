@@ -423,6 +423,25 @@ mod tests {
         }
     }
 
+    /// One turn of `text` on `tenant`'s session `id`.
+    async fn append(
+        store: &RedbSessionStore,
+        tenant_name: &str,
+        id: &SessionId,
+        expected_turns: u64,
+        text: &str,
+    ) -> Result<Session, SessionError> {
+        store
+            .append_turn(
+                &tenant(tenant_name),
+                id,
+                expected_turns,
+                &TurnId::generate(),
+                vec![user(text)],
+            )
+            .await
+    }
+
     fn tenant(name: &str) -> TenantId {
         TenantId::try_from(name.to_owned()).unwrap()
     }
@@ -442,14 +461,8 @@ mod tests {
         let id = SessionId::generate();
         {
             let store = RedbSessionStore::open(&path, LIMITS, Clock::system()).unwrap();
-            store
-                .append_turn(&tenant("a"), &id, 0, &TurnId::generate(), vec![user("one")])
-                .await
-                .unwrap();
-            store
-                .append_turn(&tenant("a"), &id, 1, &TurnId::generate(), vec![user("two")])
-                .await
-                .unwrap();
+            append(&store, "a", &id, 0, "one").await.unwrap();
+            append(&store, "a", &id, 1, "two").await.unwrap();
         }
         let store = RedbSessionStore::open(&path, LIMITS, Clock::system()).unwrap();
         let session = store.load(&tenant("a"), &id).await.unwrap().unwrap();
@@ -463,16 +476,7 @@ mod tests {
     async fn tenants_cannot_see_or_delete_each_others_sessions() {
         let (_dir, store) = store(LIMITS);
         let id = SessionId::generate();
-        store
-            .append_turn(
-                &tenant("a"),
-                &id,
-                0,
-                &TurnId::generate(),
-                vec![user("secret")],
-            )
-            .await
-            .unwrap();
+        append(&store, "a", &id, 0, "secret").await.unwrap();
         assert_eq!(store.load(&tenant("b"), &id).await.unwrap(), None);
         assert!(!store.delete(&tenant("b"), &id).await.unwrap());
         assert!(store.load(&tenant("a"), &id).await.unwrap().is_some());
@@ -484,26 +488,8 @@ mod tests {
     async fn a_racing_turn_is_a_conflict_and_writes_nothing() {
         let (_dir, store) = store(LIMITS);
         let id = SessionId::generate();
-        store
-            .append_turn(
-                &tenant("a"),
-                &id,
-                0,
-                &TurnId::generate(),
-                vec![user("first")],
-            )
-            .await
-            .unwrap();
-        let err = store
-            .append_turn(
-                &tenant("a"),
-                &id,
-                0,
-                &TurnId::generate(),
-                vec![user("late")],
-            )
-            .await
-            .unwrap_err();
+        append(&store, "a", &id, 0, "first").await.unwrap();
+        let err = append(&store, "a", &id, 0, "late").await.unwrap_err();
         assert!(matches!(err, SessionError::Conflict(_)), "{err}");
         let session = store.load(&tenant("a"), &id).await.unwrap().unwrap();
         assert_eq!(session.history(), [user("first")]);
@@ -516,20 +502,14 @@ mod tests {
         let store =
             RedbSessionStore::open(&dir.path().join("s.redb"), LIMITS, clock.clone()).unwrap();
         let id = SessionId::generate();
-        store
-            .append_turn(&tenant("a"), &id, 0, &TurnId::generate(), vec![user("x")])
-            .await
-            .unwrap();
+        append(&store, "a", &id, 0, "x").await.unwrap();
         clock.advance(LIMITS.max_age);
         let kept = store.load(&tenant("a"), &id).await.unwrap().unwrap();
         assert_eq!(kept.created_at_ms, 1_000_000);
         clock.advance(Duration::from_millis(1));
         assert_eq!(store.load(&tenant("a"), &id).await.unwrap(), None);
         // Continuing an expired session starts it afresh.
-        let session = store
-            .append_turn(&tenant("a"), &id, 0, &TurnId::generate(), vec![user("y")])
-            .await
-            .unwrap();
+        let session = append(&store, "a", &id, 0, "y").await.unwrap();
         assert_eq!(session.history(), [user("y")]);
     }
 
@@ -545,22 +525,10 @@ mod tests {
             SessionId::generate(),
         );
         for id in [&old, &older] {
-            store
-                .append_turn(&tenant("a"), id, 0, &TurnId::generate(), vec![user("x")])
-                .await
-                .unwrap();
+            append(&store, "a", id, 0, "x").await.unwrap();
         }
         clock.advance(Duration::from_secs(600));
-        store
-            .append_turn(
-                &tenant("b"),
-                &recent,
-                0,
-                &TurnId::generate(),
-                vec![user("y")],
-            )
-            .await
-            .unwrap();
+        append(&store, "b", &recent, 0, "y").await.unwrap();
         assert_eq!(store.sweep_expired().await.unwrap(), 0);
         clock.advance(LIMITS.max_age - Duration::from_secs(599));
         assert_eq!(store.sweep_expired().await.unwrap(), 2);
@@ -619,14 +587,7 @@ mod tests {
     async fn a_storage_failure_fails_the_whole_batch_and_writes_none_of_it() {
         let (_dir, store) = store(LIMITS);
         let kept = SessionId::try_from("kept".to_owned()).unwrap();
-        store
-            .append_turn(
-                &tenant("a"),
-                &kept,
-                0,
-                &TurnId::generate(),
-                vec![user("stored before")],
-            )
+        append(&store, "a", &kept, 0, "stored before")
             .await
             .unwrap();
         // A record that cannot be decoded: appending to it is a storage failure.
@@ -665,16 +626,7 @@ mod tests {
             tokio::spawn(async move {
                 for turn in 0..3 {
                     let text = format!("{} {turn}", id.as_str());
-                    store
-                        .append_turn(
-                            &tenant("a"),
-                            &id,
-                            turn,
-                            &TurnId::generate(),
-                            vec![user(&text)],
-                        )
-                        .await
-                        .unwrap();
+                    append(&store, "a", &id, turn, &text).await.unwrap();
                 }
             })
         });
