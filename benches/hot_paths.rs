@@ -160,6 +160,7 @@ fn events(c: &mut Criterion) {
         session_id: SessionId::try_from("01a20ef6-28a0-707f-8782-6da06f7dfae0").unwrap(),
         model: "gpt-4o-mini".into(),
         sources: Vec::new(),
+        replication_unconfirmed: false,
     });
     c.bench_function("encode one delta event", |b| {
         b.iter(|| {

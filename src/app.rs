@@ -15,11 +15,13 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
 use crate::agent::orchestrator::{Orchestrator, Parts};
-use crate::agent::sessions::{RedbSessionStore, SessionLimits, SessionStore};
+use crate::agent::sessions::{
+    RedbSessionStore, RedisSessionStore, ReplicaWait, SessionLimits, SessionStore,
+};
 use crate::agent::tools::search_knowledge::SearchKnowledge;
 use crate::agent::tools::{Tool, ToolRegistry};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, StateBackend, redacted_url};
 use crate::grpc::admin::AdminApi;
 use crate::grpc::agent::AgentApi;
 use crate::grpc::retrieval::RetrievalApi;
@@ -42,6 +44,7 @@ use crate::retrieval::embed::{Embedder, EmbedderSettings, OpenAiEmbedder};
 use crate::retrieval::embedded::EmbeddedStore;
 use crate::retrieval::ingest::IngestLimits;
 use crate::retrieval::store::KnowledgeStore;
+use crate::state::redis::RedisPool;
 use crate::status::{Dependencies, GIT_COMMIT, InstanceStatus, VERSION};
 use crate::telemetry::metrics::{self, Metrics};
 use crate::tokenizer::Encoding;
@@ -491,16 +494,35 @@ async fn watch_dependencies(
     }
 }
 
-/// Opens the session store under the data directory.
+/// Opens the session store `state.backend` names: redb under the data
+/// directory, or Redis. Redis is not contacted here: agentd starts while it is
+/// down, reports it unhealthy, and serves sessions once it is up.
 async fn open_sessions(
     config: &Config,
     clock: &Clock,
 ) -> Result<Arc<dyn SessionStore>, StartError> {
-    let path = config.storage.data_dir.join("sessions.redb");
     let limits = SessionLimits {
         max_age: config.sessions.max_age,
         max_messages: config.sessions.max_messages,
     };
+    if config.state.backend == StateBackend::Redis {
+        let pool = RedisPool::new(&config.state).map_err(|err| anyhow::anyhow!(err))?;
+        let wait = ReplicaWait {
+            replicas: config.state.redis_wait_replicas,
+            timeout: config.state.redis_wait_timeout,
+        };
+        tracing::info!(
+            url = %redacted_url(&config.state.redis_url),
+            "sessions are kept in Redis"
+        );
+        return Ok(Arc::new(RedisSessionStore::new(
+            pool,
+            limits,
+            clock.clone(),
+            wait,
+        )));
+    }
+    let path = config.storage.data_dir.join("sessions.redb");
     let opened = tokio::task::spawn_blocking({
         let (path, clock) = (path.clone(), clock.clone());
         move || RedbSessionStore::open(&path, limits, clock)

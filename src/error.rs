@@ -127,6 +127,15 @@ pub enum AppError {
         /// What went wrong.
         error: LlmError,
     },
+    /// The state store (Redis) cannot be reached or did not answer in time.
+    #[error("{0}")]
+    StateStoreUnavailable(String),
+    /// The state store refuses writes: it is out of memory.
+    #[error("{0}")]
+    StateStoreFull(String),
+    /// A stored record is in a format this version cannot read.
+    #[error("{0}")]
+    UnsupportedRecord(String),
     /// A bug or an unexpected failure; the cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -173,6 +182,9 @@ impl AppError {
             AppError::VectorStore(_) => Code::Unavailable,
             AppError::EmbeddingsRequired(_) => Code::FailedPrecondition,
             AppError::SessionConflict(_) => Code::Aborted,
+            AppError::StateStoreUnavailable(_) => Code::Unavailable,
+            AppError::StateStoreFull(_) => Code::ResourceExhausted,
+            AppError::UnsupportedRecord(_) => Code::FailedPrecondition,
             AppError::Upstream { error, .. } => match error {
                 // agentd's own credentials or request were refused: retrying the
                 // call cannot help until the operator fixes the configuration.
@@ -210,6 +222,9 @@ impl AppError {
             AppError::VectorStore(_) => "VECTOR_STORE_UNAVAILABLE",
             AppError::EmbeddingsRequired(_) => "EMBEDDINGS_NOT_CONFIGURED",
             AppError::SessionConflict(_) => "SESSION_CONFLICT",
+            AppError::StateStoreUnavailable(_) => "STATE_STORE_UNAVAILABLE",
+            AppError::StateStoreFull(_) => "STATE_STORE_FULL",
+            AppError::UnsupportedRecord(_) => "RECORD_FORMAT_UNSUPPORTED",
             AppError::Upstream { error, .. } => match error {
                 LlmError::Unauthorized { .. } => "UPSTREAM_UNAUTHORIZED",
                 LlmError::RateLimited { .. } => "UPSTREAM_RATE_LIMITED",
@@ -233,6 +248,7 @@ impl AppError {
             AppError::ShuttingDown => Some(Duration::from_millis(0)),
             AppError::SessionConflict(_) => Some(Duration::from_millis(0)),
             AppError::VectorStore(_) => Some(Duration::from_secs(1)),
+            AppError::StateStoreUnavailable(_) => Some(Duration::from_secs(1)),
             AppError::Upstream { error, .. } => match error {
                 LlmError::RateLimited { retry_after, .. } => {
                     Some(retry_after.unwrap_or(Duration::from_secs(1)))
@@ -252,6 +268,8 @@ impl AppError {
             | AppError::SessionNotFound(_)
             | AppError::CollectionNotFound(_)
             | AppError::EmbeddingsRequired(_)
+            | AppError::StateStoreFull(_)
+            | AppError::UnsupportedRecord(_)
             | AppError::Unauthenticated(_)
             | AppError::PermissionDenied { .. }
             | AppError::RequestTooLarge { .. }
@@ -311,6 +329,9 @@ impl AppError {
             }
             AppError::CollectionNotFound(name) => vec![("collection", name.clone())],
             AppError::VectorStore(_) | AppError::EmbeddingsRequired(_) => Vec::new(),
+            AppError::StateStoreUnavailable(_)
+            | AppError::StateStoreFull(_)
+            | AppError::UnsupportedRecord(_) => vec![("store", "sessions".to_owned())],
             AppError::InvalidArgument(_)
             | AppError::Unauthenticated(_)
             | AppError::ShuttingDown
@@ -325,6 +346,11 @@ impl From<SessionError> for AppError {
         match err {
             SessionError::NotFound(id) => AppError::SessionNotFound(id.to_string()),
             SessionError::Conflict(id) => AppError::SessionConflict(id.to_string()),
+            SessionError::Unavailable(_) => AppError::StateStoreUnavailable(err.to_string()),
+            SessionError::Full(_) => AppError::StateStoreFull(format!(
+                "{err}; nothing was written. The operator must free memory or raise maxmemory"
+            )),
+            SessionError::UnsupportedFormat { .. } => AppError::UnsupportedRecord(err.to_string()),
             SessionError::Storage(_) => AppError::Internal(err.into()),
         }
     }

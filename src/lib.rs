@@ -22,6 +22,7 @@ pub mod ids;
 pub mod llm;
 pub mod middleware;
 pub mod retrieval;
+pub mod state;
 pub mod status;
 pub mod telemetry;
 pub mod tokenizer;

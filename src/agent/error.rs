@@ -112,7 +112,11 @@ impl ErrorType for TurnError {
             TurnError::CollectionNotFound(_) => "collection_not_found",
             TurnError::Session(SessionError::NotFound(_)) => "session_not_found",
             TurnError::Session(SessionError::Conflict(_)) => "session_conflict",
-            TurnError::Session(SessionError::Storage(_)) => "session_store",
+            TurnError::Session(SessionError::Unavailable(_)) => "state_store_unavailable",
+            TurnError::Session(SessionError::Full(_)) => "state_store_full",
+            TurnError::Session(
+                SessionError::Storage(_) | SessionError::UnsupportedFormat { .. },
+            ) => "session_store",
             TurnError::Knowledge(_) => "vector_store",
             TurnError::Upstream { error, .. } => error.error_type(),
             TurnError::DeadlineExceeded(_) => "deadline_exceeded",

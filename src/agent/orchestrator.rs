@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::context::{ContextWindow, fit};
 use super::error::TurnError;
-use super::sessions::{SessionError, SessionStore};
+use super::sessions::{Appended, SessionError, SessionStore};
 use super::tools::{ToolContext, ToolRegistry};
 use super::turn::{
     AgentEvent, Source, TurnFinish, TurnOutcome, TurnUsage, mark_cited, merge_sources,
@@ -231,7 +231,7 @@ impl Orchestrator {
             turn.span.record("gen_ai.usage.input_tokens", i64::from(usage.input_tokens));
             turn.span.record("gen_ai.usage.output_tokens", i64::from(usage.output_tokens));
             yield AgentEvent::Usage(usage);
-            self.store(&turn, new_messages).await?;
+            let appended = self.store(&turn, new_messages).await?;
             self.metrics.steps(&model.name, steps);
             yield AgentEvent::Completed(TurnOutcome {
                 turn_id: turn.context.turn.clone(),
@@ -240,13 +240,14 @@ impl Orchestrator {
                 session_id: turn.context.session.clone(),
                 model: model.name.clone(),
                 sources,
+                replication_unconfirmed: appended.replication_unconfirmed,
             });
         };
         Traced::new(stream, span).boxed()
     }
 
     /// Appends the turn's messages to its session in one durable write.
-    async fn store(&self, turn: &Turn, messages: Vec<ChatMessage>) -> Result<(), TurnError> {
+    async fn store(&self, turn: &Turn, messages: Vec<ChatMessage>) -> Result<Appended, TurnError> {
         let writing = std::time::Instant::now();
         let context = &turn.context;
         let written = self
@@ -260,12 +261,14 @@ impl Orchestrator {
             )
             .await;
         let outcome = match &written {
+            Ok(appended) if appended.replication_unconfirmed => "unconfirmed",
             Ok(_) => "ok",
             Err(SessionError::Conflict(_)) => "conflict",
-            Err(SessionError::Storage(_) | SessionError::NotFound(_)) => "error",
+            Err(SessionError::Unavailable(_)) => "unavailable",
+            Err(SessionError::Full(_)) => "full",
+            Err(_) => "error",
         };
         self.metrics.session_write(outcome, writing.elapsed());
-        written?;
-        Ok(())
+        Ok(written?)
     }
 }

@@ -116,6 +116,8 @@ pub struct TurnOutcome {
     pub model: String,
     /// The knowledge the answer drew on.
     pub sources: Vec<Source>,
+    /// Stored on the primary, but the required replicas did not confirm it.
+    pub replication_unconfirmed: bool,
 }
 
 /// One document whose passages were given to the model.

@@ -5,6 +5,7 @@
 mod agent;
 mod retrieval;
 mod secret;
+mod state;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ pub use agent::{
 };
 pub use retrieval::{EmbeddingsConfig, RetrievalConfig};
 pub use secret::{Secret, SecretSource};
+pub use state::{MAX_REDIS_POOL_SIZE, StateBackend, StateConfig, redacted_url};
 
 use crate::identity::Role;
 use crate::ids::TenantId;
@@ -39,6 +41,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Local state.
     pub storage: StorageConfig,
+    /// Where shared state lives: embedded or Redis.
+    pub state: StateConfig,
     /// API keys, tenants and roles.
     pub auth: AuthConfig,
     /// Log format and filter.
@@ -284,6 +288,15 @@ impl Config {
         problems.extend(self.tools.problems());
         problems.extend(self.sessions.problems());
         problems.extend(self.retrieval.problems());
+        problems.extend(self.state.problems());
+        if self.state.backend == StateBackend::Redis && self.retrieval.qdrant_url == "embedded" {
+            problems.push(
+                "retrieval.qdrant_url: \"embedded\" cannot go with state.backend = \"redis\": \
+                 the processes sharing Redis would each search their own vector store. Point \
+                 them all at one external Qdrant (its gRPC URL, e.g. \"http://qdrant:6334\")"
+                    .to_owned(),
+            );
+        }
         problems
     }
 

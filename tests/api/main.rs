@@ -27,6 +27,7 @@ mod python_client;
 mod qdrant;
 mod retrieval;
 mod shutdown;
+mod state_redis;
 mod status;
 mod store_process;
 mod telemetry;

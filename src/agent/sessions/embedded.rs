@@ -22,7 +22,9 @@ use std::thread;
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
 use tokio::sync::oneshot;
 
-use super::{Session, SessionError, SessionLimits, SessionMessage, SessionStore, trim_oldest};
+use super::{
+    Appended, Session, SessionError, SessionLimits, SessionMessage, SessionStore, trim_oldest,
+};
 use crate::clock::Clock;
 use crate::ids::{SessionId, TenantId, TurnId};
 use crate::llm::ChatMessage;
@@ -366,7 +368,7 @@ impl SessionStore for RedbSessionStore {
         expected_turns: u64,
         turn: &TurnId,
         messages: Vec<ChatMessage>,
-    ) -> Result<Session, SessionError> {
+    ) -> Result<Appended, SessionError> {
         let (key, id) = (key(tenant, id), id.clone());
         let messages = messages
             .into_iter()
@@ -375,14 +377,19 @@ impl SessionStore for RedbSessionStore {
                 turn_id: Some(turn.clone()),
             })
             .collect();
-        self.submit(|reply| Write::Append {
-            key,
-            id,
-            expected_turns,
-            messages,
-            reply,
+        let session = self
+            .submit(|reply| Write::Append {
+                key,
+                id,
+                expected_turns,
+                messages,
+                reply,
+            })
+            .await?;
+        Ok(Appended {
+            turns: session.turns,
+            replication_unconfirmed: false,
         })
-        .await
     }
 
     async fn delete(&self, tenant: &TenantId, id: &SessionId) -> Result<bool, SessionError> {
@@ -411,40 +418,22 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-
-    const LIMITS: SessionLimits = SessionLimits {
-        max_age: Duration::from_secs(3600),
-        max_messages: 100,
+    use crate::agent::sessions::suite::{
+        self, LIMITS, Subject, append, manual_clock, tenant, user,
     };
 
-    fn user(text: &str) -> ChatMessage {
-        ChatMessage::User {
-            content: text.into(),
+    /// A store in a fresh directory, on `clock`.
+    fn make(limits: SessionLimits, clock: Clock) -> Subject {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbSessionStore::open(&dir.path().join("s.redb"), limits, clock.clone());
+        Subject {
+            store: Arc::new(store.unwrap()),
+            clock,
+            _backing: Box::new(dir),
         }
     }
 
-    /// One turn of `text` on `tenant`'s session `id`.
-    async fn append(
-        store: &RedbSessionStore,
-        tenant_name: &str,
-        id: &SessionId,
-        expected_turns: u64,
-        text: &str,
-    ) -> Result<Session, SessionError> {
-        store
-            .append_turn(
-                &tenant(tenant_name),
-                id,
-                expected_turns,
-                &TurnId::generate(),
-                vec![user(text)],
-            )
-            .await
-    }
-
-    fn tenant(name: &str) -> TenantId {
-        TenantId::try_from(name.to_owned()).unwrap()
-    }
+    suite::session_store_suite!(super::make);
 
     /// A store in a fresh directory, which lives as long as the returned guard.
     fn store(limits: SessionLimits) -> (tempfile::TempDir, RedbSessionStore) {
@@ -473,50 +462,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn tenants_cannot_see_or_delete_each_others_sessions() {
-        let (_dir, store) = store(LIMITS);
-        let id = SessionId::generate();
-        append(&store, "a", &id, 0, "secret").await.unwrap();
-        assert_eq!(store.load(&tenant("b"), &id).await.unwrap(), None);
-        assert!(!store.delete(&tenant("b"), &id).await.unwrap());
-        assert!(store.load(&tenant("a"), &id).await.unwrap().is_some());
-        assert!(store.delete(&tenant("a"), &id).await.unwrap());
-        assert_eq!(store.load(&tenant("a"), &id).await.unwrap(), None);
-    }
-
-    #[tokio::test]
-    async fn a_racing_turn_is_a_conflict_and_writes_nothing() {
-        let (_dir, store) = store(LIMITS);
-        let id = SessionId::generate();
-        append(&store, "a", &id, 0, "first").await.unwrap();
-        let err = append(&store, "a", &id, 0, "late").await.unwrap_err();
-        assert!(matches!(err, SessionError::Conflict(_)), "{err}");
-        let session = store.load(&tenant("a"), &id).await.unwrap().unwrap();
-        assert_eq!(session.history(), [user("first")]);
-    }
-
-    #[tokio::test]
-    async fn sessions_expire_after_max_age_on_the_stores_clock() {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = Clock::manual(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000));
-        let store =
-            RedbSessionStore::open(&dir.path().join("s.redb"), LIMITS, clock.clone()).unwrap();
-        let id = SessionId::generate();
-        append(&store, "a", &id, 0, "x").await.unwrap();
-        clock.advance(LIMITS.max_age);
-        let kept = store.load(&tenant("a"), &id).await.unwrap().unwrap();
-        assert_eq!(kept.created_at_ms, 1_000_000);
-        clock.advance(Duration::from_millis(1));
-        assert_eq!(store.load(&tenant("a"), &id).await.unwrap(), None);
-        // Continuing an expired session starts it afresh.
-        let session = append(&store, "a", &id, 0, "y").await.unwrap();
-        assert_eq!(session.history(), [user("y")]);
-    }
-
-    #[tokio::test]
     async fn a_sweep_deletes_expired_sessions_and_keeps_the_others() {
         let dir = tempfile::tempdir().unwrap();
-        let clock = Clock::manual(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000));
+        let clock = manual_clock();
         let store =
             RedbSessionStore::open(&dir.path().join("s.redb"), LIMITS, clock.clone()).unwrap();
         let (old, older, recent) = (
@@ -615,30 +563,5 @@ mod tests {
         assert_eq!(store.load(&tenant("a"), &fresh).await.unwrap(), None);
         let stored = store.load(&tenant("a"), &kept).await.unwrap().unwrap();
         assert_eq!(stored.history(), [user("stored before")]);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn concurrent_turns_on_many_sessions_all_land() {
-        let (_dir, store) = store(LIMITS);
-        let ids: Vec<SessionId> = (0..200).map(|_| SessionId::generate()).collect();
-        let turns = ids.iter().map(|id| {
-            let (store, id) = (store.clone(), id.clone());
-            tokio::spawn(async move {
-                for turn in 0..3 {
-                    let text = format!("{} {turn}", id.as_str());
-                    append(&store, "a", &id, turn, &text).await.unwrap();
-                }
-            })
-        });
-        for turn in futures::future::join_all(turns).await {
-            turn.unwrap();
-        }
-        for id in &ids {
-            let session = store.load(&tenant("a"), id).await.unwrap().unwrap();
-            assert_eq!(session.turns, 3);
-            let texts: Vec<String> = (0..3).map(|t| format!("{} {t}", id.as_str())).collect();
-            let expected: Vec<ChatMessage> = texts.iter().map(|t| user(t)).collect();
-            assert_eq!(session.history(), expected);
-        }
     }
 }

@@ -1,5 +1,7 @@
-//! Conversation sessions: the [`SessionStore`] trait and its embedded default,
-//! a redb database under `storage.data_dir` ([`RedbSessionStore`]).
+//! Conversation sessions: the [`SessionStore`] trait, its embedded default (a
+//! redb database under `storage.data_dir`, [`RedbSessionStore`]) and the Redis
+//! store several processes share ([`RedisSessionStore`]). Both pass the same
+//! behaviour suite (`suite.rs`).
 //!
 //! A session belongs to one tenant; every operation takes the caller's tenant, so
 //! another tenant's session is indistinguishable from one that does not exist. A
@@ -9,6 +11,9 @@
 //! second sees the history changed under it and gets a conflict.
 
 mod embedded;
+mod redis;
+#[cfg(test)]
+mod suite;
 
 use std::time::Duration;
 
@@ -18,6 +23,7 @@ use crate::ids::{SessionId, TenantId, TurnId};
 use crate::llm::ChatMessage;
 
 pub use embedded::RedbSessionStore;
+pub use redis::{RECORD_FORMAT, RedisSessionStore, ReplicaWait};
 
 /// A stored conversation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -70,9 +76,40 @@ pub enum SessionError {
     /// Another turn completed on this session since this one started.
     #[error("session {0} changed while this turn ran; retry with the new history")]
     Conflict(SessionId),
+    /// The store cannot be reached or did not answer in time; nothing was
+    /// written. Retrying later may succeed.
+    #[error("session store unavailable: {0}")]
+    Unavailable(String),
+    /// The store refuses writes because it is full; nothing was written.
+    #[error("session store full: {0}")]
+    Full(String),
+    /// The session was written by an agentd whose record format this one cannot
+    /// read (another major version).
+    #[error(
+        "session {id} is stored in record format {format:?}, which this agentd cannot read \
+         (it reads {supported} and its minor versions)"
+    )]
+    UnsupportedFormat {
+        /// The session.
+        id: SessionId,
+        /// The format found.
+        format: String,
+        /// The format this version writes.
+        supported: &'static str,
+    },
     /// The store failed.
     #[error("session store failure: {0}")]
     Storage(String),
+}
+
+/// A turn appended to its session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// The session's completed turns, this one included.
+    pub turns: u64,
+    /// The write is on the primary but the configured replicas did not confirm
+    /// it in time. The turn stands; only its replication is unknown.
+    pub replication_unconfirmed: bool,
 }
 
 /// Where sessions live.
@@ -95,7 +132,7 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
         expected_turns: u64,
         turn: &TurnId,
         messages: Vec<ChatMessage>,
-    ) -> Result<Session, SessionError>;
+    ) -> Result<Appended, SessionError>;
 
     /// Whether the store answers: a cheap read.
     async fn check(&self) -> Result<(), SessionError>;

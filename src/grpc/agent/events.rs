@@ -93,6 +93,7 @@ impl From<TurnOutcome> for pb::TurnOutcome {
             model: outcome.model,
             sources: outcome.sources.into_iter().map(Into::into).collect(),
             turn_id: outcome.turn_id.into(),
+            replication_unconfirmed: outcome.replication_unconfirmed,
         }
     }
 }

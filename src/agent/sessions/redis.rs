@@ -1,0 +1,316 @@
+//! The Redis session store: sessions shared by every agentd process of a
+//! deployment.
+//!
+//! A session is two keys under one hash tag (see [`crate::state::redis`] for the
+//! layout): a hash with its version (`turns`), times and record format, and a
+//! list of message records, oldest first. Records are append-only: a writer
+//! never rewrites one, so fields a newer agentd added survive an older one's
+//! writes during a rolling upgrade.
+//!
+//! A turn is appended by one server-side Lua script (`redis.lua`) that checks the
+//! session's version, appends the records, trims the list to
+//! `sessions.max_messages` and sets both keys' expiry to `sessions.max_age`. A
+//! script runs atomically, so of two turns racing from two processes exactly one
+//! lands and the other sees a conflict. (WATCH/MULTI would need a dedicated
+//! connection per turn: WATCH is per connection, and on a multiplexed one
+//! another caller's write would be mixed into the transaction.)
+//!
+//! The caller hears "written" only after Redis answered the script, i.e. the
+//! write is in the primary's memory (and in its append-only file, fsynced, with
+//! `appendfsync always`). With `state.redis_wait_replicas` the store then sends
+//! `WAIT` on the same connection; replicas that do not confirm in time leave the
+//! turn standing, marked unconfirmed.
+//!
+//! Expiry is Redis's own (`PEXPIRE`), so there is nothing to sweep; reads also
+//! hide a session older than `max_age` by agentd's clock, as the embedded store
+//! does, and the script treats one as absent.
+
+use std::collections::HashMap;
+
+use redis::Script;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Appended, Session, SessionError, SessionLimits, SessionMessage, SessionStore, trim_oldest,
+};
+use crate::clock::Clock;
+use crate::ids::{SessionId, TenantId, TurnId};
+use crate::llm::ChatMessage;
+use crate::state::redis::{RedisFailure, RedisPool, escape};
+
+/// The record format this version writes: `MAJOR.MINOR`. A reader accepts any
+/// minor version of its major (a minor version only adds optional fields, which
+/// older readers ignore); another major is refused with a clear error.
+pub const RECORD_FORMAT: &str = "1.0";
+const RECORD_MAJOR: &str = "1";
+
+/// The append script; see `redis.lua`.
+const APPEND_SCRIPT: &str = include_str!("redis.lua");
+
+/// How Redis's replicas confirm writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplicaWait {
+    /// Replicas that must confirm; 0 sends no `WAIT`.
+    pub replicas: u32,
+    /// How long to wait for them.
+    pub timeout: std::time::Duration,
+}
+
+/// Sessions in Redis.
+#[derive(Clone, Debug)]
+pub struct RedisSessionStore {
+    pool: RedisPool,
+    limits: SessionLimits,
+    clock: Clock,
+    wait: ReplicaWait,
+    append: Script,
+}
+
+/// One message as stored: the message, its turn and the record format.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    #[serde(rename = "v")]
+    format: String,
+    #[serde(flatten)]
+    message: SessionMessage,
+}
+
+fn failure(err: RedisFailure) -> SessionError {
+    match err {
+        RedisFailure::Unavailable(reason) => SessionError::Unavailable(reason),
+        RedisFailure::Full(reason) => SessionError::Full(reason),
+        RedisFailure::Other(reason) => SessionError::Storage(reason),
+    }
+}
+
+/// Whether `format` (`MAJOR.MINOR`) is one this version reads.
+fn readable(format: &str) -> bool {
+    format.split('.').next() == Some(RECORD_MAJOR)
+}
+
+fn unsupported(id: &SessionId, format: &str) -> SessionError {
+    SessionError::UnsupportedFormat {
+        id: id.clone(),
+        format: format.to_owned(),
+        supported: RECORD_FORMAT,
+    }
+}
+
+impl RedisSessionStore {
+    /// A store on `pool`. Connects lazily: Redis need not be up yet.
+    pub fn new(pool: RedisPool, limits: SessionLimits, clock: Clock, wait: ReplicaWait) -> Self {
+        Self {
+            pool,
+            limits,
+            clock,
+            wait,
+            append: Script::new(APPEND_SCRIPT),
+        }
+    }
+
+    /// The session's two keys: its meta hash and its record list.
+    pub fn keys(&self, tenant: &TenantId, id: &SessionId) -> (String, String) {
+        let tag = format!(
+            "{}:s:{{{}/{}}}",
+            self.pool.prefix(),
+            escape(tenant.as_str()),
+            escape(id.as_str())
+        );
+        (format!("{tag}:meta"), format!("{tag}:log"))
+    }
+
+    fn max_age_ms(&self) -> i64 {
+        i64::try_from(self.limits.max_age.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    fn decode(
+        &self,
+        id: &SessionId,
+        meta: HashMap<String, String>,
+        records: Vec<String>,
+    ) -> Result<Option<Session>, SessionError> {
+        if meta.is_empty() {
+            return Ok(None);
+        }
+        let field = |name: &str| -> Result<i64, SessionError> {
+            meta.get(name)
+                .and_then(|value| value.parse().ok())
+                .ok_or_else(|| SessionError::Storage(format!("session {id}: bad meta {name}")))
+        };
+        if let Some(format) = meta.get("format").filter(|f| !readable(f)) {
+            return Err(unsupported(id, format));
+        }
+        let updated_at_ms = field("updated_at_ms")?;
+        if self.clock.unix_ms().saturating_sub(updated_at_ms) > self.max_age_ms() {
+            return Ok(None);
+        }
+        let mut messages = Vec::with_capacity(records.len());
+        for record in &records {
+            let format = serde_json::from_str::<serde_json::Value>(record)
+                .ok()
+                .and_then(|value| value.get("v")?.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            if !readable(&format) {
+                return Err(unsupported(id, &format));
+            }
+            let record: Record = serde_json::from_str(record)
+                .map_err(|err| SessionError::Storage(format!("session {id}: {err}")))?;
+            messages.push(record.message);
+        }
+        // The script trims by count; a tool result whose call was trimmed away
+        // is dropped here, as the embedded store drops it when it trims.
+        trim_oldest(&mut messages, self.limits.max_messages);
+        let orphans = messages
+            .iter()
+            .take_while(|m| matches!(m.message, ChatMessage::Tool { .. }))
+            .count();
+        messages.drain(..orphans);
+        Ok(Some(Session {
+            id: id.clone(),
+            turns: u64::try_from(field("turns")?).unwrap_or(0),
+            created_at_ms: field("created_at_ms")?,
+            updated_at_ms,
+            messages,
+        }))
+    }
+
+    /// Waits for the configured replicas on `connection`, the one the write
+    /// went through. Never fails the turn: it is on the primary already.
+    async fn confirm(&self, connection: &mut redis::aio::ConnectionManager) -> bool {
+        if self.wait.replicas == 0 {
+            return true;
+        }
+        let timeout_ms = u64::try_from(self.wait.timeout.as_millis()).unwrap_or(u64::MAX);
+        let mut command = redis::cmd("WAIT");
+        command.arg(self.wait.replicas).arg(timeout_ms.max(1));
+        // On the write's own connection, never retried: WAIT on a new
+        // connection would confirm nothing about this write.
+        match command.query_async::<u32>(connection).await {
+            Ok(confirmed) => confirmed >= self.wait.replicas,
+            Err(err) => {
+                tracing::warn!(error = %err, "WAIT for Redis replicas failed");
+                false
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for RedisSessionStore {
+    async fn load(
+        &self,
+        tenant: &TenantId,
+        id: &SessionId,
+    ) -> Result<Option<Session>, SessionError> {
+        let (meta, log) = self.keys(tenant, id);
+        // MULTI/EXEC: the hash and the list from the same moment.
+        let mut pipe = redis::pipe();
+        pipe.atomic().hgetall(&meta).lrange(&log, 0, -1);
+        let pipe = &pipe;
+        let ((meta, records), _) = self
+            .pool
+            .run(|mut connection| async move {
+                pipe.query_async::<(HashMap<String, String>, Vec<String>)>(&mut connection)
+                    .await
+            })
+            .await
+            .map_err(failure)?;
+        self.decode(id, meta, records)
+    }
+
+    async fn append_turn(
+        &self,
+        tenant: &TenantId,
+        id: &SessionId,
+        expected_turns: u64,
+        turn: &TurnId,
+        messages: Vec<ChatMessage>,
+    ) -> Result<Appended, SessionError> {
+        let (meta, log) = self.keys(tenant, id);
+        let mut invocation = self.append.key(&meta);
+        invocation
+            .key(&log)
+            .arg(expected_turns)
+            .arg(self.clock.unix_ms())
+            .arg(self.max_age_ms())
+            .arg(self.limits.max_messages)
+            .arg(RECORD_FORMAT)
+            .arg(turn.as_str());
+        for message in messages {
+            let record = Record {
+                format: RECORD_FORMAT.to_owned(),
+                message: SessionMessage {
+                    message,
+                    turn_id: Some(turn.clone()),
+                },
+            };
+            let json = serde_json::to_string(&record)
+                .map_err(|err| SessionError::Storage(err.to_string()))?;
+            invocation.arg(json);
+        }
+        let invocation = &invocation;
+        let (answer, mut connection) = self
+            .pool
+            .run(|mut connection| async move {
+                invocation
+                    .invoke_async::<Vec<redis::Value>>(&mut connection)
+                    .await
+            })
+            .await
+            .map_err(failure)?;
+        let status = answer
+            .first()
+            .and_then(|v| redis::from_redis_value_ref::<i64>(v).ok());
+        match status {
+            Some(1) => {
+                let turns = answer
+                    .get(1)
+                    .and_then(|v| redis::from_redis_value_ref::<u64>(v).ok())
+                    .unwrap_or(expected_turns + 1);
+                let confirmed = self.confirm(&mut connection).await;
+                Ok(Appended {
+                    turns,
+                    replication_unconfirmed: !confirmed,
+                })
+            }
+            Some(0) => Err(SessionError::Conflict(id.clone())),
+            Some(2) => {
+                let format = answer
+                    .get(1)
+                    .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
+                    .unwrap_or_default();
+                Err(unsupported(id, &format))
+            }
+            _ => Err(SessionError::Storage(format!(
+                "unexpected answer from the append script: {answer:?}"
+            ))),
+        }
+    }
+
+    async fn delete(&self, tenant: &TenantId, id: &SessionId) -> Result<bool, SessionError> {
+        let (meta, log) = self.keys(tenant, id);
+        let mut command = redis::cmd("DEL");
+        command.arg(&meta).arg(&log);
+        let command = &command;
+        let (deleted, _) = self
+            .pool
+            .run(|mut connection| async move { command.query_async::<u64>(&mut connection).await })
+            .await
+            .map_err(failure)?;
+        Ok(deleted > 0)
+    }
+
+    /// Redis deletes expired sessions itself (every append sets both keys'
+    /// expiry to `sessions.max_age`), so there is nothing to sweep.
+    async fn sweep_expired(&self) -> Result<usize, SessionError> {
+        Ok(0)
+    }
+
+    async fn check(&self) -> Result<(), SessionError> {
+        self.pool.ping().await.map_err(failure)
+    }
+}
+
+#[cfg(test)]
+#[path = "redis_tests.rs"]
+mod tests;
