@@ -348,3 +348,39 @@ async fn two_processes_on_one_redis_and_one_qdrant_act_as_one_service() {
     assert_eq!(found.hits[0].doc_id, "freeze.md");
     drop(vectors);
 }
+
+#[tokio::test]
+async fn hostile_session_ids_are_refused_before_they_reach_redis() {
+    let mock = mock_llm().await;
+    let (store, _dir) = qdrant().await;
+    let redis = RedisServer::start().unwrap();
+    let app = spawn_agent_built(&mock, &redis_config(&redis, &store), |app| app).await;
+    for hostile in [
+        "a:b".to_owned(),
+        "*".to_owned(),
+        "{x}".to_owned(),
+        "x".repeat(10 * 1024),
+    ] {
+        let (_, end) = run_chat(
+            &app,
+            ChatRequest {
+                session_id: hostile.clone(),
+                ..chat("hi")
+            },
+        )
+        .await;
+        let status = end.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{hostile:.20}");
+        let violations = status.get_details_bad_request().unwrap().field_violations;
+        assert_eq!(violations[0].field, "session_id");
+        let status = app
+            .agent()
+            .get_session(GetSessionRequest {
+                session_id: hostile.clone(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{hostile:.20}");
+    }
+    assert_eq!(redis.keys().unwrap(), Vec::<String>::new());
+}
