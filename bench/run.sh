@@ -2,7 +2,7 @@
 # Runs the benchmark scenarios of BENCHMARKS.md on this machine and writes each
 # result as JSON under bench/results/ (plus the tables on stdout).
 #
-#   bash bench/run.sh [passthrough|check|onethread|rate1000|tools|capacity|idle|cancel|soak|all] [--no-peer]
+#   bash bench/run.sh [passthrough|check|onethread|rate1000|tools|capacity|idle|cancel|soak|redis|all] [--no-peer]
 #
 # `check` is the request-path regression check every change on the request path
 # re-runs: 1 in flight and 1,000 req/s against both mocks, agentd and direct only.
@@ -38,8 +38,10 @@ fi
 
 MOCK_PORT=18601 AGENTD_PORT=18611 METRICS_PORT=18612 PEER_PORT=18621
 pids=()
+# Processes that outlive stop_all (a scenario's Redis, its vector store).
+long_pids=()
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}" "${long_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   [[ $peer == 1 ]] && bash bench/litellm/stop.sh >/dev/null 2>&1 || true
   wait 2>/dev/null || true
   rm -rf "$work"
@@ -271,6 +273,62 @@ soak() {
   stop_all
 }
 
+# Sessions on Redis against the embedded store, same run: added latency at one
+# request in flight and at 1,000 req/s, then the highest sustained rate of one
+# process on Redis against two sharing it. Redis runs as the README advises
+# (appendonly yes, appendfsync always) on a unix socket; the Redis-backed
+# processes use a third agentd's embedded Qdrant as their external vector store.
+redis_bench() {
+  local redis_dir="$work/redis"
+  mkdir -p "$redis_dir"
+  redis-server --port 0 --unixsocket "$redis_dir/redis.sock" --dir "$redis_dir" \
+    --appendonly yes --appendfsync always --save "" --daemonize no >"$work/redis.log" 2>&1 &
+  long_pids+=("$!")
+  for _ in $(seq 200); do [[ -S "$redis_dir/redis.sock" ]] && break; sleep 0.05; done
+  local vectors_dir="$work/vectors"
+  env AGENTD__SERVER__GRPC_ADDR=127.0.0.1:18641 AGENTD__SERVER__METRICS_ADDR=127.0.0.1:18642 \
+    AGENTD__STORAGE__DATA_DIR="$vectors_dir" AGENTD__RETRIEVAL__EMBEDDED_ADDR=127.0.0.1:18643 \
+    AGENTD__LOG__LEVEL=warn "$bin/agentd" serve >"$work/vectors.log" 2>&1 &
+  long_pids+=("$!")
+  wait_port 18643
+  local on_redis=(AGENTD__STATE__BACKEND=redis "AGENTD__STATE__REDIS_URL=redis+unix://$redis_dir/redis.sock"
+    AGENTD__RETRIEVAL__QDRANT_URL=http://127.0.0.1:18643)
+  for backend in embedded redis; do
+    local extra=()
+    [[ $backend == redis ]] && extra=("${on_redis[@]}")
+    PEER_PID=""
+    start_mock --tokens 32
+    start_agentd "${extra[@]}"
+    load "redis-$backend-1inflight" --targets agentd,direct --concurrency 1 --duration 20s --rounds 4
+    load "redis-$backend-1000rps" --targets agentd,direct --rate 1000 --duration 20s --rounds 2
+    stop_all
+  done
+  # One process on Redis, then two sharing it (client connections spread over both).
+  start_mock --tokens 32
+  start_agentd "${on_redis[@]}"
+  max_rate redis-max-one agentd 1000 1200 1400 1600 1800 2000 2500 3000
+  env OPENAI_BASE_URL="http://127.0.0.1:$MOCK_PORT/v1" OPENAI_API_KEY=sk-bench \
+    AGENTD__SERVER__GRPC_ADDR=127.0.0.1:18613 AGENTD__SERVER__METRICS_ADDR=127.0.0.1:18614 \
+    AGENTD__STORAGE__DATA_DIR="$work/data2" AGENTD__LOG__LEVEL=warn "${on_redis[@]}" \
+    "$bin/agentd" serve >"$work/agentd2.log" 2>&1 &
+  pids+=("$!")
+  wait_port 18613
+  local one="http://127.0.0.1:$AGENTD_PORT"
+  AGENTD_PORT_LIST="$one,http://127.0.0.1:18613"
+  for rate in 1000 1200 1400 1600 1800 2000 2500 3000; do
+    echo "== redis-max-two-$rate" >&2
+    "$bin/agentd-bench" load --agentd "$AGENTD_PORT_LIST" --targets agentd --connections 2 \
+      --upstream "http://127.0.0.1:$MOCK_PORT/v1" --rate "$rate" --duration 10s --rounds 1 \
+      --json >"$results/redis-max-two-$rate.json"
+    python3 bench/summarize.py "$results/redis-max-two-$rate.json" >&2
+    python3 bench/summarize.py --sustained "$rate" "$results/redis-max-two-$rate.json" || break
+  done
+  stop_all
+  for pid in "${long_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  long_pids=()
+}
+
 # One request in flight with a single runtime thread (server.worker_threads = 1).
 onethread() {
   for delay in 0 20; do
@@ -285,6 +343,7 @@ onethread() {
 
 case "$scenario" in
   passthrough | check | onethread | rate1000 | tools | capacity | idle | cancel | soak) "$scenario" ;;
+  redis) redis_bench ;;
   all) passthrough; onethread; rate1000; tools; capacity; idle; cancel; soak ;;
   *) echo "unknown scenario $scenario" >&2; exit 64 ;;
 esac

@@ -130,6 +130,9 @@ pub enum AppError {
     /// The state store (Redis) cannot be reached or did not answer in time.
     #[error("{0}")]
     StateStoreUnavailable(String),
+    /// The state store did not confirm a write in time: it may still land.
+    #[error("{0}")]
+    StateStoreWriteUnknown(String),
     /// The state store refuses writes: it is out of memory.
     #[error("{0}")]
     StateStoreFull(String),
@@ -184,6 +187,9 @@ impl AppError {
             AppError::SessionConflict(_) => Code::Aborted,
             AppError::StateStoreUnavailable(_) => Code::Unavailable,
             AppError::StateStoreFull(_) => Code::ResourceExhausted,
+            // gRPC's code for "may have completed nonetheless"; never retried
+            // blindly by clients, unlike UNAVAILABLE.
+            AppError::StateStoreWriteUnknown(_) => Code::DeadlineExceeded,
             AppError::UnsupportedRecord(_) => Code::FailedPrecondition,
             AppError::Upstream { error, .. } => match error {
                 // agentd's own credentials or request were refused: retrying the
@@ -224,6 +230,7 @@ impl AppError {
             AppError::SessionConflict(_) => "SESSION_CONFLICT",
             AppError::StateStoreUnavailable(_) => "STATE_STORE_UNAVAILABLE",
             AppError::StateStoreFull(_) => "STATE_STORE_FULL",
+            AppError::StateStoreWriteUnknown(_) => "STATE_STORE_WRITE_UNKNOWN",
             AppError::UnsupportedRecord(_) => "RECORD_FORMAT_UNSUPPORTED",
             AppError::Upstream { error, .. } => match error {
                 LlmError::Unauthorized { .. } => "UPSTREAM_UNAUTHORIZED",
@@ -269,6 +276,7 @@ impl AppError {
             | AppError::CollectionNotFound(_)
             | AppError::EmbeddingsRequired(_)
             | AppError::StateStoreFull(_)
+            | AppError::StateStoreWriteUnknown(_)
             | AppError::UnsupportedRecord(_)
             | AppError::Unauthenticated(_)
             | AppError::PermissionDenied { .. }
@@ -331,6 +339,7 @@ impl AppError {
             AppError::VectorStore(_) | AppError::EmbeddingsRequired(_) => Vec::new(),
             AppError::StateStoreUnavailable(_)
             | AppError::StateStoreFull(_)
+            | AppError::StateStoreWriteUnknown(_)
             | AppError::UnsupportedRecord(_) => vec![("store", "sessions".to_owned())],
             AppError::InvalidArgument(_)
             | AppError::Unauthenticated(_)
@@ -347,6 +356,7 @@ impl From<SessionError> for AppError {
             SessionError::NotFound(id) => AppError::SessionNotFound(id.to_string()),
             SessionError::Conflict(id) => AppError::SessionConflict(id.to_string()),
             SessionError::Unavailable(_) => AppError::StateStoreUnavailable(err.to_string()),
+            SessionError::WriteUnknown(_) => AppError::StateStoreWriteUnknown(err.to_string()),
             SessionError::Full(_) => AppError::StateStoreFull(format!(
                 "{err}; nothing was written. The operator must free memory or raise maxmemory"
             )),

@@ -114,6 +114,7 @@ impl ErrorType for TurnError {
             TurnError::Session(SessionError::Conflict(_)) => "session_conflict",
             TurnError::Session(SessionError::Unavailable(_)) => "state_store_unavailable",
             TurnError::Session(SessionError::Full(_)) => "state_store_full",
+            TurnError::Session(SessionError::WriteUnknown(_)) => "state_store_write_unknown",
             TurnError::Session(
                 SessionError::Storage(_) | SessionError::UnsupportedFormat { .. },
             ) => "session_store",

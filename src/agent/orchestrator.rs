@@ -266,6 +266,7 @@ impl Orchestrator {
             Err(SessionError::Conflict(_)) => "conflict",
             Err(SessionError::Unavailable(_)) => "unavailable",
             Err(SessionError::Full(_)) => "full",
+            Err(SessionError::WriteUnknown(_)) => "unknown",
             Err(_) => "error",
         };
         self.metrics.session_write(outcome, writing.elapsed());

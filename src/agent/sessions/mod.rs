@@ -76,10 +76,18 @@ pub enum SessionError {
     /// Another turn completed on this session since this one started.
     #[error("session {0} changed while this turn ran; retry with the new history")]
     Conflict(SessionId),
-    /// The store cannot be reached or did not answer in time; nothing was
-    /// written. Retrying later may succeed.
+    /// The store cannot be reached or did not answer a read in time. Nothing
+    /// was written (a write whose connection broke after it was sent, and that
+    /// could not be resent, may have landed, whole). Retrying later may succeed.
     #[error("session store unavailable: {0}")]
     Unavailable(String),
+    /// A write was sent but not answered in time: it may still land, whole, or
+    /// never. Retrying the turn could store it twice.
+    #[error(
+        "the session store did not confirm the write in time: {0}; the turn may or may not \
+         be stored (read the session before retrying it)"
+    )]
+    WriteUnknown(String),
     /// The store refuses writes because it is full; nothing was written.
     #[error("session store full: {0}")]
     Full(String),

@@ -36,7 +36,7 @@ use super::{
 use crate::clock::Clock;
 use crate::ids::{SessionId, TenantId, TurnId};
 use crate::llm::ChatMessage;
-use crate::state::redis::{RedisFailure, RedisPool, escape};
+use crate::state::redis::{RedisFailure, RedisPool, Retry, escape};
 
 /// The record format this version writes: `MAJOR.MINOR`. A reader accepts any
 /// minor version of its major (a minor version only adds optional fields, which
@@ -75,17 +75,28 @@ struct Record {
     message: SessionMessage,
 }
 
+/// A failed read, or a write known not to have run.
 fn failure(err: RedisFailure) -> SessionError {
     match err {
-        RedisFailure::Unavailable(reason) => SessionError::Unavailable(reason),
+        RedisFailure::Unavailable(reason) | RedisFailure::TimedOut(reason) => {
+            SessionError::Unavailable(reason)
+        }
         RedisFailure::Full(reason) => SessionError::Full(reason),
         RedisFailure::Other(reason) => SessionError::Storage(reason),
     }
 }
 
+/// A failed write: one that timed out may still land.
+fn write_failure(err: RedisFailure) -> SessionError {
+    match err {
+        RedisFailure::TimedOut(reason) => SessionError::WriteUnknown(reason),
+        other => failure(other),
+    }
+}
+
 /// Whether `format` (`MAJOR.MINOR`) is one this version reads.
 fn readable(format: &str) -> bool {
-    format.split('.').next() == Some(RECORD_MAJOR)
+    format.split_once('.').map(|(major, _)| major) == Some(RECORD_MAJOR)
 }
 
 fn unsupported(id: &SessionId, format: &str) -> SessionError {
@@ -144,17 +155,29 @@ impl RedisSessionStore {
         if self.clock.unix_ms().saturating_sub(updated_at_ms) > self.max_age_ms() {
             return Ok(None);
         }
+        let turns = u64::try_from(field("turns")?).unwrap_or(0);
+        if turns > 0 && records.is_empty() {
+            // Every turn appends at least one record: the list was lost (evicted
+            // by a maxmemory policy other than noeviction, or deleted by hand).
+            return Err(SessionError::Storage(format!(
+                "session {id}: {turns} turns but no stored messages; was its list evicted? \
+                 Run Redis with maxmemory-policy noeviction"
+            )));
+        }
+        let corrupt = |reason: String| SessionError::Storage(format!("session {id}: {reason}"));
         let mut messages = Vec::with_capacity(records.len());
         for record in &records {
-            let format = serde_json::from_str::<serde_json::Value>(record)
-                .ok()
-                .and_then(|value| value.get("v")?.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            if !readable(&format) {
-                return Err(unsupported(id, &format));
+            let value: serde_json::Value = serde_json::from_str(record)
+                .map_err(|err| corrupt(format!("a record is not JSON: {err}")))?;
+            let format = value
+                .get("v")
+                .and_then(serde_json::Value::as_str)
+                .ok_or_else(|| corrupt("a record has no format \"v\"".to_owned()))?;
+            if !readable(format) {
+                return Err(unsupported(id, format));
             }
-            let record: Record = serde_json::from_str(record)
-                .map_err(|err| SessionError::Storage(format!("session {id}: {err}")))?;
+            let record: Record =
+                serde_json::from_value(value).map_err(|err| corrupt(err.to_string()))?;
             messages.push(record.message);
         }
         // The script trims by count; a tool result whose call was trimmed away
@@ -167,7 +190,7 @@ impl RedisSessionStore {
         messages.drain(..orphans);
         Ok(Some(Session {
             id: id.clone(),
-            turns: u64::try_from(field("turns")?).unwrap_or(0),
+            turns,
             created_at_ms: field("created_at_ms")?,
             updated_at_ms,
             messages,
@@ -176,16 +199,13 @@ impl RedisSessionStore {
 
     /// Waits for the configured replicas on `connection`, the one the write
     /// went through. Never fails the turn: it is on the primary already.
-    async fn confirm(&self, connection: &mut redis::aio::ConnectionManager) -> bool {
-        if self.wait.replicas == 0 {
-            return true;
-        }
+    async fn confirm(&self, mut connection: redis::aio::ConnectionManager) -> bool {
         let timeout_ms = u64::try_from(self.wait.timeout.as_millis()).unwrap_or(u64::MAX);
         let mut command = redis::cmd("WAIT");
         command.arg(self.wait.replicas).arg(timeout_ms.max(1));
         // On the write's own connection, never retried: WAIT on a new
         // connection would confirm nothing about this write.
-        match command.query_async::<u32>(connection).await {
+        match command.query_async::<u32>(&mut connection).await {
             Ok(confirmed) => confirmed >= self.wait.replicas,
             Err(err) => {
                 tracing::warn!(error = %err, "WAIT for Redis replicas failed");
@@ -207,14 +227,16 @@ impl SessionStore for RedisSessionStore {
         let mut pipe = redis::pipe();
         pipe.atomic().hgetall(&meta).lrange(&log, 0, -1);
         let pipe = &pipe;
-        let ((meta, records), _) = self
+        let mut lease = self.pool.shared();
+        let read = self
             .pool
-            .run(|mut connection| async move {
+            .run(&mut lease, Retry::Once, |mut connection| async move {
                 pipe.query_async::<(HashMap<String, String>, Vec<String>)>(&mut connection)
                     .await
             })
             .await
             .map_err(failure)?;
+        let (meta, records) = read.value;
         self.decode(id, meta, records)
     }
 
@@ -249,25 +271,50 @@ impl SessionStore for RedisSessionStore {
             invocation.arg(json);
         }
         let invocation = &invocation;
-        let (answer, mut connection) = self
+        // A write that waits for replicas leases a connection of its own: see
+        // `crate::state::redis` on why WAIT must not share one.
+        let mut lease = if self.wait.replicas > 0 {
+            self.pool.exclusive().await
+        } else {
+            self.pool.shared()
+        };
+        // Retried once after a dropped connection: the script recognises its
+        // own turn id, so a first attempt that did land is not stored twice.
+        let ran = self
             .pool
-            .run(|mut connection| async move {
+            .run(&mut lease, Retry::Once, |mut connection| async move {
                 invocation
                     .invoke_async::<Vec<redis::Value>>(&mut connection)
                     .await
             })
             .await
-            .map_err(failure)?;
-        let status = answer
-            .first()
-            .and_then(|v| redis::from_redis_value_ref::<i64>(v).ok());
-        match status {
-            Some(1) => {
-                let turns = answer
-                    .get(1)
-                    .and_then(|v| redis::from_redis_value_ref::<u64>(v).ok())
-                    .unwrap_or(expected_turns + 1);
-                let confirmed = self.confirm(&mut connection).await;
+            .map_err(write_failure)?;
+        let answer = ran.value;
+        let int = |i: usize| {
+            answer
+                .get(i)
+                .and_then(|v| redis::from_redis_value_ref::<i64>(v).ok())
+        };
+        let malformed = || {
+            SessionError::Storage(format!(
+                "unexpected answer from the append script: {answer:?}"
+            ))
+        };
+        match int(0) {
+            // 1: written now; 3: this turn was written by an earlier attempt.
+            Some(status @ (1 | 3)) => {
+                let turns = int(1)
+                    .and_then(|t| u64::try_from(t).ok())
+                    .ok_or_else(malformed)?;
+                // WAIT confirms the writes of its own connection only: after a
+                // retry or for an earlier attempt's write it would prove nothing.
+                let confirmed = if self.wait.replicas == 0 {
+                    true
+                } else if status == 1 && !ran.retried {
+                    self.confirm(lease.connection()).await
+                } else {
+                    false
+                };
                 Ok(Appended {
                     turns,
                     replication_unconfirmed: !confirmed,
@@ -281,9 +328,7 @@ impl SessionStore for RedisSessionStore {
                     .unwrap_or_default();
                 Err(unsupported(id, &format))
             }
-            _ => Err(SessionError::Storage(format!(
-                "unexpected answer from the append script: {answer:?}"
-            ))),
+            _ => Err(malformed()),
         }
     }
 
@@ -292,12 +337,17 @@ impl SessionStore for RedisSessionStore {
         let mut command = redis::cmd("DEL");
         command.arg(&meta).arg(&log);
         let command = &command;
-        let (deleted, _) = self
+        let mut lease = self.pool.shared();
+        // Not retried: a second DEL after a first that landed would answer
+        // "there was nothing", i.e. NOT_FOUND for a session just deleted.
+        let deleted = self
             .pool
-            .run(|mut connection| async move { command.query_async::<u64>(&mut connection).await })
+            .run(&mut lease, Retry::Never, |mut connection| async move {
+                command.query_async::<u64>(&mut connection).await
+            })
             .await
             .map_err(failure)?;
-        Ok(deleted > 0)
+        Ok(deleted.value > 0)
     }
 
     /// Redis deletes expired sessions itself (every append sets both keys'

@@ -36,7 +36,8 @@ pub struct LoadArgs {
         default_value = "agentd,direct"
     )]
     targets: Vec<TargetKind>,
-    /// agentd's gRPC address.
+    /// agentd's gRPC address; several, comma-separated, to drive several
+    /// processes at once (the connections are spread over them in turn).
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     agentd: String,
     /// The upstream's base URL, including the version path.
@@ -410,11 +411,12 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     }
     let mut agents = Vec::new();
     if args.targets.contains(&TargetKind::Agentd) {
-        for _ in 0..args.connections {
-            let channel = Channel::from_shared(args.agentd.clone())?
+        let addresses: Vec<&str> = args.agentd.split(',').map(str::trim).collect();
+        for (_, address) in (0..args.connections).zip(addresses.iter().cycle()) {
+            let channel = Channel::from_shared(address.to_string())?
                 .connect()
                 .await
-                .with_context(|| format!("cannot connect to agentd at {}", args.agentd))?;
+                .with_context(|| format!("cannot connect to agentd at {address}"))?;
             agents.push(AgentServiceClient::new(channel));
         }
     }
