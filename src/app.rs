@@ -590,7 +590,8 @@ async fn open_knowledge(
         max_document_bytes: retrieval.max_document_bytes,
     };
     Ok((
-        KnowledgeStore::new(client, limits, chunker, embedder),
+        KnowledgeStore::new(client, limits, chunker, embedder)
+            .with_collection_prefix(&config.retrieval.qdrant_collection_prefix),
         embedded,
     ))
 }

@@ -18,6 +18,9 @@ pub struct RetrievalConfig {
     /// API key of an external Qdrant (a secret).
     #[serde(default)]
     pub qdrant_api_key: Option<Secret>,
+    /// Put before every collection's name in Qdrant, so deployments can share
+    /// one Qdrant; empty by default.
+    pub qdrant_collection_prefix: String,
     /// Where the embedded Qdrant serves its gRPC protocol: a loopback address
     /// (port 0 picks a free one).
     pub embedded_addr: SocketAddr,
@@ -78,6 +81,18 @@ impl RetrievalConfig {
                     self.qdrant_url
                 ));
             }
+        }
+        let prefix = &self.qdrant_collection_prefix;
+        let prefix_ok = prefix.len() <= 64
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !prefix_ok {
+            problems.push(
+                "retrieval.qdrant_collection_prefix: must be at most 64 letters, digits, '_', \
+                 '-' or '.'"
+                    .to_owned(),
+            );
         }
         if !self.embedded_addr.ip().is_loopback() {
             problems.push(format!(

@@ -58,6 +58,32 @@ pub struct Hit {
     pub source_uri: String,
 }
 
+/// Hits fetched beyond the `top_k` asked for, so that points tied with the
+/// last one kept are all seen (see [`best_first`]). RRF scores tie in small
+/// groups: a score is 1/(p+2) + 1/(q+2) over the two lists' positions, so equal
+/// sums come from a handful of (p, q) pairs.
+const TIE_MARGIN: u64 = 8;
+
+/// The `top_k` best hits in a deterministic order: by score, then document
+/// id, then chunk index.
+///
+/// Qdrant orders tied scores arbitrarily: its RRF (`rrf_scoring`, the same code
+/// in Qdrant 1.18.3 and in qdrant-edge 0.7.0) collects points in a hash map
+/// with a random seed per process and sorts them unstably, so two processes,
+/// or the embedded engine and a Qdrant server, return tied points in different
+/// orders and cut different ones at the limit. Ordering them here makes a
+/// search's answer the same wherever it runs.
+fn best_first(mut hits: Vec<Hit>, top_k: u64) -> Vec<Hit> {
+    hits.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.doc_id.cmp(&b.doc_id))
+            .then_with(|| a.chunk_index.cmp(&b.chunk_index))
+    });
+    hits.truncate(usize::try_from(top_k).unwrap_or(usize::MAX));
+    hits
+}
+
 /// A search's hits and the mode that produced them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SearchOutcome {
@@ -118,6 +144,7 @@ pub struct KnowledgeStore {
     limits: IngestLimits,
     bm25: Arc<Bm25>,
     embedder: Option<Arc<dyn Embedder>>,
+    collection_prefix: Arc<str>,
 }
 
 impl std::fmt::Debug for KnowledgeStore {
@@ -125,6 +152,7 @@ impl std::fmt::Debug for KnowledgeStore {
         f.debug_struct("KnowledgeStore")
             .field("chunker", &self.chunker)
             .field("embedder", &self.embedder)
+            .field("collection_prefix", &self.collection_prefix)
             .finish()
     }
 }
@@ -155,7 +183,21 @@ impl KnowledgeStore {
             limits,
             bm25: Arc::new(Bm25::default()),
             embedder,
+            collection_prefix: Arc::from(""),
         }
+    }
+
+    /// Prefixes every collection's name in Qdrant with `prefix`
+    /// (`retrieval.qdrant_collection_prefix`), so that several deployments (or
+    /// test runs) can share one Qdrant; callers and payloads keep the plain name.
+    pub fn with_collection_prefix(mut self, prefix: &str) -> Self {
+        self.collection_prefix = Arc::from(prefix);
+        self
+    }
+
+    /// The collection's name in Qdrant.
+    fn physical(&self, name: &CollectionName) -> String {
+        format!("{}{}", self.collection_prefix, name.as_str())
     }
 
     /// Whether the store answers.
@@ -166,7 +208,7 @@ impl KnowledgeStore {
     /// Whether the collection exists (for any tenant).
     pub async fn exists(&self, collection: &CollectionName) -> Result<bool, StoreError> {
         self.client
-            .collection_exists(collection.as_str())
+            .collection_exists(self.physical(collection))
             .await
             .map_err(qdrant)
     }
@@ -199,7 +241,8 @@ impl KnowledgeStore {
         if self.exists(name).await? {
             return Ok(());
         }
-        let collection = name.as_str();
+        let collection = self.physical(name);
+        let collection = collection.as_str();
         let mut sparse = SparseVectorsConfigBuilder::default();
         sparse.add_named_vector_params(
             SPARSE,
@@ -271,7 +314,8 @@ impl KnowledgeStore {
             return Err(StoreError::Invalid(problems));
         }
         self.ensure_collection(name).await?;
-        let Some(dense) = self.has_dense(name.as_str()).await? else {
+        let physical = self.physical(name);
+        let Some(dense) = self.has_dense(&physical).await? else {
             // Deleted between its creation and now.
             return Err(StoreError::CollectionNotFound(name.clone()));
         };
@@ -296,7 +340,7 @@ impl KnowledgeStore {
                 .map_err(|err| StoreError::Qdrant(format!("chunking failed: {err}")))?
             };
             let previous = self
-                .chunk_count(tenant, collection, document.doc_id.as_str())
+                .chunk_count(tenant, &physical, document.doc_id.as_str())
                 .await?;
             let vectors = match (&self.embedder, dense) {
                 (Some(embedder), true) => {
@@ -312,7 +356,7 @@ impl KnowledgeStore {
                 .map(|(i, point)| to_point(point, vectors.as_ref().map(|v| v[i].clone())))
                 .collect();
             self.client
-                .upsert_points(UpsertPointsBuilder::new(collection, structs).wait(true))
+                .upsert_points(UpsertPointsBuilder::new(physical.as_str(), structs).wait(true))
                 .await
                 .map_err(qdrant)?;
             if previous > count as u64 {
@@ -325,7 +369,7 @@ impl KnowledgeStore {
                     .collect();
                 self.client
                     .delete_points(
-                        DeletePointsBuilder::new(collection)
+                        DeletePointsBuilder::new(physical.as_str())
                             .points(stale)
                             .wait(true),
                     )
@@ -348,7 +392,8 @@ impl KnowledgeStore {
         mode: SearchMode,
     ) -> Result<SearchOutcome, StoreError> {
         let collection = name.as_str();
-        let Some(has_dense) = self.has_dense(collection).await? else {
+        let physical = self.physical(name);
+        let Some(has_dense) = self.has_dense(&physical).await? else {
             return Err(StoreError::CollectionNotFound(name.clone()));
         };
         let dense_available = has_dense && self.embedder.is_some();
@@ -394,7 +439,7 @@ impl KnowledgeStore {
             _ => None,
         };
         let request = match (mode, dense_query) {
-            (SearchMode::Hybrid, Some(dense)) => QueryPointsBuilder::new(collection)
+            (SearchMode::Hybrid, Some(dense)) => QueryPointsBuilder::new(physical.as_str())
                 .add_prefetch(
                     PrefetchQueryBuilder::default()
                         .query(dense)
@@ -410,10 +455,10 @@ impl KnowledgeStore {
                         .limit(top_k * 4),
                 )
                 .query(Query::new_fusion(Fusion::Rrf)),
-            (SearchMode::Dense, Some(dense)) => QueryPointsBuilder::new(collection)
+            (SearchMode::Dense, Some(dense)) => QueryPointsBuilder::new(physical.as_str())
                 .query(dense)
                 .using(DENSE),
-            _ => QueryPointsBuilder::new(collection)
+            _ => QueryPointsBuilder::new(physical.as_str())
                 .query(sparse_query())
                 .using(SPARSE),
         };
@@ -426,7 +471,12 @@ impl KnowledgeStore {
         }
         let response = self
             .client
-            .query(request.filter(filter).with_payload(true).limit(top_k))
+            .query(
+                request
+                    .filter(filter)
+                    .with_payload(true)
+                    .limit(top_k + TIE_MARGIN),
+            )
             .await
             .map_err(qdrant)?;
         let hits = response
@@ -453,7 +503,11 @@ impl KnowledgeStore {
                 }
             })
             .collect();
-        Ok(SearchOutcome { hits, mode, note })
+        Ok(SearchOutcome {
+            hits: best_first(hits, top_k),
+            mode,
+            note,
+        })
     }
 
     /// The collections holding the tenant's documents, with counts.
@@ -466,12 +520,14 @@ impl KnowledgeStore {
             .collections
             .into_iter()
             .map(|c| c.name)
+            .filter(|name| name.starts_with(&*self.collection_prefix))
             .collect();
         names.sort();
         let mut summaries = Vec::new();
-        for name in names {
+        for physical in names {
+            let name = physical[self.collection_prefix.len()..].to_owned();
             let count = |filter: Filter| {
-                let request = CountPointsBuilder::new(name.clone())
+                let request = CountPointsBuilder::new(physical.clone())
                     .filter(filter)
                     .exact(true);
                 async move {
@@ -492,7 +548,7 @@ impl KnowledgeStore {
                 Condition::matches("chunk_index", 0_i64),
             ]))
             .await?;
-            let Some(dense) = self.has_dense(&name).await? else {
+            let Some(dense) = self.has_dense(&physical).await? else {
                 continue; // deleted since it was listed
             };
             summaries.push(CollectionSummary {
@@ -515,17 +571,15 @@ impl KnowledgeStore {
         if !self.exists(name).await? {
             return Err(StoreError::CollectionNotFound(name.clone()));
         }
-        let collection = name.as_str();
-        let count = self
-            .chunk_count(tenant, collection, doc_id.as_str())
-            .await?;
+        let physical = self.physical(name);
+        let count = self.chunk_count(tenant, &physical, doc_id.as_str()).await?;
         let filter = Filter::must([
             tenant_filter(tenant),
             Condition::matches("doc_id", doc_id.as_str().to_owned()),
         ]);
         self.client
             .delete_points(
-                DeletePointsBuilder::new(collection)
+                DeletePointsBuilder::new(physical.as_str())
                     .points(filter)
                     .wait(true),
             )
@@ -601,5 +655,40 @@ mod tests {
             VectorParams::default()
         ))));
         assert!(!has_dense_vector(None));
+    }
+
+    #[test]
+    fn tied_hits_come_in_one_order_whatever_order_qdrant_sent() {
+        let hit = |doc: &str, chunk: u32, score: f32| Hit {
+            doc_id: doc.into(),
+            chunk_index: chunk,
+            text: String::new(),
+            score,
+            metadata: BTreeMap::new(),
+            source_uri: String::new(),
+        };
+        let rrf = |p: f32, q: f32| 1.0 / (p + 2.0) + 1.0 / (q + 2.0);
+        let sent = vec![
+            hit("b", 0, rrf(1.0, 0.0)),
+            hit("z", 3, 1.0),
+            hit("a", 2, rrf(0.0, 1.0)),
+            hit("a", 1, rrf(0.0, 1.0)),
+            hit("c", 0, 0.1),
+        ];
+        let mut reversed = sent.clone();
+        reversed.reverse();
+        let order = |hits: Vec<Hit>| -> Vec<(String, u32)> {
+            best_first(hits, 3)
+                .into_iter()
+                .map(|h| (h.doc_id, h.chunk_index))
+                .collect()
+        };
+        let expected = [
+            ("z".to_owned(), 3),
+            ("a".to_owned(), 1),
+            ("a".to_owned(), 2),
+        ];
+        assert_eq!(order(sent), expected);
+        assert_eq!(order(reversed), expected);
     }
 }

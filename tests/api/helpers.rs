@@ -128,6 +128,7 @@ pub async fn spawn_app_built(toml: &str, seams: impl FnOnce(AppBuilder) -> AppBu
     config.server.grpc_addr = "127.0.0.1:0".parse().unwrap();
     config.server.metrics_addr = "127.0.0.1:0".parse().unwrap();
     config.storage.data_dir = data_dir.path().join("data");
+    use_external_qdrant(&mut config);
     let app = seams(App::builder(config)).build().await.unwrap();
     let grpc_addr = app.grpc_addr();
     let metrics_addr = app.metrics_addr();
@@ -146,6 +147,20 @@ pub async fn spawn_app_built(toml: &str, seams: impl FnOnce(AppBuilder) -> AppBu
         server,
         channel,
         data_dir: Some(data_dir),
+    }
+}
+
+/// With `AGENTD_TEST_QDRANT_URL` set, a server that would use the embedded
+/// vector store uses that Qdrant instead, its collections under a prefix of its
+/// own, so tests running at once never see each other's documents. (The
+/// retrieval, knowledge and grounded-answer tests run unchanged that way; tests
+/// of the embedded store itself, such as its listening address, do not apply.)
+fn use_external_qdrant(config: &mut Config) {
+    if let Ok(url) = std::env::var("AGENTD_TEST_QDRANT_URL")
+        && config.retrieval.qdrant_url == "embedded"
+    {
+        config.retrieval.qdrant_url = url;
+        config.retrieval.qdrant_collection_prefix = format!("t{}_", uuid::Uuid::now_v7().simple());
     }
 }
 

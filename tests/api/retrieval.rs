@@ -314,3 +314,54 @@ async fn with_no_llm_the_agent_quotes_only_the_callers_documents() {
     assert!(!globex.contains("48 hours"), "{globex}");
     assert!(globex.contains("found nothing"), "{globex}");
 }
+
+#[tokio::test]
+async fn deployments_sharing_one_qdrant_keep_their_collections_apart_by_prefix() {
+    use agentd::retrieval::embedded::EmbeddedStore;
+    use qdrant_client::Qdrant;
+    let dir = tempfile::tempdir().unwrap();
+    let qdrant = EmbeddedStore::start(dir.path()).await.unwrap();
+    let deployment = |prefix: &str| {
+        format!(
+            "{}\nqdrant_url = \"{}\"\nqdrant_collection_prefix = \"{prefix}\"",
+            config(),
+            qdrant.url()
+        )
+    };
+    let (blue, green) = (deployment("blue_"), deployment("green_"));
+    let (blue, green) = tokio::join!(spawn_app_with(&blue), spawn_app_with(&green));
+    ingest(&blue, "acme-ingest", vec![document("release.md", RELEASE)])
+        .await
+        .unwrap();
+    // Green's "default" is another collection, which does not exist yet.
+    let err = search(&green, "acme-ingest", query("freeze"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    assert_eq!(
+        search(&blue, "acme-ingest", query("freeze")).await.unwrap(),
+        ["release.md"]
+    );
+    // Callers see plain names; Qdrant holds the prefixed one.
+    let (reader, _) = key("acme-ingest");
+    let listed = client(&blue)
+        .list_collections(with_key(ListCollectionsRequest {}, &reader))
+        .await
+        .unwrap()
+        .into_inner();
+    let names: Vec<&str> = listed.collections.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["default"]);
+    let raw = Qdrant::from_url(&qdrant.url())
+        .skip_compatibility_check()
+        .build()
+        .unwrap();
+    let physical: Vec<String> = raw
+        .list_collections()
+        .await
+        .unwrap()
+        .collections
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(physical, ["blue_default"]);
+}

@@ -21,7 +21,11 @@ fn store_on(
     limits: SessionLimits,
     clock: Clock,
 ) -> RedisSessionStore {
-    let config = state_config(&server.url(), extra);
+    store_at(&server.url(), extra, limits, clock)
+}
+
+fn store_at(url: &str, extra: &str, limits: SessionLimits, clock: Clock) -> RedisSessionStore {
+    let config = state_config(url, extra);
     let wait = ReplicaWait {
         replicas: config.redis_wait_replicas,
         timeout: config.redis_wait_timeout,
@@ -331,7 +335,8 @@ async fn a_confirming_replica_marks_the_turn_confirmed() {
     // Generous: WAIT answers as soon as the replica acknowledges.
     let extra =
         "redis_wait_replicas = 1\nredis_wait_timeout = \"5s\"\nredis_command_timeout = \"10s\"";
-    let store = store_on(&primary, extra, LIMITS, manual_clock());
+    // Over TCP (redis://), where the other tests use the unix socket.
+    let store = store_at(&primary.tcp_url().unwrap(), extra, LIMITS, manual_clock());
     let id = SessionId::generate();
     let appended = store
         .append_turn(&tenant("a"), &id, 0, &TurnId::generate(), vec![user("x")])
