@@ -223,6 +223,18 @@ impl TestApp {
         HealthClient::new(self.channel.clone())
     }
 
+    /// What `grpc.health.v1` says of `service` now.
+    pub async fn serving_status(
+        &self,
+        service: &str,
+    ) -> tonic_health::pb::health_check_response::ServingStatus {
+        let request = tonic_health::pb::HealthCheckRequest {
+            service: service.into(),
+        };
+        let response = self.health().check(request).await.unwrap();
+        response.into_inner().status()
+    }
+
     /// The `/metrics` text.
     pub async fn metrics(&self) -> String {
         let (status, body) = http_get(self.metrics_addr, "/metrics").await;

@@ -13,7 +13,6 @@ use agentd::retrieval::embedded::EmbeddedStore;
 use agentd_mock_llm::{Completion, Gate, Hold, MockLlm, Reply};
 use agentd_test_redis::RedisServer;
 use tonic::Code;
-use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_types::StatusExt;
 
@@ -44,14 +43,7 @@ fn redis_config_with(redis: &RedisServer, qdrant: &EmbeddedStore, state: &str) -
 }
 
 async fn agent_status(app: &TestApp) -> ServingStatus {
-    app.health()
-        .check(HealthCheckRequest {
-            service: "agentd.v1.AgentService".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .status()
+    app.serving_status("agentd.v1.AgentService").await
 }
 
 #[tokio::test]

@@ -163,7 +163,6 @@ async fn health_reports_the_server_and_each_service() {
 
 #[tokio::test]
 async fn an_unreachable_vector_store_shows_in_get_status_and_in_retrieval_health() {
-    use tonic_health::pb::HealthCheckRequest;
     use tonic_health::pb::health_check_response::ServingStatus;
     // Nothing listens on the discard port: connections are refused.
     let app =
@@ -178,19 +177,7 @@ async fn an_unreachable_vector_store_shows_in_get_status_and_in_retrieval_health
     assert_eq!(store.name, "vector_store");
     assert_eq!(store.state(), agentd::pb::DependencyState::Unhealthy);
     assert!(!store.detail.is_empty());
-    let check = |service: &'static str| {
-        let mut health = app.health();
-        async move {
-            health
-                .check(HealthCheckRequest {
-                    service: service.into(),
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .status()
-        }
-    };
+    let check = |service: &'static str| app.serving_status(service);
     crate::helpers::eventually(|| async {
         check("agentd.v1.RetrievalService").await == ServingStatus::NotServing
     })

@@ -274,7 +274,7 @@ impl SessionStore for RedisSessionStore {
         // A write that waits for replicas leases a connection of its own: see
         // `crate::state::redis` on why WAIT must not share one.
         let mut lease = if self.wait.replicas > 0 {
-            self.pool.exclusive().await
+            self.pool.exclusive().await.map_err(failure)?
         } else {
             self.pool.shared()
         };

@@ -380,3 +380,33 @@ async fn rediss_with_a_private_ca_works() {
     let err = untrusting.check().await.unwrap_err();
     assert!(matches!(err, SessionError::Unavailable(_)), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicated_writes_take_turns_on_their_own_connections() {
+    let server = RedisServer::start().unwrap();
+    // One connection for replicated writes, and no replica to answer WAIT.
+    let extra = "redis_pool_size = 1\nredis_wait_replicas = 1\nredis_wait_timeout = \"20ms\"";
+    let store = Arc::new(store_on(&server, extra, LIMITS, manual_clock()));
+    let writes = (0..5).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let id = SessionId::generate();
+            let turn = TurnId::generate();
+            let text = format!("write {i}");
+            let appended = store
+                .append_turn(&tenant("a"), &id, 0, &turn, vec![user(&text)])
+                .await
+                .unwrap();
+            assert!(appended.replication_unconfirmed);
+            id
+        })
+    });
+    let ids = futures::future::join_all(writes).await;
+    for id in ids {
+        // Reads use the shared connections: never queued behind a WAIT.
+        assert_eq!(
+            store.get(&tenant("a"), &id.unwrap()).await.unwrap().turns,
+            1
+        );
+    }
+}

@@ -197,19 +197,28 @@ impl RedisPool {
     }
 
     /// An exclusive connection (a free one if any, else the next to come
-    /// free); a shared one when the pool has none (no replicas to wait for).
-    pub async fn exclusive(&self) -> Lease {
+    /// free, waiting at most the command timeout); a shared one when the pool
+    /// has none (no replicas to wait for).
+    pub async fn exclusive(&self) -> Result<Lease, RedisFailure> {
         if self.exclusive.is_empty() {
-            return self.shared();
+            return Ok(self.shared());
         }
         let start = self.next(self.exclusive.len());
         for i in 0..self.exclusive.len() {
             let slot = &self.exclusive[(start + i) % self.exclusive.len()];
             if let Ok(guard) = Arc::clone(slot).try_lock_owned() {
-                return Lease::Exclusive(guard);
+                return Ok(Lease::Exclusive(guard));
             }
         }
-        Lease::Exclusive(Arc::clone(&self.exclusive[start]).lock_owned().await)
+        let next_free = Arc::clone(&self.exclusive[start]).lock_owned();
+        match tokio::time::timeout(self.command_timeout, next_free).await {
+            Ok(guard) => Ok(Lease::Exclusive(guard)),
+            Err(_) => Err(RedisFailure::Unavailable(format!(
+                "all {} connections for replicated writes stayed busy for {}",
+                self.exclusive.len(),
+                humantime::format_duration(self.command_timeout)
+            ))),
+        }
     }
 
     /// Replaces the lease's connection with a new one (see the module docs on
