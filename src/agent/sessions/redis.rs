@@ -197,21 +197,56 @@ impl RedisSessionStore {
         }))
     }
 
-    /// Waits for the configured replicas on `connection`, the one the write
-    /// went through. Never fails the turn: it is on the primary already.
-    async fn confirm(&self, mut connection: redis::aio::ConnectionManager) -> bool {
+    /// Runs the append script and `WAIT` as one pipeline on a leased
+    /// connection of its own, so `WAIT` follows exactly this write on the same
+    /// connection (a reconnection in between would otherwise let it confirm a
+    /// fresh connection's nothing). Returns the script's answer, how many
+    /// replicas acknowledged (`None` if `WAIT` failed: the turn stands, its
+    /// replication unknown), and whether the pipeline had to be resent.
+    async fn write_and_wait(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<(Vec<redis::Value>, Option<u32>, bool), SessionError> {
         let timeout_ms = u64::try_from(self.wait.timeout.as_millis()).unwrap_or(u64::MAX);
-        let mut command = redis::cmd("WAIT");
-        command.arg(self.wait.replicas).arg(timeout_ms.max(1));
-        // On the write's own connection, never retried: WAIT on a new
-        // connection would confirm nothing about this write.
-        match command.query_async::<u32>(&mut connection).await {
-            Ok(confirmed) => confirmed >= self.wait.replicas,
-            Err(err) => {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors()
+            .invoke_script(invocation)
+            .cmd("WAIT")
+            .arg(self.wait.replicas)
+            .arg(timeout_ms.max(1));
+        let (pipe, script) = (&pipe, &self.append);
+        let mut lease = self.pool.exclusive().await.map_err(failure)?;
+        let ran = self
+            .pool
+            .run(&mut lease, Retry::Once, |mut connection| async move {
+                let mut replies: Vec<redis::RedisResult<redis::Value>> =
+                    pipe.query_async(&mut connection).await?;
+                // Redis does not know the script yet (a restart flushed it):
+                // nothing ran but the WAIT; load it and send again.
+                if matches!(replies.first(), Some(Err(err)) if err.code() == Some("NOSCRIPT")) {
+                    script.load_async(&mut connection).await?;
+                    replies = pipe.query_async(&mut connection).await?;
+                }
+                Ok(replies)
+            })
+            .await
+            .map_err(write_failure)?;
+        let mut replies = ran.value.into_iter();
+        let answer = match replies.next() {
+            Some(Ok(redis::Value::Array(answer))) => answer,
+            Some(Ok(other)) => vec![other],
+            Some(Err(err)) => return Err(write_failure(RedisFailure::from(err))),
+            None => Vec::new(),
+        };
+        let acked = match replies.next() {
+            Some(Ok(value)) => redis::from_redis_value::<u32>(value).ok(),
+            Some(Err(err)) => {
                 tracing::warn!(error = %err, "WAIT for Redis replicas failed");
-                false
+                None
             }
-        }
+            None => None,
+        };
+        Ok((answer, acked, ran.retried))
     }
 }
 
@@ -270,26 +305,24 @@ impl SessionStore for RedisSessionStore {
                 .map_err(|err| SessionError::Storage(err.to_string()))?;
             invocation.arg(json);
         }
-        let invocation = &invocation;
-        // A write that waits for replicas leases a connection of its own: see
-        // `crate::state::redis` on why WAIT must not share one.
-        let mut lease = if self.wait.replicas > 0 {
-            self.pool.exclusive().await.map_err(failure)?
+        let (answer, acked, retried) = if self.wait.replicas > 0 {
+            self.write_and_wait(&invocation).await?
         } else {
-            self.pool.shared()
+            let invocation = &invocation;
+            let mut lease = self.pool.shared();
+            // Retried once after a dropped connection: the script recognises its
+            // own turn id, so a first attempt that did land is not stored twice.
+            let ran = self
+                .pool
+                .run(&mut lease, Retry::Once, |mut connection| async move {
+                    invocation
+                        .invoke_async::<Vec<redis::Value>>(&mut connection)
+                        .await
+                })
+                .await
+                .map_err(write_failure)?;
+            (ran.value, None, ran.retried)
         };
-        // Retried once after a dropped connection: the script recognises its
-        // own turn id, so a first attempt that did land is not stored twice.
-        let ran = self
-            .pool
-            .run(&mut lease, Retry::Once, |mut connection| async move {
-                invocation
-                    .invoke_async::<Vec<redis::Value>>(&mut connection)
-                    .await
-            })
-            .await
-            .map_err(write_failure)?;
-        let answer = ran.value;
         let int = |i: usize| {
             answer
                 .get(i)
@@ -307,14 +340,9 @@ impl SessionStore for RedisSessionStore {
                     .and_then(|t| u64::try_from(t).ok())
                     .ok_or_else(malformed)?;
                 // WAIT confirms the writes of its own connection only: after a
-                // retry or for an earlier attempt's write it would prove nothing.
-                let confirmed = if self.wait.replicas == 0 {
-                    true
-                } else if status == 1 && !ran.retried {
-                    self.confirm(lease.connection()).await
-                } else {
-                    false
-                };
+                // resend, or for an earlier attempt's write, it proves nothing.
+                let confirmed = self.wait.replicas == 0
+                    || (status == 1 && !retried && acked >= Some(self.wait.replicas));
                 Ok(Appended {
                     turns,
                     replication_unconfirmed: !confirmed,

@@ -384,8 +384,12 @@ async fn rediss_with_a_private_ca_works() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replicated_writes_take_turns_on_their_own_connections() {
     let server = RedisServer::start().unwrap();
-    // One connection for replicated writes, and no replica to answer WAIT.
-    let extra = "redis_pool_size = 1\nredis_wait_replicas = 1\nredis_wait_timeout = \"20ms\"";
+    // One connection for replicated writes, and no replica to answer WAIT. (Redis
+    // ends a WAIT on its own clock tick, every 100 ms at the default hz, so
+    // five queued writes may take half a second: a generous command timeout
+    // bounds the wait for the connection.)
+    let extra = "redis_pool_size = 1\nredis_wait_replicas = 1\nredis_wait_timeout = \"20ms\"\n\
+                 redis_command_timeout = \"10s\"";
     let store = Arc::new(store_on(&server, extra, LIMITS, manual_clock()));
     let writes = (0..5).map(|i| {
         let store = store.clone();
