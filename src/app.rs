@@ -46,7 +46,7 @@ use crate::retrieval::ingest::IngestLimits;
 use crate::retrieval::store::KnowledgeStore;
 use crate::state::redis::RedisPool;
 use crate::status::{Dependencies, GIT_COMMIT, InstanceStatus, VERSION};
-use crate::telemetry::metrics::{self, Metrics};
+use crate::telemetry::metrics::{self, DependencyMetrics, Metrics};
 use crate::tokenizer::Encoding;
 
 /// Why the server could not start. Each names the config key to look at.
@@ -298,6 +298,7 @@ impl App {
         let watcher = tokio::spawn(watch_dependencies(
             dependencies,
             health.clone(),
+            metrics.dependencies.clone(),
             self.clock.clone(),
             watch_stop.clone(),
         ));
@@ -465,11 +466,12 @@ async fn sweep_sessions(
 /// How often the dependencies' health is checked.
 const CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Keeps the health conditions in step with the dependencies, checked every
-/// [`CHECK_EVERY`] on `clock`, until `stop`.
+/// Keeps the health conditions and `agentd_dependency_up` in step with the
+/// dependencies, checked every [`CHECK_EVERY`] on `clock`, until `stop`.
 async fn watch_dependencies(
     dependencies: Dependencies,
     health: Arc<Health>,
+    gauges: DependencyMetrics,
     clock: Clock,
     stop: CancellationToken,
 ) {
@@ -479,6 +481,9 @@ async fn watch_dependencies(
             () = stop.cancelled() => return,
             checked = dependencies.check(&clock) => checked,
         };
+        for dependency in &checked {
+            gauges.set(&dependency.name, dependency.state == Healthy);
+        }
         let up = |name: &str| checked.iter().any(|d| d.name == name && d.state == Healthy);
         let (session_store_up, vector_store_up) = (up("session_store"), up("vector_store"));
         health

@@ -1,8 +1,9 @@
 //! The `agentd` command: serve, validate or print config, hash API keys,
-//! ingest documents, evaluate retrieval.
+//! ingest documents, evaluate retrieval, check a server's health.
 //!
-//! Exit codes: 0 success; 64 (EX_USAGE) invalid configuration or arguments;
-//! 1 any other failure to start or serve.
+//! Exit codes: 0 success; 64 (EX_USAGE) invalid configuration or input files;
+//! 2 a command line clap refuses; 1 any other failure to start or serve (and,
+//! for `health`, any answer but SERVING).
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -56,6 +57,20 @@ enum Command {
         /// Files and directories (searched recursively for .md and .txt).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+    },
+    /// Ask a running server's grpc.health.v1 service; exit 0 when SERVING,
+    /// 1 otherwise (not serving, unknown service, unreachable).
+    Health {
+        /// The server's gRPC address: host:port or an http:// URL.
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        addr: String,
+        /// The service to ask about ("" is the server as a whole, what a
+        /// readiness probe asks; e.g. agentd.v1.AgentService).
+        #[arg(long, default_value = "")]
+        service: String,
+        /// Time limit for the whole check, connection included.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
     },
     /// Measure quality against a running server.
     Eval {
@@ -140,6 +155,15 @@ fn main() -> ExitCode {
             collection,
             server,
             api_key,
+        }),
+        Command::Health {
+            addr,
+            service,
+            timeout,
+        } => health(agentd::cli::health::HealthArgs {
+            addr,
+            service,
+            timeout,
         }),
         Command::Eval {
             command:
@@ -270,6 +294,27 @@ fn hash_key() -> ExitCode {
 }
 
 /// A tokio runtime from `builder`, or the exit code of the failure, reported.
+fn health(args: agentd::cli::health::HealthArgs) -> ExitCode {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let runtime = match runtime(&mut tokio::runtime::Builder::new_current_thread()) {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let service = if args.service.is_empty() {
+        "the server"
+    } else {
+        args.service.as_str()
+    };
+    match runtime.block_on(agentd::cli::health::check(&args)) {
+        Ok(ServingStatus::Serving) => say(&format!("{service}: SERVING\n"), ExitCode::SUCCESS),
+        Ok(status) => complain(
+            &format!("{service}: {}", status.as_str_name()),
+            ExitCode::FAILURE,
+        ),
+        Err(err) => complain(&format!("health check failed: {err:#}"), ExitCode::FAILURE),
+    }
+}
+
 fn runtime(builder: &mut tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, ExitCode> {
     builder.enable_all().build().map_err(|err| {
         complain(

@@ -1,4 +1,5 @@
 //! Client-side commands of the `agentd` binary.
 
 pub mod eval;
+pub mod health;
 pub mod ingest;

@@ -40,6 +40,28 @@ struct CodeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DependencyLabels {
+    dependency: String,
+}
+
+/// Whether each dependency answered its last health check: 1 up, 0 down.
+#[derive(Clone, Debug, Default)]
+pub struct DependencyMetrics {
+    up: Family<DependencyLabels, Gauge>,
+}
+
+impl DependencyMetrics {
+    /// Records one dependency's state from its latest check.
+    pub fn set(&self, dependency: &str, up: bool) {
+        self.up
+            .get_or_create(&DependencyLabels {
+                dependency: dependency.to_owned(),
+            })
+            .set(i64::from(up));
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
     git_commit: String,
@@ -117,6 +139,8 @@ pub struct Metrics {
     pub grpc: GrpcMetrics,
     /// Agent and model-call metrics.
     pub genai: std::sync::Arc<super::genai::GenAiMetrics>,
+    /// Dependency health, as the health watcher last saw it.
+    pub dependencies: DependencyMetrics,
 }
 
 impl Metrics {
@@ -137,10 +161,17 @@ impl Metrics {
             "Always 1; labels carry the version and git commit",
             build_info,
         );
+        let dependencies = DependencyMetrics::default();
+        registry.register(
+            "agentd_dependency_up",
+            "1 if the dependency (session_store, vector_store) answered its last health check, else 0",
+            dependencies.up.clone(),
+        );
         Self {
             registry,
             grpc,
             genai,
+            dependencies,
         }
     }
 

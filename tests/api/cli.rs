@@ -199,3 +199,45 @@ async fn serve_logs_its_addresses_as_json_and_exits_0_on_sigterm() {
 
     assert_eq!(server.terminate().await, Some(0));
 }
+
+#[tokio::test]
+async fn health_exits_0_only_for_serving() {
+    // A vector store nobody serves: RetrievalService is NOT_SERVING, the rest SERVING.
+    let app =
+        crate::helpers::spawn_app_with("[retrieval]\nqdrant_url = \"http://127.0.0.1:9\"").await;
+    let addr = app.grpc_addr.to_string();
+    let health = |service: &str| {
+        let mut command = agentd();
+        command.args(["health", "--addr", &addr, "--service", service]);
+        command
+    };
+    let (code, stdout, _) = run(&mut health("")).await;
+    assert_eq!(code, 0, "{stdout}");
+    assert_eq!(stdout, "the server: SERVING\n");
+    let (code, stdout, _) = run(&mut health("agentd.v1.AgentService")).await;
+    assert_eq!(code, 0, "{stdout}");
+    crate::helpers::eventually(|| async {
+        let (code, _, stderr) = run(&mut health("agentd.v1.RetrievalService")).await;
+        code == 1 && stderr.contains("agentd.v1.RetrievalService: NOT_SERVING")
+    })
+    .await;
+    let (code, _, stderr) = run(&mut health("no.such.Service")).await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("NotFound"), "{stderr}");
+    // Nothing listening: a clear failure, not a hang.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let (code, _, stderr) = run(agentd().args([
+        "health",
+        "--addr",
+        &format!("http://127.0.0.1:{port}"),
+        "--timeout",
+        "2s",
+    ]))
+    .await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("cannot connect"), "{stderr}");
+    let (code, _, _) = run(agentd().args(["health", "--timeout", "soon"])).await;
+    assert_eq!(code, 2, "clap's usage error");
+}

@@ -173,12 +173,15 @@ async fn agentd_starts_while_redis_is_down_reports_it_and_recovers_by_itself() {
     assert_eq!(sessions.state(), agentd::pb::DependencyState::Unhealthy);
     assert!(!sessions.detail.is_empty());
     eventually(|| async { agent_status(&app).await == ServingStatus::NotServing }).await;
+    let up = r#"agentd_dependency_up{dependency="session_store"}"#;
+    assert_eq!(app.metric(up).await, Some(0.0));
 
     redis.restart().unwrap();
     // The watcher checks again on its next tick of the clock.
     clock.wait_for_timer(Duration::from_secs(5)).await;
     clock.advance(Duration::from_secs(5));
     eventually(|| async { agent_status(&app).await == ServingStatus::Serving }).await;
+    assert_eq!(app.metric(up).await, Some(1.0));
     let (_, end) = run_chat(&app, chat("hello")).await;
     end.unwrap();
 }

@@ -182,6 +182,9 @@ async fn an_unreachable_vector_store_shows_in_get_status_and_in_retrieval_health
         check("agentd.v1.RetrievalService").await == ServingStatus::NotServing
     })
     .await;
+    let up = |dependency: &str| format!(r#"agentd_dependency_up{{dependency="{dependency}"}}"#);
+    assert_eq!(app.metric(&up("vector_store")).await, Some(0.0));
+    assert_eq!(app.metric(&up("session_store")).await, Some(1.0));
     // A dependency every replica shares is down: the instance stays in the load
     // balancer (""), and so does the agent, which answers without the store.
     assert_eq!(check("").await, ServingStatus::Serving);
