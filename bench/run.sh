@@ -71,7 +71,7 @@ start_agentd() { # extra env assignments...
   env OPENAI_BASE_URL="http://127.0.0.1:$MOCK_PORT/v1" OPENAI_API_KEY=sk-bench \
     AGENTD__SERVER__GRPC_ADDR="127.0.0.1:$AGENTD_PORT" \
     AGENTD__SERVER__METRICS_ADDR="127.0.0.1:$METRICS_PORT" \
-    AGENTD__STORAGE__DATA_DIR="$work/data" AGENTD__LOG__LEVEL=warn "$@" \
+    AGENTD__STORAGE__DATA_DIR="$work/data" AGENTD__LOG__LEVEL=warn AGENTD__SERVER__DRAIN_DELAY=0s "$@" \
     "$bin/agentd" serve >"$work/agentd.log" 2>&1 &
   AGENTD_PID=$!
   pids+=("$AGENTD_PID")
@@ -289,7 +289,7 @@ redis_bench() {
   local vectors_dir="$work/vectors"
   env AGENTD__SERVER__GRPC_ADDR=127.0.0.1:18641 AGENTD__SERVER__METRICS_ADDR=127.0.0.1:18642 \
     AGENTD__STORAGE__DATA_DIR="$vectors_dir" AGENTD__RETRIEVAL__EMBEDDED_ADDR=127.0.0.1:18643 \
-    AGENTD__LOG__LEVEL=warn "$bin/agentd" serve >"$work/vectors.log" 2>&1 &
+    AGENTD__LOG__LEVEL=warn AGENTD__SERVER__DRAIN_DELAY=0s "$bin/agentd" serve >"$work/vectors.log" 2>&1 &
   long_pids+=("$!")
   wait_port 18643
   local on_redis=(AGENTD__STATE__BACKEND=redis "AGENTD__STATE__REDIS_URL=redis+unix://$redis_dir/redis.sock"
@@ -312,7 +312,8 @@ redis_bench() {
   redis_sustained redis-max-one "$one"
   env OPENAI_BASE_URL="http://127.0.0.1:$MOCK_PORT/v1" OPENAI_API_KEY=sk-bench \
     AGENTD__SERVER__GRPC_ADDR=127.0.0.1:18613 AGENTD__SERVER__METRICS_ADDR=127.0.0.1:18614 \
-    AGENTD__STORAGE__DATA_DIR="$work/data2" AGENTD__LOG__LEVEL=warn "${on_redis[@]}" \
+    AGENTD__STORAGE__DATA_DIR="$work/data2" AGENTD__LOG__LEVEL=warn AGENTD__SERVER__DRAIN_DELAY=0s \
+    "${on_redis[@]}" \
     "$bin/agentd" serve >"$work/agentd2.log" 2>&1 &
   pids+=("$!")
   wait_port 18613

@@ -75,7 +75,8 @@ pub enum StartError {
     Other(#[from] anyhow::Error),
 }
 
-/// Stops a running [`App`]: health turns NOT_SERVING, the listener closes, and
+/// Stops a running [`App`]: health turns NOT_SERVING, calls are still served
+/// for `server.drain_delay` (on the app's clock), then the listener closes and
 /// in-flight calls get `server.shutdown_grace` to finish.
 #[derive(Clone, Debug)]
 pub struct ShutdownHandle(CancellationToken);
@@ -384,7 +385,11 @@ impl App {
             }
         }
 
-        tracing::info!(grace = ?server.shutdown_grace, "shutdown requested: draining");
+        tracing::info!(
+            delay = ?server.drain_delay,
+            grace = ?server.shutdown_grace,
+            "shutdown requested: NOT_SERVING, then draining"
+        );
         // NOT_SERVING first, so load balancers stop sending at once; then the
         // watcher stops (mid-check, if it is checking: it must not flip the
         // statuses back).
@@ -395,6 +400,12 @@ impl App {
         }
         if let Err(err) = sweeper.await {
             tracing::warn!(error = %err, "the session sweeper failed");
+        }
+        // The listener stays open and calls are served while load balancers
+        // and Kubernetes endpoints notice NOT_SERVING and stop sending.
+        if !server.drain_delay.is_zero() {
+            tracing::info!(delay = ?server.drain_delay, "draining after the drain delay");
+            self.clock.sleep(server.drain_delay).await;
         }
         drain.cancel();
         stop_accepting.cancel();

@@ -72,6 +72,10 @@ pub struct ServerConfig {
     pub grpc_addr: SocketAddr,
     /// Prometheus `/metrics` listen address.
     pub metrics_addr: SocketAddr,
+    /// After a stop signal: how long health says NOT_SERVING while calls are
+    /// still accepted, before the drain.
+    #[serde(with = "humantime_serde")]
+    pub drain_delay: Duration,
     /// Time in-flight calls get to finish after a stop signal.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
@@ -384,6 +388,7 @@ mod tests {
             "127.0.0.1:9464".parse().unwrap()
         );
         assert_eq!(config.server.shutdown_grace, Duration::from_secs(30));
+        assert_eq!(config.server.drain_delay, Duration::from_secs(5));
         assert_eq!(config.storage.data_dir, PathBuf::from("./data"));
         assert!(!config.auth.enabled);
     }

@@ -124,6 +124,10 @@ pub async fn spawn_app_with(toml: &str) -> TestApp {
 pub async fn spawn_app_built(toml: &str, seams: impl FnOnce(AppBuilder) -> AppBuilder) -> TestApp {
     spans();
     let mut config = Config::from_toml(toml).unwrap();
+    if !toml.contains("drain_delay") {
+        // Stopping a test server need not wait for load balancers.
+        config.server.drain_delay = Duration::ZERO;
+    }
     let data_dir = tempfile::tempdir().unwrap();
     config.server.grpc_addr = "127.0.0.1:0".parse().unwrap();
     config.server.metrics_addr = "127.0.0.1:0".parse().unwrap();
@@ -445,6 +449,8 @@ impl ServerProcess {
             .env("AGENTD__SERVER__GRPC_ADDR", "127.0.0.1:0")
             .env("AGENTD__SERVER__METRICS_ADDR", "127.0.0.1:0")
             .env("AGENTD__STORAGE__DATA_DIR", data_dir.path())
+            // No load balancer to wait for (a test may set its own).
+            .env("AGENTD__SERVER__DRAIN_DELAY", "0s")
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped());
         let mut child = command.spawn().unwrap();

@@ -86,3 +86,34 @@ async fn an_idle_server_stops_at_once() {
     app.shutdown.shutdown();
     (&mut app.server).await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn during_the_drain_delay_health_says_not_serving_and_calls_are_still_served() {
+    let clock = manual_clock();
+    let mut app = spawn_app_built("[server]\ndrain_delay = \"7s\"", |app| {
+        app.clock(clock.clone())
+    })
+    .await;
+    app.shutdown.shutdown();
+    // The delay has begun: health already says NOT_SERVING...
+    clock.wait_for_timer(Duration::from_secs(7)).await;
+    assert_eq!(app.serving_status("").await, ServingStatus::NotServing);
+    // ...and the listener still takes new connections and serves their calls,
+    // while load balancers notice.
+    let late = tonic::transport::Channel::from_shared(format!("http://{}", app.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let status = agentd::pb::admin_service_client::AdminServiceClient::new(late)
+        .get_status(agentd::pb::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(status.draining);
+    assert!(!app.server.is_finished());
+    // After the delay the drain runs and the server stops.
+    clock.advance(Duration::from_secs(7));
+    let stopped = tokio::time::timeout(Duration::from_secs(10), &mut app.server).await;
+    stopped.expect("server did not stop").unwrap().unwrap();
+}
