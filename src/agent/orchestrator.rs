@@ -233,6 +233,7 @@ impl Orchestrator {
             yield AgentEvent::Usage(usage);
             let appended = self.store(&turn, new_messages).await?;
             self.metrics.steps(&model.name, steps);
+            self.metrics.answer(!sources.is_empty(), sources.iter().any(|s| s.cited));
             yield AgentEvent::Completed(TurnOutcome {
                 turn_id: turn.context.turn.clone(),
                 answer,

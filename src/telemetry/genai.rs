@@ -78,6 +78,12 @@ struct ToolLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AnswerLabels {
+    grounded: &'static str,
+    cited: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WriteLabels {
     outcome: &'static str,
 }
@@ -98,6 +104,7 @@ pub struct GenAiMetrics {
     agent_steps: Family<ModelLabels, Histogram>,
     session_write: Family<WriteLabels, Histogram>,
     sessions_expired: Counter,
+    answers: Family<AnswerLabels, Counter>,
 }
 
 impl GenAiMetrics {
@@ -115,7 +122,14 @@ impl GenAiMetrics {
             agent_steps: Family::new_with_constructor(steps),
             session_write: Family::new_with_constructor(|| Histogram::new(WRITE_SECONDS_BUCKETS)),
             sessions_expired: Counter::default(),
+            answers: Family::default(),
         };
+        registry.register(
+            "agentd_answers",
+            "Completed turns by whether the answer drew on retrieved knowledge (grounded) \
+             and whether it names one of those sources (cited)",
+            metrics.answers.clone(),
+        );
         registry.register(
             "gen_ai_client_token_usage",
             "Tokens used per model call, by token type (input, output)",
@@ -161,6 +175,18 @@ impl GenAiMetrics {
             metrics.sessions_expired.clone(),
         );
         metrics
+    }
+
+    /// Counts one completed turn: `grounded` when knowledge was given to the
+    /// model, `cited` when the answer names a source.
+    pub fn answer(&self, grounded: bool, cited: bool) {
+        let flag = |b: bool| if b { "true" } else { "false" };
+        self.answers
+            .get_or_create(&AnswerLabels {
+                grounded: flag(grounded),
+                cited: flag(cited),
+            })
+            .inc();
     }
 
     /// Counts sessions deleted for their age.

@@ -151,6 +151,15 @@ async fn a_grounded_answer_reports_its_sources_before_completing() {
         .unwrap()
         .into_inner();
     assert_eq!(asked.outcome.unwrap().sources, outcome.sources);
+    // Both answers drew on the documents and cite one.
+    let answers = |labels: &str| format!("agentd_answers_total{{{labels}}}");
+    let grounded = answers(r#"grounded="true",cited="true""#);
+    assert_eq!(app.metric(&grounded).await, Some(2.0));
+    assert_eq!(
+        app.metric(&answers(r#"grounded="false",cited="false""#))
+            .await,
+        None
+    );
 }
 
 #[tokio::test]

@@ -64,6 +64,9 @@ async fn every_turn_has_a_server_turn_id_in_its_events_and_its_stored_messages()
     let stored = session(&app, &completed(&second).session_id).await.unwrap();
     let turns: Vec<&str> = stored.messages.iter().map(|m| m.turn_id.as_str()).collect();
     assert_eq!(turns, [&turn_1, &turn_1, &turn_2, &turn_2]);
+    // Neither answer drew on retrieved knowledge.
+    let ungrounded = r#"agentd_answers_total{grounded="false",cited="false"}"#;
+    assert_eq!(app.metric(ungrounded).await, Some(2.0));
 }
 
 /// A stage that records what it sees of each call, and may refuse every call.
