@@ -523,10 +523,7 @@ async fn open_sessions(
     };
     if config.state.backend == StateBackend::Redis {
         let pool = RedisPool::new(&config.state).map_err(|err| anyhow::anyhow!(err))?;
-        let wait = ReplicaWait {
-            replicas: config.state.redis_wait_replicas,
-            timeout: config.state.redis_wait_timeout,
-        };
+        let wait = ReplicaWait::from(&config.state);
         tracing::info!(
             url = %redacted_url(&config.state.redis_url),
             "sessions are kept in Redis"

@@ -29,9 +29,7 @@ pub async fn check(args: &HealthArgs) -> anyhow::Result<ServingStatus> {
         format!("http://{}", args.addr)
     };
     let endpoint = Endpoint::from_shared(url.clone())
-        .with_context(|| format!("--addr {:?} is not an address", args.addr))?
-        .connect_timeout(args.timeout)
-        .timeout(args.timeout);
+        .with_context(|| format!("--addr {:?} is not an address", args.addr))?;
     let ask = async {
         let channel = endpoint
             .connect()
@@ -46,6 +44,7 @@ pub async fn check(args: &HealthArgs) -> anyhow::Result<ServingStatus> {
             .map_err(|status| anyhow::anyhow!("{:?}: {}", status.code(), status.message()))?;
         Ok(response.into_inner().status())
     };
+    // One limit for the whole check: connecting and the answer.
     tokio::time::timeout(args.timeout, ask)
         .await
         .map_err(|_| anyhow::anyhow!("no answer from {url} within {:?}", args.timeout))?

@@ -431,6 +431,22 @@ mod tests {
     }
 
     #[test]
+    fn a_collection_prefix_must_be_a_safe_name_part() {
+        for bad in ["a b", "{x}", "a/b", &"x".repeat(65)] {
+            let toml = format!("[retrieval]\nqdrant_collection_prefix = {bad:?}");
+            let err = Config::from_toml(&toml).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("retrieval.qdrant_collection_prefix"),
+                "{err}"
+            );
+        }
+        let config =
+            Config::from_toml("[retrieval]\nqdrant_collection_prefix = \"prod_\"").unwrap();
+        assert_eq!(config.retrieval.qdrant_collection_prefix, "prod_");
+    }
+
+    #[test]
     fn non_loopback_without_auth_is_refused_with_the_way_out() {
         let err = Config::from_toml("[server]\ngrpc_addr = \"0.0.0.0:50051\"").unwrap_err();
         let text = err.to_string();

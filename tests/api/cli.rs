@@ -238,6 +238,9 @@ async fn health_exits_0_only_for_serving() {
     .await;
     assert_eq!(code, 1);
     assert!(stderr.contains("cannot connect"), "{stderr}");
+    let (code, _, stderr) = run(agentd().args(["health", "--addr", "not an address"])).await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("is not an address"), "{stderr}");
     let (code, _, _) = run(agentd().args(["health", "--timeout", "soon"])).await;
     assert_eq!(code, 2, "clap's usage error");
 }

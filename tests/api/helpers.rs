@@ -227,6 +227,13 @@ impl TestApp {
         HealthClient::new(self.channel.clone())
     }
 
+    /// GetStatus, as the (unauthenticated or admin) caller sees it.
+    pub async fn status(&self) -> agentd::pb::GetStatusResponse {
+        let request = agentd::pb::GetStatusRequest {};
+        let response = self.admin().get_status(request).await.unwrap();
+        response.into_inner()
+    }
+
     /// What `grpc.health.v1` says of `service` now.
     pub async fn serving_status(
         &self,

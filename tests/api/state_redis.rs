@@ -162,12 +162,7 @@ async fn agentd_starts_while_redis_is_down_reports_it_and_recovers_by_itself() {
         app.clock(clock.clone())
     })
     .await;
-    let status = app
-        .admin()
-        .get_status(GetStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let status = app.status().await;
     let sessions = &status.dependencies[0];
     assert_eq!(sessions.name, "session_store");
     assert_eq!(sessions.state(), agentd::pb::DependencyState::Unhealthy);

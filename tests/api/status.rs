@@ -22,12 +22,7 @@ fn field<'a>(config: &'a prost_types::Struct, path: &[&str]) -> &'a Kind {
 #[tokio::test]
 async fn get_status_reports_build_uptime_and_effective_config() {
     let app = spawn_app().await;
-    let status = app
-        .admin()
-        .get_status(GetStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let status = app.status().await;
     assert_eq!(status.version, env!("CARGO_PKG_VERSION"));
     assert_eq!(status.git_commit, agentd::status::GIT_COMMIT);
     assert!(status.start_time.is_some() && status.uptime.is_some());
@@ -167,12 +162,7 @@ async fn an_unreachable_vector_store_shows_in_get_status_and_in_retrieval_health
     // Nothing listens on the discard port: connections are refused.
     let app =
         crate::helpers::spawn_app_with("[retrieval]\nqdrant_url = \"http://127.0.0.1:9\"").await;
-    let status = app
-        .admin()
-        .get_status(GetStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let status = app.status().await;
     let store = &status.dependencies[1];
     assert_eq!(store.name, "vector_store");
     assert_eq!(store.state(), agentd::pb::DependencyState::Unhealthy);
@@ -197,12 +187,7 @@ async fn an_unreachable_vector_store_shows_in_get_status_and_in_retrieval_health
 #[tokio::test]
 async fn the_embedded_qdrant_listens_where_get_status_says_and_serves_other_clients() {
     let app = spawn_app().await;
-    let status = app
-        .admin()
-        .get_status(GetStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let status = app.status().await;
     let bound = &status.bound_addresses;
     assert_eq!(bound["grpc"], app.grpc_addr.to_string());
     assert_eq!(bound["metrics"], app.metrics_addr.to_string());

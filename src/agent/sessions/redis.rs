@@ -56,6 +56,15 @@ pub struct ReplicaWait {
     pub timeout: std::time::Duration,
 }
 
+impl From<&crate::config::StateConfig> for ReplicaWait {
+    fn from(config: &crate::config::StateConfig) -> Self {
+        Self {
+            replicas: config.redis_wait_replicas,
+            timeout: config.redis_wait_timeout,
+        }
+    }
+}
+
 /// Sessions in Redis.
 #[derive(Clone, Debug)]
 pub struct RedisSessionStore {
@@ -120,7 +129,7 @@ impl RedisSessionStore {
     }
 
     /// The session's two keys: its meta hash and its record list.
-    pub fn keys(&self, tenant: &TenantId, id: &SessionId) -> (String, String) {
+    fn keys(&self, tenant: &TenantId, id: &SessionId) -> (String, String) {
         let tag = format!(
             "{}:s:{{{}/{}}}",
             self.pool.prefix(),

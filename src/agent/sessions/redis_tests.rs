@@ -26,10 +26,7 @@ fn store_on(
 
 fn store_at(url: &str, extra: &str, limits: SessionLimits, clock: Clock) -> RedisSessionStore {
     let config = state_config(url, extra);
-    let wait = ReplicaWait {
-        replicas: config.redis_wait_replicas,
-        timeout: config.redis_wait_timeout,
-    };
+    let wait = ReplicaWait::from(&config);
     RedisSessionStore::new(RedisPool::new(&config).unwrap(), limits, clock, wait)
 }
 
@@ -353,10 +350,7 @@ async fn rediss_with_a_private_ca_works() {
     let (url, tls) = server.tls_url().unwrap();
     let extra = format!("redis_ca_file = {:?}", tls.ca_cert.display().to_string());
     let config = state_config(&url, &extra);
-    let wait = ReplicaWait {
-        replicas: 0,
-        timeout: config.redis_wait_timeout,
-    };
+    let wait = ReplicaWait::from(&config);
     let store = RedisSessionStore::new(
         RedisPool::new(&config).unwrap(),
         LIMITS,
