@@ -47,6 +47,7 @@ use crate::retrieval::store::KnowledgeStore;
 use crate::state::redis::RedisPool;
 use crate::status::{Dependencies, GIT_COMMIT, InstanceStatus, VERSION};
 use crate::telemetry::metrics::{self, DependencyMetrics, Metrics};
+use crate::tls::ServerTls;
 use crate::tokenizer::Encoding;
 
 /// Why the server could not start. Each names the config key to look at.
@@ -70,6 +71,9 @@ pub enum StartError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The TLS files cannot be used (they changed since the config was checked).
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// Anything else that stops the server from starting.
     #[error(transparent)]
     Other(#[from] anyhow::Error),
@@ -95,8 +99,11 @@ pub struct App {
     clock: Clock,
     grpc_listener: TcpListener,
     metrics_listener: TcpListener,
+    health_listener: Option<TcpListener>,
     grpc_addr: SocketAddr,
     metrics_addr: SocketAddr,
+    health_addr: Option<SocketAddr>,
+    tls: Option<ServerTls>,
     shutdown: CancellationToken,
     metrics: Arc<Metrics>,
     orchestrator: Arc<Orchestrator>,
@@ -221,15 +228,38 @@ impl App {
         let (grpc_listener, grpc_addr) = bind("server.grpc_addr", config.server.grpc_addr).await?;
         let (metrics_listener, metrics_addr) =
             bind("server.metrics_addr", config.server.metrics_addr).await?;
+        let (health_listener, health_addr) = match config.server.health_addr {
+            Some(addr) => {
+                let (listener, bound) = bind("server.health_addr", addr).await?;
+                (Some(listener), Some(bound))
+            }
+            None => (None, None),
+        };
+        let tls = match config.server.tls.files() {
+            Some(files) => Some(ServerTls::load(&files, clock.wall())?),
+            None => None,
+        };
         let workers = tokio::runtime::Handle::current().metrics().num_workers();
-        tracing::info!(%grpc_addr, %metrics_addr, auth = config.auth.enabled, workers, "listening");
+        tracing::info!(
+            %grpc_addr,
+            %metrics_addr,
+            health_addr = health_addr.map(tracing::field::display),
+            tls = tls.is_some(),
+            mutual_tls = config.server.tls.client_ca_file.is_some(),
+            auth = config.auth.enabled,
+            workers,
+            "listening"
+        );
         Ok(Self {
             config,
             clock,
             grpc_listener,
             metrics_listener,
+            health_listener,
             grpc_addr,
             metrics_addr,
+            health_addr,
+            tls,
             shutdown: CancellationToken::new(),
             metrics,
             orchestrator,
@@ -247,6 +277,11 @@ impl App {
     /// The bound metrics address.
     pub fn metrics_addr(&self) -> SocketAddr {
         self.metrics_addr
+    }
+
+    /// The bound address of the health-only listener, if configured.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_addr
     }
 
     /// A handle that stops this instance.
@@ -272,6 +307,9 @@ impl App {
         ]);
         if let Some(embedded) = &self.embedded {
             bound.insert("embedded_qdrant".to_owned(), embedded.addr());
+        }
+        if let Some(addr) = self.health_addr {
+            bound.insert("health".to_owned(), addr);
         }
         let status = Arc::new(InstanceStatus::new(
             &self.config,
@@ -357,17 +395,48 @@ impl App {
             .layer(StageLayer::new(Drain::new(drain.clone())))
             .into_inner();
 
-        let incoming = TcpIncoming::from(self.grpc_listener).with_nodelay(Some(true));
-        let grpc = Server::builder()
+        let router = Server::builder()
             .layer(layers)
-            .add_service(health_service)
+            .add_service(health_service.clone())
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(admin)
             .add_service(agent)
-            .add_service(retrieval)
-            .serve_with_incoming_shutdown(incoming, stop_accepting.clone().cancelled_owned());
-        let mut grpc = tokio::spawn(grpc);
+            .add_service(retrieval);
+        let closed = stop_accepting.clone().cancelled_owned();
+        let mut grpc = match &self.tls {
+            Some(tls) => {
+                let incoming = tls.incoming(self.grpc_listener);
+                tokio::spawn(router.serve_with_incoming_shutdown(incoming, closed))
+            }
+            None => {
+                let incoming = TcpIncoming::from(self.grpc_listener).with_nodelay(Some(true));
+                tokio::spawn(router.serve_with_incoming_shutdown(incoming, closed))
+            }
+        };
+        let tls_watcher = self.tls.map(|tls| {
+            tokio::spawn(tls.watch(
+                server.tls.reload_interval,
+                metrics.tls.clone(),
+                self.clock.clone(),
+                watch_stop.clone(),
+            ))
+        });
+        // Probes only: grpc.health.v1 in plaintext, no auth (health never needs
+        // it), and no call metrics (probes every few seconds would swamp them).
+        // It closes with the main listener; its Watch streams end at the drain.
+        let health_only = self.health_listener.map(|listener| {
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            tokio::spawn(
+                Server::builder()
+                    .layer(StageLayer::new(Drain::new(drain.clone())))
+                    .add_service(health_service)
+                    .serve_with_incoming_shutdown(
+                        incoming,
+                        stop_accepting.clone().cancelled_owned(),
+                    ),
+            )
+        });
 
         let metrics_stop = CancellationToken::new();
         let metrics_server = tokio::spawn(metrics::serve(
@@ -401,6 +470,11 @@ impl App {
         if let Err(err) = sweeper.await {
             tracing::warn!(error = %err, "the session sweeper failed");
         }
+        if let Some(watcher) = tls_watcher
+            && let Err(err) = watcher.await
+        {
+            tracing::warn!(error = %err, "the TLS file watcher failed");
+        }
         // The listener stays open and calls are served while load balancers
         // and Kubernetes endpoints notice NOT_SERVING and stop sending.
         if !server.drain_delay.is_zero() {
@@ -415,6 +489,10 @@ impl App {
                 tracing::warn!("shutdown grace expired: cutting the calls still in flight");
                 grpc.abort();
             }
+        }
+        // Probes were answered NOT_SERVING until now; nothing is left to serve.
+        if let Some(health_only) = health_only {
+            health_only.abort();
         }
         metrics_stop.cancel();
         metrics_server.await??;

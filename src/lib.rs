@@ -25,6 +25,7 @@ pub mod retrieval;
 pub mod state;
 pub mod status;
 pub mod telemetry;
+pub mod tls;
 pub mod tokenizer;
 
 /// The generated types of the `agentd.v1` protobuf package.

@@ -71,6 +71,23 @@ enum Command {
         /// Time limit for the whole check, connection included.
         #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
+        /// Connect with TLS (implied by an https:// address), trusting the
+        /// system's roots unless --ca-file is given.
+        #[arg(long)]
+        tls: bool,
+        /// PEM file with the CA that signed the server's certificate.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        /// The name the server's certificate must carry, when it is not the
+        /// address's host (e.g. checking a pod by IP).
+        #[arg(long)]
+        domain: Option<String>,
+        /// Client certificate (PEM), for a server that requires mutual TLS.
+        #[arg(long, requires = "key_file")]
+        cert_file: Option<PathBuf>,
+        /// The client certificate's private key (PEM).
+        #[arg(long, requires = "cert_file")]
+        key_file: Option<PathBuf>,
     },
     /// Measure quality against a running server.
     Eval {
@@ -160,7 +177,19 @@ fn main() -> ExitCode {
             addr,
             service,
             timeout,
+            tls,
+            ca_file,
+            domain,
+            cert_file,
+            key_file,
         } => health(agentd::cli::health::HealthArgs {
+            tls: (tls || ca_file.is_some() || addr.starts_with("https://")).then(|| {
+                agentd::cli::health::ClientTls {
+                    ca_file,
+                    domain,
+                    identity: cert_file.zip(key_file),
+                }
+            }),
             addr,
             service,
             timeout,

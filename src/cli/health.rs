@@ -1,10 +1,11 @@
 //! `agentd health`: a `grpc.health.v1` check against a running server, so that
 //! probes and a `helm test` pod need nothing but the agentd binary.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use tonic::transport::Endpoint;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -18,18 +19,60 @@ pub struct HealthArgs {
     pub service: String,
     /// The whole check's time limit, connection included.
     pub timeout: Duration,
+    /// TLS, when the server speaks it.
+    pub tls: Option<ClientTls>,
+}
+
+/// How to verify the server, and how to prove who we are.
+#[derive(Debug, Clone, Default)]
+pub struct ClientTls {
+    /// The CA that signed the server's certificate; the system's roots when unset.
+    pub ca_file: Option<PathBuf>,
+    /// The name the certificate must carry; the address's host when unset.
+    pub domain: Option<String>,
+    /// A client certificate and its key (PEM files), for mutual TLS.
+    pub identity: Option<(PathBuf, PathBuf)>,
+}
+
+impl ClientTls {
+    fn config(&self) -> anyhow::Result<ClientTlsConfig> {
+        let read = |flag: &str, path: &PathBuf| {
+            std::fs::read(path).with_context(|| format!("{flag}: cannot read {}", path.display()))
+        };
+        let mut config = ClientTlsConfig::new();
+        config = match &self.ca_file {
+            Some(path) => config.ca_certificate(Certificate::from_pem(read("--ca-file", path)?)),
+            None => config.with_native_roots(),
+        };
+        if let Some(domain) = &self.domain {
+            config = config.domain_name(domain.clone());
+        }
+        if let Some((cert, key)) = &self.identity {
+            config = config.identity(Identity::from_pem(
+                read("--cert-file", cert)?,
+                read("--key-file", key)?,
+            ));
+        }
+        Ok(config)
+    }
 }
 
 /// The server's answer: SERVING, NOT_SERVING, ... (an unknown service is an
 /// error, NOT_FOUND, as the health protocol says).
 pub async fn check(args: &HealthArgs) -> anyhow::Result<ServingStatus> {
-    let url = if args.addr.contains("://") {
-        args.addr.clone()
-    } else {
-        format!("http://{}", args.addr)
+    let url = match (args.addr.split_once("://"), &args.tls) {
+        (Some(("http", rest)), Some(_)) => format!("https://{rest}"),
+        (Some(_), _) => args.addr.clone(),
+        (None, Some(_)) => format!("https://{}", args.addr),
+        (None, None) => format!("http://{}", args.addr),
     };
-    let endpoint = Endpoint::from_shared(url.clone())
+    let mut endpoint = Endpoint::from_shared(url.clone())
         .with_context(|| format!("--addr {:?} is not an address", args.addr))?;
+    if let Some(tls) = &args.tls {
+        endpoint = endpoint
+            .tls_config(tls.config()?)
+            .with_context(|| format!("cannot set up TLS for {url}"))?;
+    }
     let ask = async {
         let channel = endpoint
             .connect()

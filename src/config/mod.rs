@@ -5,11 +5,10 @@
 mod agent;
 mod retrieval;
 mod secret;
+mod server;
 mod state;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
@@ -22,6 +21,7 @@ pub use agent::{
 };
 pub use retrieval::{EmbeddingsConfig, RetrievalConfig};
 pub use secret::{Secret, SecretSource};
+pub use server::{MAX_WORKER_THREADS, ServerConfig, TlsConfig, TlsFiles};
 pub use state::{MAX_REDIS_POOL_SIZE, StateBackend, StateConfig, redacted_url};
 
 use crate::identity::Role;
@@ -57,43 +57,6 @@ pub struct Config {
     pub sessions: SessionsConfig,
     /// Documents and search.
     pub retrieval: RetrievalConfig,
-}
-
-/// Most runtime threads `server.worker_threads` may ask for: far more than the
-/// cores of any machine agentd runs on, so a larger value is a mistake (each
-/// thread reserves its own stack).
-pub const MAX_WORKER_THREADS: usize = 1024;
-
-/// `[server]`: listeners, limits and shutdown.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServerConfig {
-    /// gRPC listen address.
-    pub grpc_addr: SocketAddr,
-    /// Prometheus `/metrics` listen address.
-    pub metrics_addr: SocketAddr,
-    /// After a stop signal: how long health says NOT_SERVING while calls are
-    /// still accepted, before the drain.
-    #[serde(with = "humantime_serde")]
-    pub drain_delay: Duration,
-    /// Time in-flight calls get to finish after a stop signal.
-    #[serde(with = "humantime_serde")]
-    pub shutdown_grace: Duration,
-    /// Deadline of a call whose client sent none.
-    #[serde(with = "humantime_serde")]
-    pub default_timeout: Duration,
-    /// Upper bound on any call's deadline.
-    #[serde(with = "humantime_serde")]
-    pub max_timeout: Duration,
-    /// Largest request message, in bytes.
-    pub max_request_bytes: usize,
-    /// Largest response message, in bytes.
-    pub max_response_bytes: usize,
-    /// Calls served at once before new ones are shed.
-    pub max_concurrent_calls: usize,
-    /// Threads that run the async work; 0 means one per available core, at most
-    /// [`MAX_WORKER_THREADS`].
-    pub worker_threads: usize,
 }
 
 /// `[storage]`: local state.
@@ -250,33 +213,7 @@ impl Config {
     /// Rules that span several keys or that serde cannot express.
     fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        let server = &self.server;
-        let positive = [
-            ("server.max_request_bytes", server.max_request_bytes),
-            ("server.max_response_bytes", server.max_response_bytes),
-            ("server.max_concurrent_calls", server.max_concurrent_calls),
-        ];
-        for (key, value) in positive {
-            if value == 0 {
-                problems.push(format!("{key}: must be at least 1"));
-            }
-        }
-        if server.worker_threads > MAX_WORKER_THREADS {
-            problems.push(format!(
-                "server.worker_threads: {} is more than {MAX_WORKER_THREADS} (0 means one per core)",
-                server.worker_threads
-            ));
-        }
-        if server.default_timeout.is_zero() {
-            problems.push("server.default_timeout: must be longer than 0s".to_owned());
-        }
-        if server.max_timeout < server.default_timeout {
-            problems.push(format!(
-                "server.max_timeout: {} is shorter than server.default_timeout ({})",
-                humantime::format_duration(server.max_timeout),
-                humantime::format_duration(server.default_timeout)
-            ));
-        }
+        problems.extend(self.server.problems(std::time::SystemTime::now()));
         if self.storage.data_dir.as_os_str().is_empty() {
             problems.push("storage.data_dir: must not be empty".to_owned());
         }
@@ -378,6 +315,7 @@ fn describe_figment_error(err: figment::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn default_config_parses_and_validates() {

@@ -61,6 +61,49 @@ impl DependencyMetrics {
     }
 }
 
+/// TLS certificate reloads and the served certificate's expiry.
+#[derive(Clone, Debug, Default)]
+pub struct TlsMetrics {
+    reloads: Family<OutcomeLabels, Counter>,
+    expiry: Family<ListenerLabels, Gauge>,
+}
+
+impl TlsMetrics {
+    /// Counts one reload of changed TLS files, used (`ok`) or refused (`error`).
+    pub fn reloaded(&self, ok: bool) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.reloads
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Records when the served certificate expires.
+    pub fn set_not_after(&self, not_after: std::time::SystemTime) {
+        let seconds = not_after
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .map_or(0, |since| {
+                i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
+            });
+        self.expiry
+            .get_or_create(&ListenerLabels {
+                listener: "grpc".to_owned(),
+            })
+            .set(seconds);
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabels {
+    listener: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
@@ -141,6 +184,8 @@ pub struct Metrics {
     pub genai: std::sync::Arc<super::genai::GenAiMetrics>,
     /// Dependency health, as the health watcher last saw it.
     pub dependencies: DependencyMetrics,
+    /// TLS certificate reloads and expiry.
+    pub tls: TlsMetrics,
 }
 
 impl Metrics {
@@ -167,11 +212,23 @@ impl Metrics {
             "1 if the dependency (session_store, vector_store) answered its last health check, else 0",
             dependencies.up.clone(),
         );
+        let tls = TlsMetrics::default();
+        registry.register(
+            "agentd_tls_reloads",
+            "Changed TLS files on the gRPC listener, by outcome: ok (now served) or error (refused, the previous certificate still served)",
+            tls.reloads.clone(),
+        );
+        registry.register(
+            "agentd_tls_certificate_expiry_timestamp_seconds",
+            "When the certificate served on the listener expires, in Unix seconds (only with TLS on)",
+            tls.expiry.clone(),
+        );
         Self {
             registry,
             grpc,
             genai,
             dependencies,
+            tls,
         }
     }
 

@@ -81,6 +81,7 @@ keys = [
 pub struct TestApp {
     pub grpc_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
+    pub health_addr: Option<SocketAddr>,
     pub shutdown: ShutdownHandle,
     pub server: JoinHandle<anyhow::Result<()>>,
     pub channel: Channel,
@@ -133,20 +134,25 @@ pub async fn spawn_app_built(toml: &str, seams: impl FnOnce(AppBuilder) -> AppBu
     config.server.metrics_addr = "127.0.0.1:0".parse().unwrap();
     config.storage.data_dir = data_dir.path().join("data");
     use_external_qdrant(&mut config);
+    let tls = config.server.tls.files().is_some();
     let app = seams(App::builder(config)).build().await.unwrap();
     let grpc_addr = app.grpc_addr();
     let metrics_addr = app.metrics_addr();
+    let health_addr = app.health_addr();
     let shutdown = app.shutdown_handle();
     let server = tokio::spawn(app.run_until_stopped());
     // The listener is bound already, so connecting cannot race the server's start.
-    let channel = Channel::from_shared(format!("http://{grpc_addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    // A TLS listener refuses this plaintext channel: its tests make their own.
+    let endpoint = Channel::from_shared(format!("http://{grpc_addr}")).unwrap();
+    let channel = if tls {
+        endpoint.connect_lazy()
+    } else {
+        endpoint.connect().await.unwrap()
+    };
     TestApp {
         grpc_addr,
         metrics_addr,
+        health_addr,
         shutdown,
         server,
         channel,

@@ -31,4 +31,5 @@ mod state_redis;
 mod status;
 mod store_process;
 mod telemetry;
+mod tls;
 mod turns;

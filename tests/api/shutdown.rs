@@ -90,14 +90,24 @@ async fn an_idle_server_stops_at_once() {
 #[tokio::test]
 async fn during_the_drain_delay_health_says_not_serving_and_calls_are_still_served() {
     let clock = manual_clock();
-    let mut app = spawn_app_built("[server]\ndrain_delay = \"7s\"", |app| {
-        app.clock(clock.clone())
-    })
-    .await;
+    let toml = "[server]\ndrain_delay = \"7s\"\nhealth_addr = \"127.0.0.1:0\"";
+    let mut app = spawn_app_built(toml, |app| app.clock(clock.clone())).await;
     app.shutdown.shutdown();
-    // The delay has begun: health already says NOT_SERVING...
+    // The delay has begun: health already says NOT_SERVING, on the gRPC port
+    // and on the probes' health-only port...
     clock.wait_for_timer(Duration::from_secs(7)).await;
     assert_eq!(app.serving_status("").await, ServingStatus::NotServing);
+    let probe =
+        tonic::transport::Channel::from_shared(format!("http://{}", app.health_addr.unwrap()))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+    let answer = tonic_health::pb::health_client::HealthClient::new(probe)
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(answer.into_inner().status(), ServingStatus::NotServing);
     // ...and the listener still takes new connections and serves their calls,
     // while load balancers notice.
     let late = tonic::transport::Channel::from_shared(format!("http://{}", app.grpc_addr))
