@@ -23,6 +23,7 @@ mod ingest_cli;
 mod knowledge;
 mod limits;
 mod llm;
+mod metric_names;
 mod python_client;
 mod qdrant;
 mod retrieval;

@@ -1,0 +1,245 @@
+{{/*
+The chart's name, or nameOverride.
+*/}}
+{{- define "agentd.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The release's full name: fullnameOverride, else RELEASE-NAME (just RELEASE when it
+already contains the name). 63 characters at most (DNS label).
+*/}}
+{{- define "agentd.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "agentd.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels of every object.
+*/}}
+{{- define "agentd.labels" -}}
+helm.sh/chart: {{ include "agentd.chart" . }}
+{{ include "agentd.selectorLabels" . }}
+app.kubernetes.io/version: {{ (.Values.image.tag | default .Chart.AppVersion) | trunc 63 | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+Labels that select the agentd pods (Deployment, Services, PDB, NetworkPolicy,
+topology spread). The helm test pod must not carry both.
+*/}}
+{{- define "agentd.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "agentd.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Labels of the helm test pod: its own name, so no agentd selector matches it.
+*/}}
+{{- define "agentd.testLabels" -}}
+app.kubernetes.io/name: {{ include "agentd.name" . }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: test
+{{- end }}
+
+{{- define "agentd.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "agentd.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "agentd.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end }}
+
+{{/*
+Container ports (fixed: the rendered agentd.toml binds them).
+*/}}
+{{- define "agentd.grpcPort" -}}50051{{- end }}
+{{- define "agentd.metricsPort" -}}9464{{- end }}
+{{- define "agentd.healthPort" -}}50052{{- end }}
+
+{{/*
+The port the kubelet's gRPC probes use: they speak no TLS, so with TLS on they go
+to the plaintext health-only listener.
+*/}}
+{{- define "agentd.probePort" -}}
+{{- if .Values.tls.enabled }}{{ include "agentd.healthPort" . }}{{ else }}{{ include "agentd.grpcPort" . }}{{ end }}
+{{- end }}
+
+{{/*
+A duration as values.schema.json allows it ("500ms", "5s", "2m", "1h") in whole
+seconds, rounded up. Used to compute terminationGracePeriodSeconds.
+*/}}
+{{- define "agentd.seconds" -}}
+{{- $text := toString . }}
+{{- if not (regexMatch "^[0-9]+(ms|s|m|h)$" $text) }}
+{{- fail (printf "%q is not a duration such as \"30s\" (a whole number with ms, s, m or h)" $text) }}
+{{- end }}
+{{- $n := regexFind "^[0-9]+" $text | atoi }}
+{{- $unit := regexReplaceAll "^[0-9]+" $text "" }}
+{{- if eq $unit "ms" }}{{ div (add $n 999) 1000 }}
+{{- else if eq $unit "s" }}{{ $n }}
+{{- else if eq $unit "m" }}{{ mul $n 60 }}
+{{- else }}{{ mul $n 3600 }}
+{{- end }}
+{{- end }}
+
+{{/*
+drainDelay + shutdownGrace in seconds: how long agentd may take to stop.
+*/}}
+{{- define "agentd.stopSeconds" -}}
+{{- add (include "agentd.seconds" .Values.server.drainDelay | atoi) (include "agentd.seconds" .Values.server.shutdownGrace | atoi) }}
+{{- end }}
+
+{{/*
+terminationGracePeriodSeconds: the explicit value, which must exceed the stop time,
+or the stop time plus a 10 s margin (process exit, slow SIGTERM delivery).
+*/}}
+{{- define "agentd.terminationGracePeriodSeconds" -}}
+{{- $stop := include "agentd.stopSeconds" . | atoi }}
+{{- if kindIs "invalid" .Values.terminationGracePeriodSeconds }}
+{{- add $stop 10 }}
+{{- else }}
+{{- $explicit := .Values.terminationGracePeriodSeconds | int }}
+{{- if le $explicit $stop }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must be greater than server.drainDelay + server.shutdownGrace (%s + %s = %ds): the kubelet would kill agentd before its calls drain" $explicit .Values.server.drainDelay .Values.server.shutdownGrace $stop) }}
+{{- end }}
+{{- $explicit }}
+{{- end }}
+{{- end }}
+
+{{/*
+Every Secret key the pods need, as a YAML list of {secretName, secretKey, path},
+path relative to /etc/agentd/secrets/. configmap.yaml names the same paths; the
+check (.ci/check-chart) verifies that every file the TOML names is mounted.
+*/}}
+{{- define "agentd.secretFiles" -}}
+files:
+{{- range .Values.auth.keys }}
+  - {secretName: {{ .sha256.secretName | quote }}, secretKey: {{ .sha256.secretKey | quote }}, path: {{ printf "auth/%s" .name | quote }}}
+{{- end }}
+{{- range $name, $provider := .Values.llm.providers }}
+{{- if $provider.apiKey }}
+  - {secretName: {{ $provider.apiKey.secretName | quote }}, secretKey: {{ $provider.apiKey.secretKey | quote }}, path: {{ printf "llm/%s" $name | quote }}}
+{{- end }}
+{{- end }}
+{{- if eq .Values.mode "cluster" }}
+{{- with .Values.redis.password }}
+  - {secretName: {{ .secretName | quote }}, secretKey: {{ .secretKey | quote }}, path: "redis-password"}
+{{- end }}
+{{- with .Values.redis.caCert }}
+  - {secretName: {{ .secretName | quote }}, secretKey: {{ .secretKey | quote }}, path: "redis-ca.crt"}
+{{- end }}
+{{- end }}
+{{- if .Values.qdrant.url }}
+{{- with .Values.qdrant.apiKey }}
+  - {secretName: {{ .secretName | quote }}, secretKey: {{ .secretKey | quote }}, path: "qdrant-api-key"}
+{{- end }}
+{{- end }}
+{{- if .Values.retrieval.embeddings.enabled }}
+{{- with .Values.retrieval.embeddings.apiKey }}
+  - {secretName: {{ .secretName | quote }}, secretKey: {{ .secretKey | quote }}, path: "embeddings-api-key"}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The TOML tables the chart writes; extraConfig may not open them again (TOML forbids
+defining a table twice).
+*/}}
+{{- define "agentd.ownedTables" -}}
+{{- $tables := list "server" "server.tls" "storage" "auth" "auth.keys" "log" "llm" "llm.tiers" "llm.providers" "llm.models" "state" "retrieval" "retrieval.embeddings" }}
+{{- range $name, $_ := .Values.llm.providers }}{{ $tables = append $tables (printf "llm.providers.%s" $name) }}{{ end }}
+{{- range $name, $_ := .Values.llm.models }}{{ $tables = append $tables (printf "llm.models.%s" $name) }}{{ end }}
+{{- toJson $tables }}
+{{- end }}
+
+{{/*
+Rules the schema cannot express, or states in a sentence an operator can act on.
+Rendered (as nothing) by the Deployment, so every install runs them. Each fails
+the install with a message naming the value.
+*/}}
+{{- define "agentd.validate" -}}
+{{- $v := .Values }}
+{{- if eq $v.mode "embedded" }}
+{{- if gt ($v.replicaCount | int) 1 }}
+{{- fail (printf "replicaCount: embedded mode runs exactly one replica (its data directory cannot be shared), got %d; use mode: cluster (Redis + an external Qdrant) to run several" ($v.replicaCount | int)) }}
+{{- end }}
+{{- if $v.autoscaling.enabled }}
+{{- fail "autoscaling.enabled: embedded mode runs exactly one replica and cannot autoscale; use mode: cluster (Redis + an external Qdrant) to autoscale" }}
+{{- end }}
+{{- if $v.redis.url }}
+{{- fail "redis.url: Redis holds the sessions in cluster mode only; embedded mode keeps them in its data directory. Remove redis.url or use mode: cluster" }}
+{{- end }}
+{{- else if eq $v.mode "cluster" }}
+{{- if not $v.redis.url }}
+{{- fail "redis.url: cluster mode keeps sessions in Redis; give its URL (redis://HOST:6379/0)" }}
+{{- end }}
+{{- if not $v.qdrant.url }}
+{{- fail "qdrant.url: cluster mode needs an external Qdrant that every replica shares; give its gRPC URL (http://HOST:6334)" }}
+{{- end }}
+{{- else }}
+{{- fail (printf "mode: must be embedded or cluster, got %q" $v.mode) }}
+{{- end }}
+{{- if not $v.auth.keys }}
+{{- fail "auth.keys: add at least one API key (the pods listen beyond loopback, so agentd requires auth): store the SHA-256 printed by `agentd keys hash` in a Secret and reference it as {name, tenant, roles, sha256: {secretName, secretKey}}" }}
+{{- end }}
+{{- $names := dict }}
+{{- range $v.auth.keys }}
+{{- if hasKey $names .name }}
+{{- fail (printf "auth.keys: the name %q is used twice; names must be unique (each names the file its hash is mounted as)" .name) }}
+{{- end }}
+{{- $_ := set $names .name true }}
+{{- end }}
+{{- if and $v.tls.enabled (not $v.tls.existingSecret) }}
+{{- fail "tls.existingSecret: TLS is enabled; name the kubernetes.io/tls Secret holding tls.crt and tls.key" }}
+{{- end }}
+{{- if and $v.tls.clientCA (not $v.tls.enabled) }}
+{{- fail "tls.clientCA: client certificates need TLS; set tls.enabled and tls.existingSecret" }}
+{{- end }}
+{{- if and $v.tests.enabled $v.tls.enabled $v.tls.clientCA (not $v.tests.tls.clientCertSecret) }}
+{{- fail "tests.tls.clientCertSecret: with tls.clientCA the helm test pod needs a client certificate (a kubernetes.io/tls Secret); or set tests.enabled: false" }}
+{{- end }}
+{{- if and $v.autoscaling.enabled (gt ($v.autoscaling.minReplicas | int) ($v.autoscaling.maxReplicas | int)) }}
+{{- fail "autoscaling.minReplicas is greater than autoscaling.maxReplicas" }}
+{{- end }}
+{{- range $name, $model := $v.llm.models }}
+{{- if not (hasKey $v.llm.providers $model.provider) }}
+{{- fail (printf "llm.models.%s.provider: %q is not a key of llm.providers" $name $model.provider) }}
+{{- end }}
+{{- end }}
+{{- $owned := include "agentd.ownedTables" . | fromJsonArray }}
+{{- range regexFindAll "(?m)^[ \\t]*\\[\\[?[ \\t]*[A-Za-z0-9_.\\-]+[ \\t]*\\]" $v.extraConfig -1 }}
+{{- $table := regexReplaceAll "[\\[\\] \\t]" . "" }}
+{{- if has $table $owned }}
+{{- fail (printf "extraConfig: opens the table [%s], which the chart already writes (TOML forbids defining a table twice); set its keys through the chart's values or extraEnv (AGENTD__SECTION__KEY)" $table) }}
+{{- end }}
+{{- end }}
+{{- if $v.networkPolicy.enabled }}
+{{- $egress := $v.networkPolicy.egress }}
+{{- if and (eq $v.mode "cluster") (not $egress.redis.to) }}
+{{- fail "networkPolicy.egress.redis.to: the NetworkPolicy allows no egress to Redis; list its pods (podSelector/namespaceSelector) or address (ipBlock)" }}
+{{- end }}
+{{- if and $v.qdrant.url (not $egress.qdrant.to) }}
+{{- fail "networkPolicy.egress.qdrant.to: the NetworkPolicy allows no egress to Qdrant; list its pods (podSelector/namespaceSelector) or address (ipBlock)" }}
+{{- end }}
+{{- if and (or $v.llm.providers $v.retrieval.embeddings.enabled) (not $egress.llm.to) }}
+{{- fail "networkPolicy.egress.llm.to: the NetworkPolicy allows no egress to the LLM endpoints; NetworkPolicy knows no hostnames, so give their CIDRs (ipBlock) or an egress gateway's selector" }}
+{{- end }}
+{{- end }}
+{{- end }}
