@@ -7,7 +7,8 @@
 //! silently break an alert or a panel. The label values the queries match on
 //! (`grpc_code`, `outcome`, `dependency`, ...) are checked the same way.
 //!
-//! Names from elsewhere (`up`, kube-state-metrics) are in [`EXTERNAL`];
+//! The TLS series come from a second server that serves TLS and rotates its
+//! certificate once. Names from elsewhere (`up`, kube-state-metrics) are in [`EXTERNAL`];
 //! recording rules defined in the rules file itself are exempt by definition.
 //! There is no YAML crate among the dependencies, so the rules file is read
 //! textually: its `expr:` and `record:` keys, which is all this test needs.
@@ -177,7 +178,30 @@ async fn scripted_scenario_scrape() -> String {
     // beside the server, not before it.
     let up = r#"agentd_dependency_up{dependency="vector_store"}"#;
     eventually(|| async { app.metric(up).await.is_some() }).await;
-    app.metrics().await
+    let mut scrape = app.metrics().await;
+    // The TLS metrics exist only with TLS on: a second server serves TLS, and
+    // its TLS series join the scrape (a rotation makes the reload counter).
+    let ca = crate::tls::TestCa::new("metric names CA");
+    let files = crate::tls::ServerFiles::write(&ca.issue(), None);
+    let clock = crate::helpers::manual_clock();
+    let tls =
+        crate::helpers::spawn_app_built(&files.toml(false), |builder| builder.clock(clock.clone()))
+            .await;
+    files.replace(&ca.issue());
+    clock
+        .wait_for_timer(std::time::Duration::from_secs(10))
+        .await;
+    clock.advance(std::time::Duration::from_secs(10));
+    let reloaded = r#"agentd_tls_reloads_total{outcome="ok"}"#;
+    eventually(|| async { tls.metric(reloaded).await.is_some() }).await;
+    let tls_series = tls.metrics().await;
+    scrape.extend(
+        tls_series
+            .lines()
+            .filter(|line| line.starts_with("agentd_tls_"))
+            .map(|line| format!("{line}\n")),
+    );
+    scrape
 }
 
 /// Every metric name the rules and the dashboard use, with where it is used.

@@ -14,18 +14,18 @@ use tonic_health::pb::health_client::HealthClient;
 use crate::helpers::{TestApp, eventually, manual_clock, spawn_app_built, spawn_app_with};
 
 /// A certificate authority made for one test.
-struct TestCa {
+pub(crate) struct TestCa {
     issuer: CertifiedIssuer<'static, KeyPair>,
 }
 
 /// A certificate and its key, as PEM.
-struct Pair {
+pub(crate) struct Pair {
     cert: String,
     key: String,
 }
 
 impl TestCa {
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params
@@ -40,7 +40,7 @@ impl TestCa {
     }
 
     /// A certificate for `localhost` and 127.0.0.1 (server or client alike).
-    fn issue(&self) -> Pair {
+    pub(crate) fn issue(&self) -> Pair {
         self.issue_with(|_| {})
     }
 
@@ -58,7 +58,7 @@ impl TestCa {
 }
 
 /// The server's TLS files in a directory of their own.
-struct ServerFiles {
+pub(crate) struct ServerFiles {
     _dir: tempfile::TempDir,
     cert: PathBuf,
     key: PathBuf,
@@ -66,7 +66,7 @@ struct ServerFiles {
 }
 
 impl ServerFiles {
-    fn write(pair: &Pair, client_ca: Option<&TestCa>) -> Self {
+    pub(crate) fn write(pair: &Pair, client_ca: Option<&TestCa>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let files = Self {
             cert: dir.path().join("tls.crt"),
@@ -81,12 +81,12 @@ impl ServerFiles {
         files
     }
 
-    fn replace(&self, pair: &Pair) {
+    pub(crate) fn replace(&self, pair: &Pair) {
         std::fs::write(&self.cert, &pair.cert).unwrap();
         std::fs::write(&self.key, &pair.key).unwrap();
     }
 
-    fn toml(&self, mutual: bool) -> String {
+    pub(crate) fn toml(&self, mutual: bool) -> String {
         let mut toml = format!(
             "[server]\nhealth_addr = \"127.0.0.1:0\"\n[server.tls]\ncert_file = {:?}\nkey_file = {:?}\n",
             self.cert.display().to_string(),
