@@ -61,7 +61,7 @@ enum Command {
     /// Ask a running server's grpc.health.v1 service; exit 0 when SERVING,
     /// 1 otherwise (not serving, unknown service, unreachable).
     Health {
-        /// The server's gRPC address: host:port or an http:// URL.
+        /// The server's gRPC address: host:port, or an http:// or https:// URL.
         #[arg(long, default_value = "127.0.0.1:50051")]
         addr: String,
         /// The service to ask about ("" is the server as a whole, what a
@@ -71,7 +71,7 @@ enum Command {
         /// Time limit for the whole check, connection included.
         #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
-        /// Connect with TLS (implied by an https:// address), trusting the
+        /// Connect with TLS (implied by an https:// address and by any other TLS flag), trusting the
         /// system's roots unless --ca-file is given.
         #[arg(long)]
         tls: bool,
@@ -183,12 +183,17 @@ fn main() -> ExitCode {
             cert_file,
             key_file,
         } => health(agentd::cli::health::HealthArgs {
-            tls: (tls || ca_file.is_some() || addr.starts_with("https://")).then(|| {
-                agentd::cli::health::ClientTls {
-                    ca_file,
-                    domain,
-                    identity: cert_file.zip(key_file),
-                }
+            // Any TLS flag means TLS: a client certificate sent in plaintext
+            // would only fail with an unhelpful transport error.
+            tls: (tls
+                || ca_file.is_some()
+                || domain.is_some()
+                || cert_file.is_some()
+                || addr.starts_with("https://"))
+            .then(|| agentd::cli::health::ClientTls {
+                ca_file,
+                domain,
+                identity: cert_file.zip(key_file),
             }),
             addr,
             service,
@@ -380,7 +385,13 @@ fn serve(config_path: Option<PathBuf>) -> ExitCode {
             Ok(app) => app,
             Err(err) => {
                 tracing::error!(error = %err, "cannot start");
-                return complain(&err.to_string(), ExitCode::FAILURE);
+                // TLS files that changed for the worse since the config was
+                // checked are a bad input file like any other.
+                let code = match err {
+                    agentd::app::StartError::Tls(_) => ExitCode::from(EX_USAGE),
+                    _ => ExitCode::FAILURE,
+                };
+                return complain(&err.to_string(), code);
             }
         };
         let handle = app.shutdown_handle();

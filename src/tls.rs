@@ -12,13 +12,19 @@
 //! their bytes changed, loads them; new connections get the new certificate,
 //! open ones keep theirs. Polling rather than inotify because the swap replaces
 //! the watched path's target, which file watchers see only by watching the
-//! directory, and a few small reads every few seconds cost nothing. A reload
-//! that fails (a half-written pair, an expired certificate) keeps the current
-//! certificate, logs why, and is tried again when the files change again. Every
-//! reload counts in `agentd_tls_reloads_total{outcome}` and logs a line.
+//! directory, and a few small reads every few seconds cost nothing. The files
+//! are read twice per round and used only when both reads agree, so a swap in
+//! progress is not mistaken for a mismatched pair. A reload that fails (a
+//! mismatched pair, an expired certificate) keeps the current certificate,
+//! logs why once, and is tried again when the files change again; a
+//! certificate that is not valid *yet* is tried every round until it is.
+//! Every reload counts in `agentd_tls_reloads_total{outcome}` (unreadable files
+//! count once as `error`, when they become unreadable) and logs a line.
 //!
-//! Handshakes run concurrently and time out, through `tls-listener`, so a slow
-//! or silent client cannot hold up the accept loop.
+//! Handshakes run concurrently, each as a task of its own, and time out
+//! (`server.tls.handshake_timeout`), through `tls-listener`, so a slow or
+//! silent client cannot hold up the accept loop; failures are counted in
+//! `agentd_tls_handshake_failures_total{reason}`.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -33,6 +39,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use sha2::{Digest, Sha256};
+use tls_listener::SpawningHandshakes;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::server::TlsStream;
@@ -42,8 +49,9 @@ use crate::clock::Clock;
 use crate::config::TlsFiles;
 use crate::telemetry::metrics::TlsMetrics;
 
-/// How long a client has to complete its TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long accepting waits after the listener failed (e.g. out of file
+/// descriptors) before it tries again.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// Why the TLS files cannot be used. Each message names the config key.
 #[derive(Debug, thiserror::Error)]
@@ -180,6 +188,15 @@ impl Contents {
         })
     }
 
+    /// The files read twice: `None` when they differ, i.e. a rotation is
+    /// replacing them right now (a certificate from before the swap with a key
+    /// from after it would be refused as a mismatch though nothing is wrong).
+    fn read_settled(files: &TlsFiles) -> Result<Option<Self>, TlsError> {
+        let first = Self::read(files)?;
+        let second = Self::read(files)?;
+        Ok((first.digest() == second.digest()).then_some(second))
+    }
+
     fn digest(&self) -> [u8; 32] {
         let mut hash = Sha256::new();
         for part in [Some(&self.cert), Some(&self.key), self.client_ca.as_ref()] {
@@ -299,7 +316,7 @@ pub struct ServerTls {
     files: TlsFiles,
     current: Arc<ArcSwap<ServerConfig>>,
     not_after: SystemTime,
-    digest: [u8; 32],
+    served: [u8; 32],
 }
 
 impl std::fmt::Debug for ServerTls {
@@ -310,6 +327,21 @@ impl std::fmt::Debug for ServerTls {
     }
 }
 
+/// Files the watcher refused, so the same bytes are not refused (and logged)
+/// every round.
+struct Refused {
+    digest: [u8; 32],
+    /// Whether time may make them good: a certificate not yet valid is tried
+    /// again every round until it is.
+    retry: bool,
+}
+
+/// What the watcher remembers between rounds.
+struct WatchState {
+    refused: Option<Refused>,
+    readable: bool,
+}
+
 impl ServerTls {
     /// Reads and checks `files`, judging the certificate's validity at `now`.
     pub fn load(files: &TlsFiles, now: SystemTime) -> Result<Self, TlsError> {
@@ -318,36 +350,58 @@ impl ServerTls {
             files: files.clone(),
             current: Arc::new(ArcSwap::new(loaded.config)),
             not_after: loaded.not_after,
-            digest: loaded.digest,
+            served: loaded.digest,
         })
     }
 
-    /// The end of the served certificate's validity.
-    pub fn not_after(&self) -> SystemTime {
-        self.not_after
-    }
-
-    /// The TLS connections accepted on `listener`: handshakes run concurrently
-    /// and time out; failed ones are logged at debug level and skipped.
+    /// The TLS connections accepted on `listener`. Each handshake runs as a task
+    /// of its own (so they use every core) and times out after `handshake_timeout`;
+    /// failed ones are counted, logged at debug level and skipped. Handshakes in
+    /// progress are not bounded in number: each holds one connection for at most
+    /// the timeout.
     pub fn incoming(
         &self,
         listener: TcpListener,
+        handshake_timeout: Duration,
+        metrics: TlsMetrics,
     ) -> impl Stream<Item = Result<TlsStream<TcpStream>, io::Error>> + use<> {
-        let acceptor = Acceptor(self.current.clone());
+        let acceptor = SpawningHandshakes(Acceptor(self.current.clone()));
         let mut builder = tls_listener::builder(acceptor);
-        builder.handshake_timeout(HANDSHAKE_TIMEOUT);
-        builder.listen(listener).filter_map(|accepted| async move {
-            match accepted {
-                Ok((stream, _peer)) => {
-                    // As on the plaintext listener: small gRPC frames go out at once.
-                    if let Err(err) = stream.get_ref().0.set_nodelay(true) {
-                        tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+        builder.handshake_timeout(handshake_timeout);
+        builder.listen(listener).filter_map(move |accepted| {
+            let metrics = metrics.clone();
+            async move {
+                match accepted {
+                    Ok((stream, _peer)) => {
+                        // As on the plaintext listener: small gRPC frames go out at once.
+                        if let Err(err) = stream.get_ref().0.set_nodelay(true) {
+                            tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+                        }
+                        Some(Ok(stream))
                     }
-                    Some(Ok(stream))
-                }
-                Err(err) => {
-                    tracing::debug!(error = %err, "TLS connection refused");
-                    None
+                    Err(tls_listener::Error::TlsAcceptError {
+                        error, peer_addr, ..
+                    }) => {
+                        metrics.handshake_failed(false);
+                        tracing::debug!(error = %error, peer = %peer_addr, "TLS handshake refused");
+                        None
+                    }
+                    Err(tls_listener::Error::HandshakeTimeout { peer_addr, .. }) => {
+                        metrics.handshake_failed(true);
+                        tracing::debug!(peer = %peer_addr, "TLS handshake timed out");
+                        None
+                    }
+                    Err(tls_listener::Error::ListenerError(err)) => {
+                        // Out of file descriptors, typically: accepting again at
+                        // once would spin, so pause as hyper does.
+                        tracing::warn!(error = %err, "cannot accept a connection");
+                        tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                        None
+                    }
+                    Err(other) => {
+                        tracing::warn!(error = %other, "TLS connection failed");
+                        None
+                    }
                 }
             }
         })
@@ -356,41 +410,80 @@ impl ServerTls {
     /// Reads the files every `interval` (on `clock`) until `stop`, loading them
     /// when their bytes changed. See the module docs.
     pub async fn watch(
-        mut self,
+        self,
         interval: Duration,
         metrics: TlsMetrics,
         clock: Clock,
         stop: CancellationToken,
     ) {
-        metrics.set_not_after(self.not_after);
+        metrics.start(self.not_after);
+        let mut state = WatchState {
+            refused: None,
+            readable: true,
+        };
+        let mut tls = self;
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = clock.sleep(interval) => {}
             }
-            self.reload_if_changed(&metrics, clock.wall());
+            let now = clock.wall();
+            let metrics = metrics.clone();
+            // File reads and certificate parsing: off the async workers.
+            let round = tokio::task::spawn_blocking(move || {
+                tls.round(&mut state, &metrics, now);
+                (tls, state)
+            });
+            match round.await {
+                Ok(after) => (tls, state) = after,
+                Err(err) => {
+                    tracing::error!(error = %err, "the TLS reload failed; certificates are no longer reloaded");
+                    return;
+                }
+            }
         }
     }
 
-    fn reload_if_changed(&mut self, metrics: &TlsMetrics, now: SystemTime) {
-        let contents = match Contents::read(&self.files) {
-            Ok(contents) => contents,
+    /// One round of the watcher: read, compare, load.
+    fn round(&mut self, state: &mut WatchState, metrics: &TlsMetrics, now: SystemTime) {
+        let contents = match Contents::read_settled(&self.files) {
+            Ok(Some(contents)) => contents,
+            Ok(None) => {
+                tracing::debug!("TLS files changed while being read; reading them next round");
+                return;
+            }
             Err(err) => {
-                // Mid-rotation a file can be briefly missing; the next round retries.
-                tracing::warn!(error = %err, "TLS files unreadable; keeping the current certificate");
+                // Mid-rotation a file can be briefly missing; reported once, not
+                // every round, and the next rounds retry.
+                if state.readable {
+                    state.readable = false;
+                    metrics.reloaded(false);
+                    tracing::warn!(error = %err, "TLS files unreadable; keeping the current certificate");
+                }
                 return;
             }
         };
+        if !state.readable {
+            state.readable = true;
+            tracing::info!("TLS files readable again");
+        }
         let digest = contents.digest();
-        if digest == self.digest {
+        if digest == self.served {
+            state.refused = None;
             return;
         }
-        // Remembered whatever the outcome: the same bytes are not tried twice.
-        self.digest = digest;
+        if let Some(refused) = &state.refused
+            && refused.digest == digest
+            && !refused.retry
+        {
+            return;
+        }
         match build(&self.files, &contents, now) {
             Ok(loaded) => {
                 self.current.store(loaded.config);
                 self.not_after = loaded.not_after;
+                self.served = digest;
+                state.refused = None;
                 metrics.reloaded(true);
                 metrics.set_not_after(loaded.not_after);
                 tracing::info!(
@@ -400,11 +493,21 @@ impl ServerTls {
                 );
             }
             Err(err) => {
-                metrics.reloaded(false);
-                tracing::warn!(
-                    error = %err,
-                    "TLS files changed but cannot be used; keeping the current certificate"
-                );
+                let new = state
+                    .refused
+                    .as_ref()
+                    .is_none_or(|refused| refused.digest != digest);
+                if new {
+                    metrics.reloaded(false);
+                    tracing::warn!(
+                        error = %err,
+                        "TLS files changed but cannot be used; keeping the current certificate"
+                    );
+                }
+                state.refused = Some(Refused {
+                    digest,
+                    retry: matches!(err, TlsError::NotYetValid { .. }),
+                });
             }
         }
     }

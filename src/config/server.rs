@@ -21,10 +21,8 @@ pub struct ServerConfig {
     pub metrics_addr: SocketAddr,
     /// A plaintext listener serving `grpc.health.v1` and nothing else, for
     /// probes that speak no TLS (Kubernetes' gRPC probes); none when unset.
-    #[serde(default)]
     pub health_addr: Option<SocketAddr>,
     /// TLS on the gRPC listener.
-    #[serde(default)]
     pub tls: TlsConfig,
     /// After a stop signal: how long health says NOT_SERVING while calls are
     /// still accepted, before the drain.
@@ -64,17 +62,9 @@ pub struct TlsConfig {
     /// How often the files are read again to pick up a rotated certificate.
     #[serde(with = "humantime_serde")]
     pub reload_interval: Duration,
-}
-
-impl Default for TlsConfig {
-    fn default() -> Self {
-        Self {
-            cert_file: None,
-            key_file: None,
-            client_ca_file: None,
-            reload_interval: Duration::from_secs(10),
-        }
-    }
+    /// How long a client has to complete its handshake.
+    #[serde(with = "humantime_serde")]
+    pub handshake_timeout: Duration,
 }
 
 /// The files of a TLS set-up that is on.
@@ -103,8 +93,13 @@ impl TlsConfig {
 
     fn problems(&self, now: SystemTime) -> Vec<String> {
         let mut problems = Vec::new();
-        if self.reload_interval.is_zero() {
-            problems.push("server.tls.reload_interval: must be longer than 0s".to_owned());
+        for (key, value) in [
+            ("server.tls.reload_interval", self.reload_interval),
+            ("server.tls.handshake_timeout", self.handshake_timeout),
+        ] {
+            if value.is_zero() {
+                problems.push(format!("{key}: must be longer than 0s"));
+            }
         }
         match (&self.cert_file, &self.key_file) {
             (Some(_), None) => problems.push(
@@ -124,6 +119,8 @@ impl TlsConfig {
         }
         // The same loading the server does at start, so `agentd config check`
         // catches an expired or mismatched certificate before a rollout does.
+        // What it loads is dropped: the server loads the files again when it
+        // starts, judging validity on its own clock (a test's manual one).
         if let Some(files) = self.files()
             && let Err(err) = crate::tls::ServerTls::load(&files, now)
         {
@@ -163,16 +160,29 @@ impl ServerConfig {
                 humantime::format_duration(self.default_timeout)
             ));
         }
-        if let Some(health) = self.health_addr
-            && health == self.grpc_addr
-            && health.port() != 0
-        {
-            problems.push(format!(
-                "server.health_addr: {health} is server.grpc_addr too; the health-only \
-                 listener needs its own port (or leave it unset: the gRPC port serves health)"
-            ));
+        if let Some(health) = self.health_addr {
+            for (key, addr) in [
+                ("server.grpc_addr", self.grpc_addr),
+                ("server.metrics_addr", self.metrics_addr),
+            ] {
+                if overlaps(health, addr) {
+                    problems.push(format!(
+                        "server.health_addr: {health} overlaps {key} ({addr}); the health-only \
+                         listener needs a port of its own (or leave it unset: the gRPC port \
+                         serves health too)"
+                    ));
+                }
+            }
         }
         problems.extend(self.tls.problems(now));
         problems
     }
+}
+
+/// Whether two listeners would fight over one port: the same port (not 0, which
+/// picks a free one) on the same IP, or on any IP when one is unspecified.
+fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port()
+        && a.port() != 0
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }

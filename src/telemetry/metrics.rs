@@ -61,20 +61,50 @@ impl DependencyMetrics {
     }
 }
 
-/// TLS certificate reloads and the served certificate's expiry.
+/// TLS certificate reloads, failed handshakes and the served certificate's expiry.
 #[derive(Clone, Debug, Default)]
 pub struct TlsMetrics {
     reloads: Family<OutcomeLabels, Counter>,
+    handshake_failures: Family<ReasonLabels, Counter>,
     expiry: Family<ListenerLabels, Gauge>,
 }
 
 impl TlsMetrics {
+    /// TLS is on: every series starts at zero, so the first failure is an
+    /// increase an alert can see, not a series that appears.
+    pub fn start(&self, not_after: std::time::SystemTime) {
+        // Getting a series creates it, at zero.
+        for outcome in ["ok", "error"] {
+            drop(self.reloads.get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            }));
+        }
+        for reason in ["handshake", "timeout"] {
+            drop(self.handshake_failures.get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            }));
+        }
+        self.set_not_after(not_after);
+    }
+
     /// Counts one reload of changed TLS files, used (`ok`) or refused (`error`).
     pub fn reloaded(&self, ok: bool) {
         let outcome = if ok { "ok" } else { "error" };
         self.reloads
             .get_or_create(&OutcomeLabels {
                 outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a connection refused during the handshake (`handshake`: the
+    /// client spoke no TLS, did not trust the server, or, with mutual TLS,
+    /// sent no valid certificate) or that did not finish it in time (`timeout`).
+    pub fn handshake_failed(&self, timed_out: bool) {
+        let reason = if timed_out { "timeout" } else { "handshake" };
+        self.handshake_failures
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
             })
             .inc();
     }
@@ -92,6 +122,11 @@ impl TlsMetrics {
             })
             .set(seconds);
     }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -215,8 +250,13 @@ impl Metrics {
         let tls = TlsMetrics::default();
         registry.register(
             "agentd_tls_reloads",
-            "Changed TLS files on the gRPC listener, by outcome: ok (now served) or error (refused, the previous certificate still served)",
+            "Changed TLS files on the gRPC listener, by outcome: ok (now served) or error (refused, or the files became unreadable; the previous certificate still served)",
             tls.reloads.clone(),
+        );
+        registry.register(
+            "agentd_tls_handshake_failures",
+            "Connections on the TLS listener that failed the handshake, by reason: handshake (refused) or timeout",
+            tls.handshake_failures.clone(),
         );
         registry.register(
             "agentd_tls_certificate_expiry_timestamp_seconds",

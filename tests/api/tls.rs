@@ -11,7 +11,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::helpers::{TestApp, eventually, manual_clock, spawn_app_built, spawn_app_with};
+use crate::helpers::{TestApp, eventually, spawn_app_built, spawn_app_with};
 
 /// A certificate authority made for one test.
 pub(crate) struct TestCa {
@@ -197,10 +197,21 @@ async fn tls_serves_clients_that_verify_it_and_probes_use_the_plaintext_health_p
         &app.grpc_addr.to_string(),
         "--tls",
         "--ca-file",
-        path(&files.client_ca_or(&ca)),
+        path(&files.write_ca_file(&ca)),
         "--domain",
         "localhost",
     ]))
+    .await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    // Without --ca-file the system's roots are trusted (rustls-native-certs
+    // reads SSL_CERT_FILE, standing in for the system store here).
+    let (code, stdout, stderr) = run(crate::helpers::agentd_command()
+        .env("SSL_CERT_FILE", files.write_ca_file(&ca))
+        .args([
+            "health",
+            "--addr",
+            &format!("https://localhost:{}", app.grpc_addr.port()),
+        ]))
     .await;
     assert_eq!(code, 0, "{stdout}{stderr}");
     let (code, _, _) = run(crate::helpers::agentd_command().args([
@@ -228,8 +239,8 @@ async fn tls_serves_clients_that_verify_it_and_probes_use_the_plaintext_health_p
 }
 
 impl ServerFiles {
-    /// A file with `ca`'s certificate, for the `--ca-file` of a client.
-    fn client_ca_or(&self, ca: &TestCa) -> PathBuf {
+    /// A file with `ca`'s certificate beside the server's, for a client to trust.
+    fn write_ca_file(&self, ca: &TestCa) -> PathBuf {
         let path = self.cert.with_file_name("server-ca.crt");
         std::fs::write(&path, ca.pem()).unwrap();
         path
@@ -292,55 +303,103 @@ async fn mutual_tls_serves_only_clients_with_a_certificate_from_the_client_ca() 
     assert_eq!(code, 1, "{stderr}");
 }
 
-#[tokio::test]
-async fn rotated_certificates_reach_new_connections_and_a_bad_rotation_is_refused() {
-    let old_ca = TestCa::new("old CA");
-    let files = ServerFiles::write(&old_ca.issue(), None);
-    let clock = manual_clock();
-    let app = spawn_app_built(&files.toml(false), |builder| builder.clock(clock.clone())).await;
-    let before = connect(&app, &old_ca, None).await.unwrap();
-
-    // The Secret is rotated to a certificate from a new CA.
-    let new_ca = TestCa::new("new CA");
-    files.replace(&new_ca.issue());
+/// Advances `clock` by one reload interval, once the watcher waits on it.
+async fn next_reload_round(clock: &agentd::clock::Clock) {
     clock.wait_for_timer(Duration::from_secs(10)).await;
     clock.advance(Duration::from_secs(10));
+}
+
+async fn wait_for_reloads(app: &TestApp, outcome: &str, n: f64) {
+    let sample = format!(r#"agentd_tls_reloads_total{{outcome="{outcome}"}}"#);
+    eventually(|| async { app.metric(&sample).await == Some(n) }).await;
+}
+
+#[tokio::test]
+async fn rotated_certificates_reach_new_connections_and_a_bad_rotation_is_refused() {
+    // The app's clock stands 20 s before 2030: the watcher judges validity on it.
+    let year_2030 = std::time::UNIX_EPOCH + Duration::from_secs(1_893_456_000);
+    let clock = agentd::clock::Clock::manual(year_2030 - Duration::from_secs(20));
+    let old_ca = TestCa::new("old CA");
+    let files = ServerFiles::write(&old_ca.issue(), None);
+    let app = spawn_app_built(&files.toml(false), |builder| builder.clock(clock.clone())).await;
+    let before = connect(&app, &old_ca, None).await.unwrap();
+    // Every series exists from the start, so the first failure is an increase.
+    wait_for_reloads(&app, "error", 0.0).await;
+    assert_eq!(
+        app.metric(r#"agentd_tls_handshake_failures_total{reason="timeout"}"#)
+            .await,
+        Some(0.0)
+    );
+
+    // The Secret is rotated to a certificate valid from 2030 on, ten seconds
+    // away: refused once, then loaded when the app's clock gets there (the
+    // expiry gauge shows it: the test's clients judge time by the real clock,
+    // so they cannot verify a certificate from 2030 themselves).
+    let future_ca = TestCa::new("future CA");
+    files.replace(&future_ca.issue_with(|params| {
+        params.not_before = rcgen::date_time_ymd(2030, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2031, 1, 1);
+    }));
+    next_reload_round(&clock).await;
+    wait_for_reloads(&app, "error", 1.0).await;
+    connect(&app, &old_ca, None).await.unwrap();
+    next_reload_round(&clock).await;
+    wait_for_reloads(&app, "ok", 1.0).await;
+    assert_eq!(
+        app.metric(r#"agentd_tls_certificate_expiry_timestamp_seconds{listener="grpc"}"#)
+            .await,
+        Some(1_924_992_000.0),
+        "2031-01-01, the served certificate's end"
+    );
+
+    // Rotated again, to a certificate from a new CA: new connections get it.
+    let new_ca = TestCa::new("new CA");
+    files.replace(&new_ca.issue());
+    next_reload_round(&clock).await;
+    wait_for_reloads(&app, "ok", 2.0).await;
+    assert_eq!(
+        app.metric(r#"agentd_tls_reloads_total{outcome="error"}"#)
+            .await,
+        Some(1.0)
+    );
+    connect(&app, &new_ca, None).await.unwrap();
+    let stale = connect(&app, &old_ca, None).await.unwrap_err();
+    assert!(stale.contains("UnknownIssuer"), "{stale}");
+    // The refused client is counted.
     eventually(|| async {
-        app.metric(r#"agentd_tls_reloads_total{outcome="ok"}"#)
+        app.metric(r#"agentd_tls_handshake_failures_total{reason="handshake"}"#)
             .await
             == Some(1.0)
     })
     .await;
-    connect(&app, &new_ca, None).await.unwrap();
-    let stale = connect(&app, &old_ca, None).await.unwrap_err();
-    assert!(stale.contains("UnknownIssuer"), "{stale}");
     // An open connection keeps the certificate it was made with.
     HealthClient::new(before)
         .check(HealthCheckRequest::default())
         .await
         .unwrap();
 
-    // Half a rotation: a certificate whose key is not the one beside it.
-    let mismatched = Pair {
-        cert: TestCa::new("third CA").issue().cert,
+    // Half a rotation: a certificate whose key is not the one beside it. Refused
+    // once (the same bytes are not tried again), the last good one still served.
+    let third_ca = TestCa::new("third CA");
+    files.replace(&Pair {
+        cert: third_ca.issue().cert,
         key: new_ca.issue().key,
-    };
-    files.replace(&mismatched);
-    clock.wait_for_timer(Duration::from_secs(10)).await;
-    clock.advance(Duration::from_secs(10));
-    eventually(|| async {
-        app.metric(r#"agentd_tls_reloads_total{outcome="error"}"#)
-            .await
-            == Some(1.0)
-    })
-    .await;
-    // Refused, and the last good certificate is still what new clients get.
+    });
+    next_reload_round(&clock).await;
+    wait_for_reloads(&app, "error", 2.0).await;
+    next_reload_round(&clock).await;
     connect(&app, &new_ca, None).await.unwrap();
     assert_eq!(
-        app.metric(r#"agentd_tls_reloads_total{outcome="ok"}"#)
+        app.metric(r#"agentd_tls_reloads_total{outcome="error"}"#)
             .await,
-        Some(1.0)
+        Some(2.0)
     );
+
+    // The rotation completes: loaded.
+    files.replace(&third_ca.issue());
+    next_reload_round(&clock).await;
+    wait_for_reloads(&app, "ok", 3.0).await;
+    connect(&app, &third_ca, None).await.unwrap();
 }
 
 /// A `[server.tls]` TOML naming `pair`'s files, written into `dir`.
@@ -437,7 +496,20 @@ async fn unusable_certificates_are_config_errors_naming_the_key() {
     assert!(message.contains("server.tls.reload_interval"), "{message}");
     let message =
         problems("[server]\ngrpc_addr = \"127.0.0.1:50051\"\nhealth_addr = \"127.0.0.1:50051\"\n");
-    assert!(message.contains("server.health_addr"), "{message}");
+    assert!(
+        message.contains("server.health_addr") && message.contains("overlaps server.grpc_addr"),
+        "{message}"
+    );
+    let message = problems("[server]\nhealth_addr = \"0.0.0.0:9464\"\n");
+    assert!(
+        message.contains("overlaps server.metrics_addr (127.0.0.1:9464)"),
+        "{message}"
+    );
+    let message = problems("[server.tls]\nhandshake_timeout = \"0s\"\n");
+    assert!(
+        message.contains("server.tls.handshake_timeout"),
+        "{message}"
+    );
 
     // `agentd serve` refuses to start on an expired certificate: exit 64.
     let toml = dir.path().join("agentd.toml");

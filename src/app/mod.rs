@@ -15,13 +15,11 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
 use crate::agent::orchestrator::{Orchestrator, Parts};
-use crate::agent::sessions::{
-    RedbSessionStore, RedisSessionStore, ReplicaWait, SessionLimits, SessionStore,
-};
+use crate::agent::sessions::SessionStore;
 use crate::agent::tools::search_knowledge::SearchKnowledge;
 use crate::agent::tools::{Tool, ToolRegistry};
 use crate::clock::Clock;
-use crate::config::{Config, StateBackend, redacted_url};
+use crate::config::Config;
 use crate::grpc::admin::AdminApi;
 use crate::grpc::agent::AgentApi;
 use crate::grpc::retrieval::RetrievalApi;
@@ -39,16 +37,20 @@ use crate::middleware::request_limit::RequestLimit;
 use crate::pb::admin_service_server::AdminServiceServer;
 use crate::pb::agent_service_server::AgentServiceServer;
 use crate::pb::retrieval_service_server::RetrievalServiceServer;
-use crate::retrieval::chunking::Chunker;
-use crate::retrieval::embed::{Embedder, EmbedderSettings, OpenAiEmbedder};
 use crate::retrieval::embedded::EmbeddedStore;
-use crate::retrieval::ingest::IngestLimits;
 use crate::retrieval::store::KnowledgeStore;
-use crate::state::redis::RedisPool;
 use crate::status::{Dependencies, GIT_COMMIT, InstanceStatus, VERSION};
-use crate::telemetry::metrics::{self, DependencyMetrics, Metrics};
+use crate::telemetry::metrics::{self, Metrics};
 use crate::tls::ServerTls;
-use crate::tokenizer::Encoding;
+
+mod background;
+mod open;
+
+use background::{sweep_sessions, watch_dependencies};
+use open::{bind, open_knowledge, open_sessions, prepare_data_dir};
+
+/// Streams a connection to the health-only listener may open at once.
+const HEALTH_STREAMS_PER_CONNECTION: u32 = 4;
 
 /// Why the server could not start. Each names the config key to look at.
 #[derive(Debug, thiserror::Error)]
@@ -145,35 +147,6 @@ impl AppBuilder {
     pub async fn build(self) -> Result<App, StartError> {
         App::assemble(self).await
     }
-}
-
-async fn bind(
-    key: &'static str,
-    addr: SocketAddr,
-) -> Result<(TcpListener, SocketAddr), StartError> {
-    let bound = async {
-        let listener = TcpListener::bind(addr).await?;
-        let local = listener.local_addr()?;
-        Ok::<_, std::io::Error>((listener, local))
-    };
-    bound
-        .await
-        .map_err(|source| StartError::Bind { key, addr, source })
-}
-
-/// Creates the data directory if needed and proves it writable.
-async fn prepare_data_dir(config: &Config) -> Result<(), StartError> {
-    let dir = &config.storage.data_dir;
-    let probe = dir.join(".agentd-write-check");
-    let checked = async {
-        tokio::fs::create_dir_all(dir).await?;
-        tokio::fs::write(&probe, b"ok").await?;
-        tokio::fs::remove_file(&probe).await
-    };
-    checked.await.map_err(|source| StartError::DataDir {
-        path: dir.display().to_string(),
-        source,
-    })
 }
 
 impl App {
@@ -406,7 +379,11 @@ impl App {
         let closed = stop_accepting.clone().cancelled_owned();
         let mut grpc = match &self.tls {
             Some(tls) => {
-                let incoming = tls.incoming(self.grpc_listener);
+                let incoming = tls.incoming(
+                    self.grpc_listener,
+                    server.tls.handshake_timeout,
+                    metrics.tls.clone(),
+                );
                 tokio::spawn(router.serve_with_incoming_shutdown(incoming, closed))
             }
             None => {
@@ -424,11 +401,14 @@ impl App {
         });
         // Probes only: grpc.health.v1 in plaintext, no auth (health never needs
         // it), and no call metrics (probes every few seconds would swamp them).
-        // It closes with the main listener; its Watch streams end at the drain.
-        let health_only = self.health_listener.map(|listener| {
+        // A probe needs one stream, so a connection gets a few at most. It
+        // answers NOT_SERVING through the drain and stops after the main server;
+        // its Watch streams end at the drain.
+        let mut health_only = self.health_listener.map(|listener| {
             let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
             tokio::spawn(
                 Server::builder()
+                    .max_concurrent_streams(Some(HEALTH_STREAMS_PER_CONNECTION))
                     .layer(StageLayer::new(Drain::new(drain.clone())))
                     .add_service(health_service)
                     .serve_with_incoming_shutdown(
@@ -445,12 +425,28 @@ impl App {
             metrics_stop.clone(),
         ));
 
+        let health_only_ended = async {
+            match health_only.as_mut() {
+                Some(handle) => handle.await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             () = self.shutdown.cancelled() => {}
             finished = &mut grpc => {
                 metrics_stop.cancel();
+                if let Some(health_only) = &health_only {
+                    health_only.abort();
+                }
                 finished??;
                 anyhow::bail!("the gRPC server stopped without a shutdown request");
+            }
+            finished = health_only_ended => {
+                // Probes would fail with no word why: stop, and say it.
+                metrics_stop.cancel();
+                grpc.abort();
+                finished??;
+                anyhow::bail!("the health-only listener (server.health_addr) stopped without a shutdown request");
             }
         }
 
@@ -526,163 +522,4 @@ fn reflection<'a>(descriptor_sets: &[&'a [u8]]) -> tonic_reflection::server::Bui
         builder = builder.with_service_name(name);
     }
     builder
-}
-
-/// Deletes expired sessions every `interval` on `clock`, until `stop`.
-async fn sweep_sessions(
-    sessions: Arc<dyn SessionStore>,
-    interval: std::time::Duration,
-    metrics: Arc<crate::telemetry::genai::GenAiMetrics>,
-    clock: Clock,
-    stop: CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = clock.sleep(interval) => {}
-        }
-        match sessions.sweep_expired().await {
-            Ok(0) => {}
-            Ok(count) => {
-                metrics.sessions_expired(count);
-                tracing::info!(count, "expired sessions deleted");
-            }
-            Err(err) => tracing::warn!(error = %err, "sweeping expired sessions failed"),
-        }
-    }
-}
-
-/// How often the dependencies' health is checked.
-const CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Keeps the health conditions and `agentd_dependency_up` in step with the
-/// dependencies, checked every [`CHECK_EVERY`] on `clock`, until `stop`.
-async fn watch_dependencies(
-    dependencies: Dependencies,
-    health: Arc<Health>,
-    gauges: DependencyMetrics,
-    clock: Clock,
-    stop: CancellationToken,
-) {
-    use crate::status::DependencyState::Healthy;
-    loop {
-        let checked = tokio::select! {
-            () = stop.cancelled() => return,
-            checked = dependencies.check(&clock) => checked,
-        };
-        for dependency in &checked {
-            gauges.set(&dependency.name, dependency.state == Healthy);
-        }
-        let up = |name: &str| checked.iter().any(|d| d.name == name && d.state == Healthy);
-        let (session_store_up, vector_store_up) = (up("session_store"), up("vector_store"));
-        health
-            .update(|conditions| {
-                conditions.session_store_up = session_store_up;
-                conditions.vector_store_up = vector_store_up;
-            })
-            .await;
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = clock.sleep(CHECK_EVERY) => {}
-        }
-    }
-}
-
-/// Opens the session store `state.backend` names: redb under the data
-/// directory, or Redis. Redis is not contacted here: agentd starts while it is
-/// down, reports it unhealthy, and serves sessions once it is up.
-async fn open_sessions(
-    config: &Config,
-    clock: &Clock,
-) -> Result<Arc<dyn SessionStore>, StartError> {
-    let limits = SessionLimits {
-        max_age: config.sessions.max_age,
-        max_messages: config.sessions.max_messages,
-    };
-    if config.state.backend == StateBackend::Redis {
-        let pool = RedisPool::new(&config.state).map_err(|err| anyhow::anyhow!(err))?;
-        let wait = ReplicaWait::from(&config.state);
-        tracing::info!(
-            url = %redacted_url(&config.state.redis_url),
-            "sessions are kept in Redis"
-        );
-        return Ok(Arc::new(RedisSessionStore::new(
-            pool,
-            limits,
-            clock.clone(),
-            wait,
-        )));
-    }
-    let path = config.storage.data_dir.join("sessions.redb");
-    let opened = tokio::task::spawn_blocking({
-        let (path, clock) = (path.clone(), clock.clone());
-        move || RedbSessionStore::open(&path, limits, clock)
-    })
-    .await
-    .map_err(anyhow::Error::from)?;
-    let store = opened.map_err(|err| {
-        anyhow::anyhow!(
-            "storage.data_dir: cannot open the session store {}: {err} (is another agentd \
-             using this data directory?)",
-            path.display()
-        )
-    })?;
-    Ok(Arc::new(store))
-}
-
-/// The vector store: the embedded Qdrant under the data directory, or an
-/// external one; reached through qdrant-client either way.
-async fn open_knowledge(
-    config: &Config,
-) -> Result<(KnowledgeStore, Option<EmbeddedStore>), StartError> {
-    let retrieval = &config.retrieval;
-    let (url, embedded) = if retrieval.qdrant_url == "embedded" {
-        let (listener, _) = bind("retrieval.embedded_addr", retrieval.embedded_addr).await?;
-        let store = EmbeddedStore::serve(&config.storage.data_dir.join("qdrant"), listener)
-            .await
-            .map_err(|err| {
-                anyhow::anyhow!("storage.data_dir: cannot open the embedded Qdrant: {err:#}")
-            })?;
-        tracing::info!(addr = %store.addr(), "embedded Qdrant listening");
-        (store.url(), Some(store))
-    } else {
-        (retrieval.qdrant_url.clone(), None)
-    };
-    let mut client = qdrant_client::Qdrant::from_url(&url).skip_compatibility_check();
-    if let Some(key) = &retrieval.qdrant_api_key {
-        client = client.api_key(key.expose());
-    }
-    let client = client
-        .build()
-        .map_err(|err| anyhow::anyhow!("retrieval.qdrant_url: {err}"))?;
-    let embedder = match &retrieval.embeddings {
-        None => None,
-        Some(embeddings) => {
-            let embedder = OpenAiEmbedder::new(EmbedderSettings {
-                base_url: embeddings.base_url.clone(),
-                api_key: embeddings.api_key.clone(),
-                model: embeddings.model.clone(),
-                dimensions: embeddings.dimensions,
-                batch_size: embeddings.batch_size,
-                timeout: embeddings.timeout,
-                cache_entries: 10_000,
-            })
-            .map_err(|err| anyhow::anyhow!("retrieval.embeddings: {err}"))?;
-            Some(Arc::new(embedder) as Arc<dyn Embedder>)
-        }
-    };
-    let chunker = Chunker {
-        encoding: Encoding::O200k,
-        max_tokens: retrieval.chunk_tokens,
-        overlap_tokens: retrieval.chunk_overlap_tokens,
-    };
-    let limits = IngestLimits {
-        max_documents: retrieval.max_batch_documents,
-        max_document_bytes: retrieval.max_document_bytes,
-    };
-    Ok((
-        KnowledgeStore::new(client, limits, chunker, embedder)
-            .with_collection_prefix(&config.retrieval.qdrant_collection_prefix),
-        embedded,
-    ))
 }
