@@ -50,7 +50,11 @@ COPY crates/test-redis/Cargo.toml crates/test-redis/
 # The registry cache mount keeps downloaded crates across builds on one
 # builder; the compiled dependencies live in this layer, so they also survive
 # in a layer cache exported to CI (cache mounts are not exported).
-RUN --mount=type=cache,target=/usr/local/cargo/registry \
+# sharing=locked: concurrent builds on one builder take turns with the cache
+# instead of unpacking the same crates into it at once; Cargo's own lock
+# ($CARGO_HOME/.package-cache) is outside the mount, so it cannot see the other
+# build.
+RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     cargo build --release --locked --bin agentd
 
 # The real sources: what the agentd binary compiles from (its dep-info lists
@@ -66,7 +70,7 @@ COPY src/ src/
 ARG REVISION=""
 # touch: COPY keeps the files' modification times, usually older than the
 # stub build above; Cargo would then see nothing new and keep the stubs.
-RUN --mount=type=cache,target=/usr/local/cargo/registry \
+RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     touch build.rs src/lib.rs src/main.rs \
  && AGENTD_GIT_COMMIT="${REVISION}" cargo build --release --locked --bin agentd
 

@@ -1,17 +1,24 @@
 //! Every metric the Helm chart's alert rules and Grafana dashboard query is one
 //! agentd exports: after a scripted scenario (a Chat turn with a tool call, an
-//! Ask grounded in the knowledge base, a failed call, a refused call), each
-//! name used in `helm/agentd/files/alerts.yaml` (`expr:`) and
+//! Ask grounded in the knowledge base, a failed call, a call the provider
+//! refuses agentd's key for, a refused call), each name used in
+//! `helm/agentd/files/alerts.yaml` (`expr:`) and
 //! `helm/agentd/files/dashboard.json` (panel targets and template variables)
 //! is a sample name of the `/metrics` scrape, so a renamed metric cannot
 //! silently break an alert or a panel. The label values the queries match on
-//! (`grpc_code`, `outcome`, `dependency`, ...) are checked the same way.
+//! (`grpc_code`, `outcome`, `error_type`, `dependency`, ...) are checked the
+//! same way, per metric: a value must be one that metric exports in the
+//! scrape, or, where the scenario cannot produce every value, one of the
+//! source's closed set ([`closed_set`]).
 //!
 //! The TLS series come from a second server that serves TLS and rotates its
-//! certificate once. Names from elsewhere (`up`, kube-state-metrics) are in [`EXTERNAL`];
-//! recording rules defined in the rules file itself are exempt by definition.
-//! There is no YAML crate among the dependencies, so the rules file is read
-//! textually: its `expr:` and `record:` keys, which is all this test needs.
+//! certificate once. Names from elsewhere (`up`, kube-state-metrics) are in
+//! [`EXTERNAL`]; recording rules defined in the rules file itself are exempt
+//! by definition. The query extraction is in `promql`, the scrape parser in
+//! `scrape`.
+
+mod promql;
+mod scrape;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,9 +29,15 @@ use tonic::Code;
 
 use crate::agent::{call, chat, completed, run_chat};
 use crate::helpers::{eventually, mock_llm, spawn_agent};
+use promql::{
+    Matcher, dashboard_queries, label_matchers, metric_names, recorded_names, rule_exprs,
+};
+use scrape::Scrape;
 
 const ALERTS: &str = include_str!("../../helm/agentd/files/alerts.yaml");
 const DASHBOARD: &str = include_str!("../../helm/agentd/files/dashboard.json");
+/// Where the session write's `outcome` label gets its values.
+const ORCHESTRATOR: &str = include_str!("../../src/agent/orchestrator.rs");
 
 /// Metrics the rules use that agentd does not export: Prometheus' own `up`
 /// and kube-state-metrics. Each must be used (a stale entry fails the test).
@@ -35,12 +48,11 @@ const EXTERNAL: [&str; 3] = [
 ];
 
 /// Labels whose matched values must be values agentd exports (a renamed
-/// outcome breaks a query as surely as a renamed metric). `grpc_code` values
-/// are checked against every code name, since a scenario cannot produce them
-/// all; the others against the scrape.
-const CHECKED_LABELS: [&str; 6] = [
+/// outcome breaks a query as surely as a renamed metric).
+const CHECKED_LABELS: [&str; 7] = [
     "grpc_code",
     "outcome",
+    "error_type",
     "dependency",
     "grounded",
     "cited",
@@ -64,6 +76,8 @@ async fn every_metric_and_label_value_the_alerts_and_dashboard_use_is_exported()
         "agentd_dependency_up",
         "agentd_answers_total",
         "agentd_tool_calls_total",
+        "agentd_session_write_seconds_count",
+        "gen_ai_client_operation_duration_seconds_count",
         "gen_ai_client_token_usage_sum",
         "agentd_time_to_first_token_seconds_bucket",
         "grpc_server_handling_seconds_bucket",
@@ -84,12 +98,23 @@ async fn every_metric_and_label_value_the_alerts_and_dashboard_use_is_exported()
         );
     }
 
-    let matchers = label_matchers(&all_queries());
-    assert!(
-        matchers.iter().any(|(label, _)| label == "grpc_code")
-            && matchers.iter().any(|(label, _)| label == "dependency"),
-        "label matchers not extracted: {matchers:?}"
-    );
+    let matchers = label_matchers(&all_queries(), &CHECKED_LABELS);
+    for (metric, label) in [
+        ("grpc_server_handled_total", "grpc_code"),
+        ("agentd_dependency_up", "dependency"),
+        ("agentd_session_write_seconds_count", "outcome"),
+        (
+            "gen_ai_client_operation_duration_seconds_count",
+            "error_type",
+        ),
+    ] {
+        assert!(
+            matchers
+                .iter()
+                .any(|m| m.metric == metric && m.label == label),
+            "no {metric}{{{label}=...}} matcher extracted: {matchers:?}"
+        );
+    }
     let problems = unknown_label_values(&matchers, &scrape);
     assert!(
         problems.is_empty(),
@@ -102,6 +127,11 @@ async fn every_metric_and_label_value_the_alerts_and_dashboard_use_is_exported()
 /// `/metrics` text.
 async fn scripted_scenario_scrape() -> String {
     let mock = mock_llm().await;
+    let http_error = |status, message: &str| Reply::HttpError {
+        status,
+        retry_after: None,
+        message: message.into(),
+    };
     mock.script([
         // Chat: a tool call, then an answer (not grounded).
         Reply::Completion(Completion::tool_calls([call("call_1", "{}")])),
@@ -121,11 +151,10 @@ async fn scripted_scenario_scrape() -> String {
             ..Completion::text(["The freeze starts 48 hours before (eng/release.md)."])
         }),
         // Ask: the provider fails, a server-side fault (UNAVAILABLE).
-        Reply::HttpError {
-            status: 500,
-            retry_after: None,
-            message: "upstream is down".into(),
-        },
+        http_error(500, "upstream is down"),
+        // Ask: the provider refuses agentd's key (FAILED_PRECONDITION,
+        // error_type "unauthorized").
+        http_error(401, "invalid api key"),
     ]);
     let app = spawn_agent(&mock, "").await;
     RetrievalServiceClient::new(app.channel.clone())
@@ -147,12 +176,13 @@ async fn scripted_scenario_scrape() -> String {
     end.unwrap();
     assert_eq!(completed(&events).answer, "It is noon.");
 
+    let ask = |message: &str| AskRequest {
+        message: message.into(),
+        ..AskRequest::default()
+    };
     let asked = app
         .agent()
-        .ask(AskRequest {
-            message: "When does the freeze window start?".into(),
-            ..AskRequest::default()
-        })
+        .ask(ask("When does the freeze window start?"))
         .await
         .unwrap()
         .into_inner();
@@ -162,15 +192,14 @@ async fn scripted_scenario_scrape() -> String {
         "the answer should cite its source: {outcome:?}"
     );
 
-    let failed = app
-        .agent()
-        .ask(AskRequest {
-            message: "And now?".into(),
-            ..AskRequest::default()
-        })
-        .await
-        .unwrap_err();
+    let failed = app.agent().ask(ask("And now?")).await.unwrap_err();
     assert_eq!(failed.code(), Code::Unavailable, "{failed:?}");
+    let unauthorized = app.agent().ask(ask("Once more?")).await.unwrap_err();
+    assert_eq!(
+        unauthorized.code(),
+        Code::FailedPrecondition,
+        "{unauthorized:?}"
+    );
     let refused = app.agent().ask(AskRequest::default()).await.unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
 
@@ -250,419 +279,62 @@ fn unknown_names(
         .collect()
 }
 
-/// Label matchers on [`CHECKED_LABELS`] whose value no exported series has.
-fn unknown_label_values(matchers: &BTreeSet<(String, String)>, scrape: &Scrape) -> Vec<String> {
-    let code_names: BTreeSet<&str> = (0..=16)
-        .map(|code| agentd::telemetry::metrics::code_name(Code::from_i32(code)))
+/// The values a label of a metric can take that the scenario cannot produce
+/// all of, from the source: every gRPC code name (`code_name` over every
+/// code), and the session write outcomes (the scenario stores turns on the
+/// embedded store; it cannot fill or stop a Redis). None: the scrape decides.
+fn closed_set(metric: &str, label: &str) -> Option<BTreeSet<String>> {
+    match label {
+        "grpc_code" => Some(
+            (0..=16)
+                .map(|code| agentd::telemetry::metrics::code_name(Code::from_i32(code)).to_owned())
+                .collect(),
+        ),
+        "outcome" if metric.starts_with("agentd_session_write_seconds") => {
+            Some(session_write_outcomes(ORCHESTRATOR))
+        }
+        _ => None,
+    }
+}
+
+/// The `outcome` values of `agentd_session_write_seconds`: the string
+/// literals of the `match` that labels each write in `Orchestrator::store`
+/// (src/agent/orchestrator.rs), read as text. Panics when the code moved, so
+/// the check cannot silently pass on an empty set.
+fn session_write_outcomes(source: &str) -> BTreeSet<String> {
+    let start = source
+        .find("let outcome = match &written {")
+        .expect("the session write's outcome match is not in src/agent/orchestrator.rs");
+    let block = &source[start..];
+    let end = block
+        .find("self.metrics.session_write(outcome")
+        .expect("the outcome match is no longer followed by the session_write metric");
+    let outcomes: BTreeSet<String> = block[..end]
+        .match_indices("=> \"")
+        .map(|(at, arrow)| {
+            let rest = &block[at + arrow.len()..];
+            rest[..rest.find('"').unwrap()].to_owned()
+        })
         .collect();
+    assert!(
+        outcomes.contains("ok") && outcomes.len() >= 3,
+        "session write outcomes not read from the source: {outcomes:?}"
+    );
+    outcomes
+}
+
+/// Matchers whose value no series of their metric has in the scrape, and no
+/// value of the metric's label closed set either.
+fn unknown_label_values(matchers: &BTreeSet<Matcher>, scrape: &Scrape) -> Vec<String> {
     matchers
         .iter()
-        .filter(|(label, value)| {
-            if label == "grpc_code" {
-                !code_names.contains(value.as_str())
-            } else {
-                !scrape
-                    .label_values
-                    .get(label)
-                    .is_some_and(|values| values.contains(value))
-            }
+        .filter(|m| {
+            !scrape.has_label_value(&m.metric, &m.label, &m.value)
+                && !closed_set(&m.metric, &m.label).is_some_and(|set| set.contains(&m.value))
         })
-        .map(|(label, value)| format!("{label}=\"{value}\""))
+        .map(|m| format!("{}{{{}=\"{}\"}}", m.metric, m.label, m.value))
         .collect()
 }
-
-/// The `expr:` values of a Prometheus rules file: inline, quoted, or a block
-/// scalar (`expr: |` and the lines indented below it).
-fn rule_exprs(yaml: &str) -> Vec<String> {
-    let lines: Vec<&str> = yaml.lines().collect();
-    let mut exprs = Vec::new();
-    let mut i = 0;
-    while i < lines.len() {
-        let line = lines[i];
-        let key = line.trim_start().trim_start_matches("- ");
-        i += 1;
-        let Some(value) = key.strip_prefix("expr:") else {
-            continue;
-        };
-        let value = value.trim();
-        if value.starts_with('|') || value.starts_with('>') {
-            let indent = line.len() - line.trim_start().len();
-            let mut block = Vec::new();
-            while i < lines.len() {
-                let next = lines[i];
-                let deeper = next.len() - next.trim_start().len() > indent;
-                if !next.trim().is_empty() && !deeper {
-                    break;
-                }
-                block.push(next.trim());
-                i += 1;
-            }
-            exprs.push(block.join("\n").trim().to_owned());
-        } else if let Some(quoted) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
-            exprs.push(quoted.replace("\\\"", "\"").replace("\\\\", "\\"));
-        } else if let Some(quoted) = value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
-            exprs.push(quoted.replace("''", "'"));
-        } else {
-            exprs.push(value.to_owned());
-        }
-    }
-    exprs
-}
-
-/// The names the rules file records (`record: NAME`).
-fn recorded_names(yaml: &str) -> BTreeSet<String> {
-    yaml.lines()
-        .filter_map(|line| {
-            let key = line.trim_start().trim_start_matches("- ");
-            let name = key
-                .strip_prefix("record:")?
-                .trim()
-                .trim_matches(['"', '\'']);
-            Some(name.to_owned())
-        })
-        .collect()
-}
-
-/// The queries of a Grafana dashboard: every panel target's `expr` (rows
-/// nest panels), and the metric queries of its template variables.
-fn dashboard_queries(dashboard: &serde_json::Value) -> Vec<(String, String)> {
-    fn walk(value: &serde_json::Value, title: &str, out: &mut Vec<(String, String)>) {
-        match value {
-            serde_json::Value::Object(object) => {
-                let title = object
-                    .get("title")
-                    .and_then(|t| t.as_str())
-                    .unwrap_or(title);
-                if let Some(targets) = object.get("targets").and_then(|t| t.as_array()) {
-                    for expr in targets.iter().filter_map(|t| t["expr"].as_str()) {
-                        out.push((format!("dashboard panel {title:?}"), expr.to_owned()));
-                    }
-                }
-                for (key, child) in object {
-                    if key != "targets" && key != "templating" {
-                        walk(child, title, out);
-                    }
-                }
-            }
-            serde_json::Value::Array(items) => {
-                for item in items {
-                    walk(item, title, out);
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    walk(&dashboard["panels"], "", &mut out);
-    let variables = dashboard["templating"]["list"].as_array().unwrap();
-    for variable in variables.iter().filter(|v| v["type"] == "query") {
-        let query = match &variable["query"] {
-            serde_json::Value::String(query) => query.as_str(),
-            other => other["query"].as_str().unwrap_or_default(),
-        };
-        let place = format!("dashboard variable ${}", variable["name"].as_str().unwrap());
-        out.push((place, variable_query_expr(query).to_owned()));
-    }
-    out
-}
-
-/// The PromQL inside a Grafana variable query: `label_values(EXPR, label)`
-/// queries EXPR (`label_values(label)` queries no metric),
-/// `query_result(EXPR)` EXPR.
-fn variable_query_expr(query: &str) -> &str {
-    let query = query.trim();
-    if let Some(args) = query
-        .strip_prefix("label_values(")
-        .and_then(|q| q.strip_suffix(')'))
-    {
-        return match args.rsplit_once(',') {
-            Some((expr, _label)) => expr.trim(),
-            None => "",
-        };
-    }
-    query
-        .strip_prefix("query_result(")
-        .and_then(|q| q.strip_suffix(')'))
-        .unwrap_or(query)
-}
-
-/// PromQL words that are never metric names (PromQL reads them in any case):
-/// aggregations, keywords, number literals, and the clauses whose
-/// parenthesised label lists follow them.
-const NOT_METRICS: [&str; 26] = [
-    "sum",
-    "min",
-    "max",
-    "avg",
-    "group",
-    "stddev",
-    "stdvar",
-    "count",
-    "count_values",
-    "bottomk",
-    "topk",
-    "quantile",
-    "by",
-    "without",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
-    "offset",
-    "bool",
-    "and",
-    "or",
-    "unless",
-    "atan2",
-    "inf",
-    "nan",
-];
-
-/// Clauses followed by a parenthesised list of label names.
-const LABEL_LISTS: [&str; 6] = [
-    "by",
-    "without",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
-];
-
-/// The metric names a PromQL query selects: identifiers that are not
-/// functions (followed by `(`), keywords or label names, outside strings,
-/// label matchers (`{...}`), ranges (`[...]`) and Grafana variables (`$x`).
-fn metric_names(query: &str) -> BTreeSet<String> {
-    let chars: Vec<char> = query.chars().collect();
-    let mut names = BTreeSet::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if c == '"' || c == '\'' || c == '`' {
-            i = skip_string(&chars, i);
-        } else if c == '{' {
-            i = skip_group(&chars, i, '{', '}');
-        } else if c == '[' {
-            i = skip_group(&chars, i, '[', ']');
-        } else if c == '$' {
-            // ${name} or $name: a Grafana variable.
-            i += 1;
-            if chars.get(i) == Some(&'{') {
-                i = skip_group(&chars, i, '{', '}');
-            } else {
-                while i < chars.len() && is_word(chars[i]) {
-                    i += 1;
-                }
-            }
-        } else if c.is_ascii_digit() || c == '.' {
-            // Numbers and durations (5m, 1d, 0.99, 1e3).
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
-                i += 1;
-            }
-        } else if c.is_ascii_alphabetic() || c == '_' || c == ':' {
-            let start = i;
-            while i < chars.len() && is_word(chars[i]) {
-                i += 1;
-            }
-            let word: String = chars[start..i].iter().collect();
-            let mut next = i;
-            while next < chars.len() && chars[next].is_whitespace() {
-                next += 1;
-            }
-            let call = chars.get(next) == Some(&'(');
-            let keyword = word.to_ascii_lowercase();
-            if LABEL_LISTS.contains(&keyword.as_str()) && call {
-                i = skip_group(&chars, next, '(', ')');
-            } else if !call && !NOT_METRICS.contains(&keyword.as_str()) {
-                names.insert(word);
-            }
-        } else {
-            i += 1;
-        }
-    }
-    names
-}
-
-/// The label matchers of a set of queries with a plain value (`label="v"`,
-/// `label!="v"`, or the alternatives of `label=~"a|b"`), for the
-/// [`CHECKED_LABELS`]. Values with Grafana variables or other regex syntax are
-/// left out.
-fn label_matchers(queries: &[(String, String)]) -> BTreeSet<(String, String)> {
-    let mut found = BTreeSet::new();
-    for (_, query) in queries {
-        let chars: Vec<char> = query.chars().collect();
-        let mut i = 0;
-        while i < chars.len() {
-            match chars[i] {
-                '"' | '\'' | '`' => i = skip_string(&chars, i),
-                '{' => {
-                    let end = skip_group(&chars, i, '{', '}');
-                    let body: String = chars[i + 1..end.saturating_sub(1)].iter().collect();
-                    for (label, value) in matchers_of(&body) {
-                        if CHECKED_LABELS.contains(&label.as_str()) {
-                            found.extend(value.split('|').map(|v| (label.clone(), v.to_owned())));
-                        }
-                    }
-                    i = end;
-                }
-                _ => i += 1,
-            }
-        }
-    }
-    found
-}
-
-/// `label op "value"` pairs of a selector's body whose value is plain words
-/// (alternatives joined by `|` allowed).
-fn matchers_of(body: &str) -> Vec<(String, String)> {
-    let mut pairs = Vec::new();
-    let mut rest = body;
-    while let Some(quote) = rest.find('"') {
-        let head = rest[..quote].trim_end_matches(['=', '!', '~', ' ']);
-        let label = head
-            .rsplit([',', ' ', '{'])
-            .next()
-            .unwrap_or_default()
-            .trim();
-        let after = &rest[quote + 1..];
-        let Some(close) = after.find('"') else { break };
-        let value = &after[..close];
-        if value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '|')
-            && !value.is_empty()
-        {
-            pairs.push((label.to_owned(), value.to_owned()));
-        }
-        rest = &after[close + 1..];
-    }
-    pairs
-}
-
-fn is_word(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_' || c == ':'
-}
-
-/// The index after the string literal starting at `start`.
-fn skip_string(chars: &[char], start: usize) -> usize {
-    let quote = chars[start];
-    let mut i = start + 1;
-    while i < chars.len() && chars[i] != quote {
-        if chars[i] == '\\' && quote != '`' {
-            i += 1;
-        }
-        i += 1;
-    }
-    i + 1
-}
-
-/// The index after the group opened at `start`, strings and nesting included.
-fn skip_group(chars: &[char], start: usize, open: char, close: char) -> usize {
-    let mut depth = 0;
-    let mut i = start;
-    while i < chars.len() {
-        let c = chars[i];
-        if c == '"' || c == '\'' || c == '`' {
-            i = skip_string(chars, i);
-            continue;
-        }
-        if c == open {
-            depth += 1;
-        } else if c == close {
-            depth -= 1;
-            if depth == 0 {
-                return i + 1;
-            }
-        }
-        i += 1;
-    }
-    chars.len()
-}
-
-/// What a `/metrics` scrape exports.
-struct Scrape {
-    /// Sample names (`name` of `name{labels} value`).
-    samples: BTreeSet<String>,
-    /// `# TYPE` lines: family name → type.
-    families: BTreeMap<String, String>,
-    /// Every value each label takes on any sample.
-    label_values: BTreeMap<String, BTreeSet<String>>,
-}
-
-impl Scrape {
-    fn parse(text: &str) -> Self {
-        let mut scrape = Scrape {
-            samples: BTreeSet::new(),
-            families: BTreeMap::new(),
-            label_values: BTreeMap::new(),
-        };
-        for line in text.lines() {
-            if let Some(declared) = line.strip_prefix("# TYPE ") {
-                let (family, kind) = declared.split_once(' ').unwrap();
-                scrape.families.insert(family.to_owned(), kind.to_owned());
-                continue;
-            }
-            if line.starts_with('#') || line.trim().is_empty() {
-                continue;
-            }
-            let end = line.find(['{', ' ']).unwrap_or(line.len());
-            scrape.samples.insert(line[..end].to_owned());
-            if line[end..].starts_with('{') {
-                let close = line.rfind('}').unwrap();
-                for (label, value) in matchers_of_all(&line[end + 1..close]) {
-                    scrape.label_values.entry(label).or_default().insert(value);
-                }
-            }
-        }
-        scrape
-    }
-
-    /// The declared family a sample name belongs to, with its type, when the
-    /// name is the family's or the family's plus a suffix of its samples.
-    fn family_of(&self, name: &str) -> Option<(&str, &str)> {
-        [
-            "", "_total", "_bucket", "_sum", "_count", "_created", "_info",
-        ]
-        .iter()
-        .filter_map(|suffix| name.strip_suffix(suffix))
-        .find_map(|family| {
-            self.families
-                .get_key_value(family)
-                .map(|(f, k)| (f.as_str(), k.as_str()))
-        })
-    }
-}
-
-/// Every `label="value"` pair of an exposition line's label set.
-fn matchers_of_all(body: &str) -> Vec<(String, String)> {
-    let mut pairs = Vec::new();
-    let mut rest = body;
-    while let Some((label, after)) = rest.split_once("=\"") {
-        let label = label.trim_start_matches(',').trim();
-        let mut value = String::new();
-        let mut chars = after.char_indices();
-        let mut end = after.len();
-        while let Some((at, c)) = chars.next() {
-            match c {
-                '\\' => {
-                    if let Some((_, escaped)) = chars.next() {
-                        value.push(escaped);
-                    }
-                }
-                '"' => {
-                    end = at + 1;
-                    break;
-                }
-                c => value.push(c),
-            }
-        }
-        pairs.push((label.to_owned(), value));
-        rest = &after[end..];
-    }
-    pairs
-}
-
-// The extraction itself, on fixed input: it must find what a query uses and
-// nothing else, or the test above could pass by finding nothing.
 
 const SAMPLE_SCRAPE: &str = "\
 # HELP agentd_tool_calls Tool calls.
@@ -671,47 +343,12 @@ agentd_tool_calls_total{gen_ai_tool_name=\"current_time\",outcome=\"ok\"} 1
 # TYPE agentd_answers counter
 agentd_answers_total{grounded=\"true\",cited=\"false\"} 2
 # TYPE agentd_session_write_seconds histogram
+# TYPE gen_ai_client_operation_duration_seconds histogram
+gen_ai_client_operation_duration_seconds_count{gen_ai_provider_name=\"mock\",error_type=\"unauthorized\"} 1
 # TYPE grpc_server_handled counter
 grpc_server_handled_total{grpc_service=\"agentd.v1.AgentService\",grpc_method=\"Chat\",grpc_code=\"OK\"} 3
 # EOF
 ";
-
-#[test]
-fn metric_names_are_the_selected_series_only() {
-    let query = r#"
-        sum by (namespace, job, le) (rate(agentd_time_to_first_token_seconds_bucket{job="x", le=~"1|2"}[1h] offset 1d))
-          > 1.5 * on (namespace) group_left (pod) max_over_time(ns:recorded:rate1h[7d:5m])
-        and absent(up{job="a b"}) or count without (instance) (agentd_build_info{version!~"$v"}) > bool 2
-        unless sum(rate(grpc_server_handled_total{grpc_code=~"Internal|Unknown"}[$__rate_interval])) / ${x}
-    "#;
-    let names: Vec<String> = metric_names(query).into_iter().collect();
-    assert_eq!(
-        names,
-        [
-            "agentd_build_info",
-            "agentd_time_to_first_token_seconds_bucket",
-            "grpc_server_handled_total",
-            "ns:recorded:rate1h",
-            "up",
-        ]
-    );
-}
-
-#[test]
-fn rule_exprs_reads_block_and_inline_values() {
-    let yaml = "groups:\n  - name: g\n    rules:\n      - record: a:b:c\n        expr: |\n          sum(\n            x_total\n          )\n        labels:\n          severity: info\n      - alert: A\n        expr: \"y > 1\"\n      - alert: B\n        expr: z == 0\n        for: 5m\n";
-    assert_eq!(rule_exprs(yaml), ["sum(\nx_total\n)", "y > 1", "z == 0"]);
-    assert_eq!(recorded_names(yaml), BTreeSet::from(["a:b:c".to_owned()]));
-    // The real file: every rule has an expression, and no expression swallowed
-    // the next rule's keys.
-    let exprs = rule_exprs(ALERTS);
-    assert_eq!(exprs.len(), ALERTS.matches("expr:").count());
-    assert!(
-        exprs
-            .iter()
-            .all(|e| !e.is_empty() && !e.contains("labels:"))
-    );
-}
 
 #[test]
 fn a_renamed_metric_or_label_value_in_the_rules_is_reported() {
@@ -756,15 +393,44 @@ fn a_renamed_metric_or_label_value_in_the_rules_is_reported() {
         "{problems:?}"
     );
 
-    // Label values: a code name spelled the wrong way, an unknown outcome.
+    // Label values, per metric: a code name spelled the wrong way, an unknown
+    // answer flag, an error type and a session outcome that agentd has not,
+    // and an outcome of one metric used on another.
     let queries = [(
         "test".to_owned(),
-        r#"x{grpc_code=~"Internal|INTERNAL", outcome!="ok", cited="maybe", job=~"$job"}"#
+        r#"x{grpc_code=~"Internal|INTERNAL", job=~"$job"}
+           + agentd_answers_total{cited="false"} + agentd_answers_total{cited="maybe"}
+           + gen_ai_client_operation_duration_seconds_count{error_type=~"unauthorized|unauthorised"}
+           + agentd_session_write_seconds_count{outcome=~"ok|full|error|oom"}
+           + agentd_tool_calls_total{outcome=~"ok|full"}"#
             .to_owned(),
     )];
-    let matchers = label_matchers(&queries);
+    let matchers = label_matchers(&queries, &CHECKED_LABELS);
     assert_eq!(
         unknown_label_values(&matchers, &scrape),
-        ["cited=\"maybe\"", "grpc_code=\"INTERNAL\""]
+        [
+            "agentd_answers_total{cited=\"maybe\"}",
+            "agentd_session_write_seconds_count{outcome=\"oom\"}",
+            "agentd_tool_calls_total{outcome=\"full\"}",
+            "gen_ai_client_operation_duration_seconds_count{error_type=\"unauthorised\"}",
+            "x{grpc_code=\"INTERNAL\"}",
+        ]
+    );
+}
+
+#[test]
+fn session_write_outcomes_come_from_the_orchestrator() {
+    let outcomes = session_write_outcomes(ORCHESTRATOR);
+    // What the rules match on must be among them (the main test checks that
+    // for every matcher; this names the ones the P1 alert relies on).
+    for outcome in ["ok", "conflict", "full", "unavailable", "unknown", "error"] {
+        assert!(outcomes.contains(outcome), "{outcome}: {outcomes:?}");
+    }
+    // A renamed outcome in the source drops the old name from the set.
+    let renamed = ORCHESTRATOR.replace("=> \"full\"", "=> \"oom\"");
+    let outcomes = session_write_outcomes(&renamed);
+    assert!(
+        outcomes.contains("oom") && !outcomes.contains("full"),
+        "{outcomes:?}"
     );
 }

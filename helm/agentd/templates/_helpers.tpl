@@ -62,6 +62,25 @@ app.kubernetes.io/component: test
 {{- end }}
 {{- end }}
 
+{{/*
+The `job` label of agentd's scrape targets, which the PrometheusRule's selectors
+name: prometheusRule.scrapeJob (a scrape config of your own), else the release's
+full name (the chart's ServiceMonitor sets it).
+*/}}
+{{- define "agentd.scrapeJob" -}}
+{{- .Values.prometheusRule.scrapeJob | default (include "agentd.fullname" .) }}
+{{- end }}
+
+{{/*
+Inline secrets the schema also refuses (values.schema.json, the same patterns), for
+installs that skip schema validation: a password in the Redis URL (user:password@,
+or ?password= / ?pass=), a credential in the Qdrant URL, and a secret key of
+agentd's config given an inline string in extraConfig.
+*/}}
+{{- define "agentd.redisUrlSecret" -}}^rediss?://[^/?#@]*:[^/?#@]*@|[?&](?i:pass|password)={{- end }}
+{{- define "agentd.qdrantUrlSecret" -}}^https?://[^/?#@]*:[^/?#@]*@|[?&](?i:api[-_]?key)={{- end }}
+{{- define "agentd.inlineSecretKey" -}}(?i)\b([a-z0-9_]*(api_key|password)|sha256)["']?[ \t]*=[ \t]*["']{{- end }}
+
 {{- define "agentd.image" -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end }}
@@ -223,6 +242,51 @@ the install with a message naming the value.
 {{- fail (printf "llm.models.%s.provider: %q is not a key of llm.providers" $name $model.provider) }}
 {{- end }}
 {{- end }}
+{{- /*
+agentd refuses a default model or tier naming a model it does not have, at start:
+the pods never get ready, and in embedded mode (Recreate, the old pod already
+gone) that is an outage. Checked when the chart models the models; those defined
+in extraConfig ([llm.models.NAME]) count too.
+*/}}
+{{- if $v.llm.models }}
+{{- $known := keys $v.llm.models }}
+{{- range regexFindAll `(?m)^[ \t]*\[[ \t]*llm\.models\.[^\]\n]+\]` $v.extraConfig -1 }}
+{{- $known = append $known (regexReplaceAll `^[ \t]*\[[ \t]*llm\.models\."?|"?[ \t]*\]$` . "") }}
+{{- end }}
+{{- $list := $known | sortAlpha | join ", " }}
+{{- if and $v.llm.defaultModel (not (has $v.llm.defaultModel $known)) }}
+{{- fail (printf "llm.defaultModel: %q is not a model of llm.models (%s); agentd would refuse the configuration at start. Add the model to llm.models or name one of those" $v.llm.defaultModel $list) }}
+{{- end }}
+{{- range $tier, $model := $v.llm.tiers }}
+{{- if not (has $model $known) }}
+{{- fail (printf "llm.tiers.%s: %q is not a model of llm.models (%s); agentd would refuse the configuration at start. Add the model to llm.models or map the tier to one of those" $tier $model $list) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if regexMatch (include "agentd.redisUrlSecret" .) $v.redis.url }}
+{{- fail "redis.url: holds a password (user:password@ or ?password=); values are not secret. Put the password in a Secret and reference it as redis.password: {secretName, secretKey} (a user name alone, user@host, is allowed)" }}
+{{- end }}
+{{- if regexMatch (include "agentd.qdrantUrlSecret" .) $v.qdrant.url }}
+{{- fail "qdrant.url: holds a credential (user:password@ or ?api-key=); values are not secret. Put the API key in a Secret and reference it as qdrant.apiKey: {secretName, secretKey}" }}
+{{- end }}
+{{- with regexFind (include "agentd.inlineSecretKey" .) $v.extraConfig }}
+{{- fail (printf "extraConfig: %s is a secret given as an inline string, and values are not secret. Name a file instead ({ file = \"/path\" }: a Secret mounted with extraVolumes and extraVolumeMounts) or a variable ({ env = \"NAME\" }: set by extraEnv from a secretKeyRef)" (regexFind `(?i)[a-z0-9_]*(api_key|password)|sha256` .)) }}
+{{- end }}
+{{- /*
+extraConfig is appended after the chart's last table: a key before extraConfig's
+first [table] header would silently belong to that table (today [retrieval] or
+[retrieval.embeddings]).
+*/}}
+{{- $header := "" }}
+{{- range splitList "\n" $v.extraConfig }}
+{{- $line := trim . }}
+{{- if and (not $header) $line (not (hasPrefix "#" $line)) }}
+{{- $header = $line }}
+{{- end }}
+{{- end }}
+{{- if and $header (not (hasPrefix "[" $header)) }}
+{{- fail (printf "extraConfig: starts with %q, a key outside any table; it would land in the last table the chart writes. Start extraConfig with a [table] header (for keys of the chart's own tables, use extraEnv with AGENTD__SECTION__KEY)" $header) }}
+{{- end }}
 {{- $owned := include "agentd.ownedTables" . | fromJsonArray }}
 {{- range regexFindAll "(?m)^[ \\t]*\\[\\[?[ \\t]*[A-Za-z0-9_.\\-]+[ \\t]*\\]" $v.extraConfig -1 }}
 {{- $table := regexReplaceAll "[\\[\\] \\t]" . "" }}
@@ -230,10 +294,50 @@ the install with a message naming the value.
 {{- fail (printf "extraConfig: opens the table [%s], which the chart already writes (TOML forbids defining a table twice); set its keys through the chart's values or extraEnv (AGENTD__SECTION__KEY)" $table) }}
 {{- end }}
 {{- end }}
+{{- if and $v.prometheusRule.enabled (not $v.serviceMonitor.enabled) (not $v.prometheusRule.scrapeJob) }}
+{{- fail "prometheusRule.enabled: the alerts select agentd's targets by their job label, and with serviceMonitor.enabled false nothing scrapes them under the chart's job: AgentdNoReadyPods (absent(up)) would page for ever. Enable serviceMonitor, or set prometheusRule.scrapeJob to the job label of the scrape config that scrapes agentd" }}
+{{- end }}
+{{- if and (eq $v.mode "cluster") $v.podDisruptionBudget.enabled }}
+{{- $pdb := $v.podDisruptionBudget }}
+{{- /* The fewest replicas the Deployment may run: a budget that keeps all of them up
+blocks every node drain (kubectl drain waits for ever). */}}
+{{- $floor := $v.replicaCount | int }}
+{{- $floorName := "replicaCount" }}
+{{- if $v.autoscaling.enabled }}
+{{- $floor = $v.autoscaling.minReplicas | int }}
+{{- $floorName = "autoscaling.minReplicas" }}
+{{- end }}
+{{- if hasKey $pdb "minAvailable" }}
+{{- $min := $pdb.minAvailable }}
+{{- if kindIs "string" $min }}
+{{- if ge (trimSuffix "%" $min | atoi) 100 }}
+{{- fail (printf "podDisruptionBudget.minAvailable: %s keeps every pod up, so no node can ever be drained; allow at least one pod to be evicted" $min) }}
+{{- end }}
+{{- else if ge ($min | int) $floor }}
+{{- fail (printf "podDisruptionBudget.minAvailable: %d is not below %s (%d): no pod could ever be evicted, so every node drain would block; use at most %d, or maxUnavailable" ($min | int) $floorName $floor (sub $floor 1)) }}
+{{- end }}
+{{- else }}
+{{- $max := $pdb.maxUnavailable }}
+{{- if or (and (kindIs "string" $max) (regexMatch "^0+%$" (toString $max))) (and (not (kindIs "string" $max)) (eq ($max | int) 0)) }}
+{{- fail "podDisruptionBudget.maxUnavailable: 0 lets no pod be evicted, so every node drain would block; use 1 (or more), or disable the budget" }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- if $v.networkPolicy.enabled }}
 {{- $egress := $v.networkPolicy.egress }}
 {{- if and (eq $v.mode "cluster") (not $egress.redis.to) }}
 {{- fail "networkPolicy.egress.redis.to: the NetworkPolicy allows no egress to Redis; list its pods (podSelector/namespaceSelector) or address (ipBlock)" }}
+{{- end }}
+{{- if and (eq $v.mode "cluster") (regexMatch "^rediss?://" $v.redis.url) }}
+{{- /* The port of redis.url (6379 when it names none, TLS or not). */}}
+{{- $authority := regexReplaceAll "^.*@" (regexReplaceAll "^rediss?://([^/?#]*).*$" $v.redis.url "${1}") "" }}
+{{- $port := 6379 }}
+{{- with regexFind ":[0-9]+$" $authority }}{{ $port = trimPrefix ":" . | atoi }}{{ end }}
+{{- $ports := list }}
+{{- range $egress.redis.ports }}{{ $ports = append $ports (. | int) }}{{ end }}
+{{- if not (has $port $ports) }}
+{{- fail (printf "networkPolicy.egress.redis.ports: %v does not include %d, the port of redis.url; the NetworkPolicy would cut agentd off from Redis" $ports $port) }}
+{{- end }}
 {{- end }}
 {{- if and $v.qdrant.url (not $egress.qdrant.to) }}
 {{- fail "networkPolicy.egress.qdrant.to: the NetworkPolicy allows no egress to Qdrant; list its pods (podSelector/namespaceSelector) or address (ipBlock)" }}
