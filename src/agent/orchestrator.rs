@@ -29,7 +29,7 @@ use crate::config::{AgentConfig, ToolsConfig};
 use crate::llm::catalog::ModelCatalog;
 use crate::llm::{ChatMessage, FinishReason};
 use crate::retrieval::store::KnowledgeStore;
-use crate::telemetry::genai::{GenAiMetrics, OperationLabels};
+use crate::telemetry::genai::{GenAiMetrics, OperationLabels, SessionWriteOutcome};
 use crate::telemetry::traced::Traced;
 
 pub use prepare::Turn;
@@ -262,13 +262,13 @@ impl Orchestrator {
             )
             .await;
         let outcome = match &written {
-            Ok(appended) if appended.replication_unconfirmed => "unconfirmed",
-            Ok(_) => "ok",
-            Err(SessionError::Conflict(_)) => "conflict",
-            Err(SessionError::Unavailable(_)) => "unavailable",
-            Err(SessionError::Full(_)) => "full",
-            Err(SessionError::WriteUnknown(_)) => "unknown",
-            Err(_) => "error",
+            Ok(appended) if appended.replication_unconfirmed => SessionWriteOutcome::Unconfirmed,
+            Ok(_) => SessionWriteOutcome::Ok,
+            Err(SessionError::Conflict(_)) => SessionWriteOutcome::Conflict,
+            Err(SessionError::Unavailable(_)) => SessionWriteOutcome::Unavailable,
+            Err(SessionError::Full(_)) => SessionWriteOutcome::Full,
+            Err(SessionError::WriteUnknown(_)) => SessionWriteOutcome::Unknown,
+            Err(_) => SessionWriteOutcome::Error,
         };
         self.metrics.session_write(outcome, writing.elapsed());
         Ok(written?)

@@ -83,6 +83,52 @@ struct AnswerLabels {
     cited: &'static str,
 }
 
+/// How the durable write of a completed turn ended: the `outcome` label of
+/// `agentd_session_write_seconds`. A closed set, so alerts can name its values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionWriteOutcome {
+    /// Stored (and confirmed by the replicas asked for).
+    Ok,
+    /// Stored on the primary; the replicas did not confirm in time.
+    Unconfirmed,
+    /// Another turn of the session was stored first.
+    Conflict,
+    /// The store could not be reached.
+    Unavailable,
+    /// The store is out of memory.
+    Full,
+    /// The write timed out: it may or may not have been stored.
+    Unknown,
+    /// Any other failure.
+    Error,
+}
+
+impl SessionWriteOutcome {
+    /// Every outcome.
+    pub const ALL: [Self; 7] = [
+        Self::Ok,
+        Self::Unconfirmed,
+        Self::Conflict,
+        Self::Unavailable,
+        Self::Full,
+        Self::Unknown,
+        Self::Error,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Unconfirmed => "unconfirmed",
+            Self::Conflict => "conflict",
+            Self::Unavailable => "unavailable",
+            Self::Full => "full",
+            Self::Unknown => "unknown",
+            Self::Error => "error",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WriteLabels {
     outcome: &'static str,
@@ -257,9 +303,11 @@ impl GenAiMetrics {
     }
 
     /// Records the time a turn's session write took, by its outcome.
-    pub fn session_write(&self, outcome: &'static str, elapsed: Duration) {
+    pub fn session_write(&self, outcome: SessionWriteOutcome, elapsed: Duration) {
         self.session_write
-            .get_or_create(&WriteLabels { outcome })
+            .get_or_create(&WriteLabels {
+                outcome: outcome.as_str(),
+            })
             .observe(elapsed.as_secs_f64());
     }
 }

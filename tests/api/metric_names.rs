@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use agentd::pb::retrieval_service_client::RetrievalServiceClient;
 use agentd::pb::{AskRequest, Document, IngestDocumentsRequest};
+use agentd::telemetry::genai::SessionWriteOutcome;
 use agentd_mock_llm::{Completion, MockToolCall, Reply};
 use tonic::Code;
 
@@ -37,8 +38,6 @@ use scrape::Scrape;
 const ALERTS: &str = include_str!("../../helm/agentd/files/alerts.yaml");
 const DASHBOARD: &str = include_str!("../../helm/agentd/files/dashboard.json");
 /// Where the session write's `outcome` label gets its values.
-const ORCHESTRATOR: &str = include_str!("../../src/agent/orchestrator.rs");
-
 /// Metrics the rules use that agentd does not export: Prometheus' own `up`
 /// and kube-state-metrics. Each must be used (a stale entry fails the test).
 const EXTERNAL: [&str; 3] = [
@@ -280,9 +279,10 @@ fn unknown_names(
 }
 
 /// The values a label of a metric can take that the scenario cannot produce
-/// all of, from the source: every gRPC code name (`code_name` over every
-/// code), and the session write outcomes (the scenario stores turns on the
-/// embedded store; it cannot fill or stop a Redis). None: the scrape decides.
+/// all of, from agentd's own closed sets: every gRPC code name (`code_name`
+/// over every code), and the session write outcomes (the scenario stores turns
+/// on the embedded store; it cannot fill or stop a Redis). None: the scrape
+/// decides.
 fn closed_set(metric: &str, label: &str) -> Option<BTreeSet<String>> {
     match label {
         "grpc_code" => Some(
@@ -290,37 +290,14 @@ fn closed_set(metric: &str, label: &str) -> Option<BTreeSet<String>> {
                 .map(|code| agentd::telemetry::metrics::code_name(Code::from_i32(code)).to_owned())
                 .collect(),
         ),
-        "outcome" if metric.starts_with("agentd_session_write_seconds") => {
-            Some(session_write_outcomes(ORCHESTRATOR))
-        }
+        "outcome" if metric.starts_with("agentd_session_write_seconds") => Some(
+            SessionWriteOutcome::ALL
+                .iter()
+                .map(|outcome| outcome.as_str().to_owned())
+                .collect(),
+        ),
         _ => None,
     }
-}
-
-/// The `outcome` values of `agentd_session_write_seconds`: the string
-/// literals of the `match` that labels each write in `Orchestrator::store`
-/// (src/agent/orchestrator.rs), read as text. Panics when the code moved, so
-/// the check cannot silently pass on an empty set.
-fn session_write_outcomes(source: &str) -> BTreeSet<String> {
-    let start = source
-        .find("let outcome = match &written {")
-        .expect("the session write's outcome match is not in src/agent/orchestrator.rs");
-    let block = &source[start..];
-    let end = block
-        .find("self.metrics.session_write(outcome")
-        .expect("the outcome match is no longer followed by the session_write metric");
-    let outcomes: BTreeSet<String> = block[..end]
-        .match_indices("=> \"")
-        .map(|(at, arrow)| {
-            let rest = &block[at + arrow.len()..];
-            rest[..rest.find('"').unwrap()].to_owned()
-        })
-        .collect();
-    assert!(
-        outcomes.contains("ok") && outcomes.len() >= 3,
-        "session write outcomes not read from the source: {outcomes:?}"
-    );
-    outcomes
 }
 
 /// Matchers whose value no series of their metric has in the scrape, and no
@@ -419,18 +396,12 @@ fn a_renamed_metric_or_label_value_in_the_rules_is_reported() {
 }
 
 #[test]
-fn session_write_outcomes_come_from_the_orchestrator() {
-    let outcomes = session_write_outcomes(ORCHESTRATOR);
-    // What the rules match on must be among them (the main test checks that
-    // for every matcher; this names the ones the P1 alert relies on).
+fn the_session_write_alert_names_outcomes_agentd_has() {
+    // The P1 alert's failure outcomes are all in the closed set (the main
+    // test checks every matcher; this names the ones the page relies on).
+    let outcomes = closed_set("agentd_session_write_seconds_count", "outcome").unwrap();
     for outcome in ["ok", "conflict", "full", "unavailable", "unknown", "error"] {
         assert!(outcomes.contains(outcome), "{outcome}: {outcomes:?}");
     }
-    // A renamed outcome in the source drops the old name from the set.
-    let renamed = ORCHESTRATOR.replace("=> \"full\"", "=> \"oom\"");
-    let outcomes = session_write_outcomes(&renamed);
-    assert!(
-        outcomes.contains("oom") && !outcomes.contains("full"),
-        "{outcomes:?}"
-    );
+    assert!(!outcomes.contains("oom"));
 }
