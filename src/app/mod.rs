@@ -1,9 +1,9 @@
 //! Wires config → components → server: `App::build(config)` (or
 //! `App::builder(config)` with a clock, extra tools or a per-call chain of the
 //! caller's) opens the stores, builds the whole graph (models, tools,
-//! orchestrator) and binds the listeners; `grpc_addr()` / `metrics_addr()` give
-//! the bound addresses (port 0 works); `run_until_stopped()` serves until the
-//! shutdown handle fires.
+//! orchestrator), binds the listeners and loads TLS; `grpc_addr()`, `metrics_addr()`
+//! and `health_addr()` give the bound addresses (port 0 works);
+//! `run_until_stopped()` serves until the shutdown handle fires.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -143,7 +143,7 @@ impl AppBuilder {
         self
     }
 
-    /// Prepares local state, builds every component and binds both listeners.
+    /// Prepares local state, builds every component and binds the listeners and loads TLS.
     pub async fn build(self) -> Result<App, StartError> {
         App::assemble(self).await
     }
