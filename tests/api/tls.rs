@@ -519,3 +519,27 @@ async fn unusable_certificates_are_config_errors_naming_the_key() {
     assert_eq!(code, 64, "{stderr}");
     assert!(stderr.contains("expired at"), "{stderr}");
 }
+
+#[tokio::test]
+async fn agentd_health_refuses_unusable_tls_flags_clearly() {
+    // An unreadable CA file is named before anything is dialled.
+    let (code, _, stderr) = run(crate::helpers::agentd_command().args([
+        "health",
+        "--addr",
+        "127.0.0.1:9",
+        "--ca-file",
+        "/nonexistent/ca.crt",
+    ]))
+    .await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("--ca-file: cannot read /nonexistent/ca.crt"),
+        "{stderr}"
+    );
+    // A client certificate needs its key: the command line is refused (exit 2).
+    let (code, _, stderr) =
+        run(crate::helpers::agentd_command().args(["health", "--cert-file", "/tmp/client.crt"]))
+            .await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--key-file"), "{stderr}");
+}
