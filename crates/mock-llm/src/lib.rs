@@ -7,21 +7,29 @@
 //! content deltas or tool-call deltas (index, id, name, argument fragments), a
 //! usage chunk when `stream_options.include_usage` is set, and `data: [DONE]`;
 //! otherwise one `chat.completion` object. `POST /v1/embeddings` answers with
-//! deterministic vectors. It injects faults (HTTP errors, delays,
-//! stalls, connection resets, malformed chunks, a missing `[DONE]`), records every
-//! request, and notes when a client drops a stream before its end.
+//! deterministic vectors. It injects faults (HTTP errors with `retry-after` and
+//! `retry-after-ms`, connections dropped before any response, refused
+//! connections, delays, stalls, connection resets, malformed chunks, a missing
+//! `[DONE]`), records every request, and notes when a client drops a stream
+//! before its end.
 //!
 //! Tests never wait on a timing window: a scripted reply can be held at a
 //! [`Gate`] (before its headers, or after some chunks) until the test releases
-//! it, the test can wait until a reply has reached its gate, and
+//! it, the test can wait until a reply has reached its gate,
+//! [`MockLlm::wait_for_requests`] resolves once requests have arrived, and
 //! [`MockLlm::wait_for_stream_end`] reports when a client dropped a stream.
 
 pub mod embeddings;
 mod gate;
+mod listener;
+mod script;
 mod stream;
 pub mod wire;
 
 pub use gate::{Gate, Hold};
+use listener::{DropConnection, Listening};
+use script::default_reply;
+pub use script::{Behaviour, Completion, Fault, MockToolCall, Reply, ScriptedError};
 use stream::stream_response;
 
 use std::collections::VecDeque;
@@ -36,143 +44,13 @@ use axum::http::{HeaderMap, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use serde_json::Value;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use wire::ChunkHeader;
-
-/// A fault injected into a reply.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fault {
-    /// After this many chunks, send nothing more and never end.
-    StallAfter(usize),
-    /// After this many chunks, abort the connection.
-    ResetAfter(usize),
-    /// After this many chunks, send a chunk that is not valid JSON.
-    MalformedAfter(usize),
-    /// End the stream after the last chunk without `data: [DONE]`.
-    NoDone,
-}
-
-/// One tool call the mock makes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MockToolCall {
-    /// Call id, e.g. `call_1`.
-    pub id: String,
-    /// Tool name.
-    pub name: String,
-    /// Arguments JSON, streamed in `fragments` pieces.
-    pub arguments: String,
-    /// How many argument fragments to split `arguments` into (at least 1).
-    pub fragments: usize,
-}
-
-/// A completion the mock sends.
-#[derive(Clone, Debug, Default)]
-pub struct Completion {
-    /// Answer text, one piece per content chunk.
-    pub text: Vec<String>,
-    /// Tool calls, streamed after the text.
-    pub tool_calls: Vec<MockToolCall>,
-    /// Delay before the response headers.
-    pub first_byte_delay: Duration,
-    /// Delay after the headers before the first chunk.
-    pub first_token_delay: Duration,
-    /// Delay between chunks.
-    pub token_delay: Duration,
-    /// (prompt, completion) tokens to report; estimated from the request when None.
-    pub usage: Option<(u32, u32)>,
-    /// A fault to inject.
-    pub fault: Option<Fault>,
-    /// A gate to wait at.
-    pub hold: Option<Hold>,
-}
-
-impl Completion {
-    /// An answer of the given text pieces.
-    pub fn text<S: Into<String>>(pieces: impl IntoIterator<Item = S>) -> Self {
-        Self {
-            text: pieces.into_iter().map(Into::into).collect(),
-            ..Self::default()
-        }
-    }
-
-    /// A reply that calls the given tools.
-    pub fn tool_calls(calls: impl IntoIterator<Item = MockToolCall>) -> Self {
-        Self {
-            tool_calls: calls.into_iter().collect(),
-            ..Self::default()
-        }
-    }
-
-    /// This completion, held at `hold`.
-    pub fn held(self, hold: Hold) -> Self {
-        Self {
-            hold: Some(hold),
-            ..self
-        }
-    }
-}
-
-/// What the mock answers to one request.
-#[derive(Clone, Debug)]
-pub enum Reply {
-    /// A completion, streamed or not as the request asks.
-    Completion(Completion),
-    /// An HTTP error with an OpenAI-style body.
-    HttpError {
-        /// HTTP status, e.g. 500, 429, 401.
-        status: u16,
-        /// Seconds for a `retry-after` header.
-        retry_after: Option<u64>,
-        /// Error message.
-        message: String,
-    },
-}
-
-/// How the mock answers when no scripted reply is queued.
-#[derive(Clone, Debug)]
-pub struct Behaviour {
-    /// Content chunks per answer.
-    pub tokens: usize,
-    /// Delay before the response headers.
-    pub first_byte_delay: Duration,
-    /// Delay before the first chunk.
-    pub first_token_delay: Duration,
-    /// Delay between chunks.
-    pub token_delay: Duration,
-    /// When the request offers this tool and the conversation does not end with a
-    /// tool result, call it with these arguments instead of answering.
-    pub tool_call: Option<(String, String)>,
-    /// Reply to every request with this HTTP status instead (e.g. 500, 429, 401).
-    pub http_error: Option<u16>,
-    /// A fault to inject into every answer.
-    pub fault: Option<Fault>,
-    /// When set, requests must carry `authorization: Bearer <this>` or get 401.
-    pub api_key: Option<String>,
-}
-
-impl Default for Behaviour {
-    fn default() -> Self {
-        Self {
-            tokens: 32,
-            first_byte_delay: Duration::ZERO,
-            first_token_delay: Duration::ZERO,
-            token_delay: Duration::ZERO,
-            tool_call: None,
-            http_error: None,
-            fault: None,
-            api_key: None,
-        }
-    }
-}
 
 /// A request the mock received.
 #[derive(Clone, Debug)]
@@ -201,51 +79,13 @@ struct Shared {
     script: Mutex<VecDeque<Reply>>,
     behaviour: Mutex<Behaviour>,
     requests: Mutex<Vec<RecordedRequest>>,
+    /// Chat requests arrived so far (recorded or not), for waiting on them.
+    arrived: watch::Sender<usize>,
     stream_ends: Mutex<Vec<StreamEnd>>,
     changed: Notify,
     embedding_requests: Mutex<Vec<RecordedRequest>>,
     embedding_failures: Mutex<VecDeque<u16>>,
     counters: Counters,
-}
-
-/// Serves HTTP/1.1 and HTTP/2 (also cleartext, by prior knowledge) until `stop`,
-/// then lets open connections finish.
-async fn serve(listener: TcpListener, router: Router, stop: CancellationToken) {
-    let mut http = auto::Builder::new(TokioExecutor::new());
-    // Like a provider's edge, take every stream a client multiplexes on one
-    // connection; hyper's default of 200 would hold the rest back in the client.
-    http.http2().max_concurrent_streams(None);
-    let connections = GracefulShutdown::new();
-    loop {
-        let tcp = tokio::select! {
-            () = stop.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
-                Err(err) => {
-                    // Out of file descriptors, most likely: wait, do not spin.
-                    tracing::warn!(error = %err, "mock LLM cannot accept");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-        };
-        // Chunks are small writes: without TCP_NODELAY, Nagle's algorithm meets the
-        // client's delayed ACK and holds some of them for ~40 ms.
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::warn!(error = %err, "cannot set TCP_NODELAY");
-        }
-        let service = TowerToHyperService::new(router.clone());
-        let connection = http
-            .serve_connection(TokioIo::new(tcp), service)
-            .into_owned();
-        let connection = connections.watch(connection);
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(error = %err, "mock LLM connection ended");
-            }
-        });
-    }
-    connections.shutdown().await;
 }
 
 /// Running totals, served at `GET /mock/stats` for benchmarks (the recorded
@@ -280,6 +120,10 @@ impl Shared {
 pub struct MockLlm {
     addr: SocketAddr,
     shared: Arc<Shared>,
+    router: Router,
+    /// The socket being served; `None` while connections are refused. An async
+    /// lock: closing and re-binding are awaited, and must not interleave.
+    listening: tokio::sync::Mutex<Option<Listening>>,
     stop: CancellationToken,
 }
 
@@ -304,8 +148,36 @@ impl MockLlm {
             .route("/v1/embeddings", post(embeddings::embeddings))
             .route("/mock/stats", get(stats))
             .with_state(shared.clone());
-        tokio::spawn(serve(listener, router, stop.clone()));
-        Ok(Self { addr, shared, stop })
+        let listening = Listening::spawn(listener, router.clone(), &stop);
+        Ok(Self {
+            addr,
+            shared,
+            router,
+            listening: tokio::sync::Mutex::new(Some(listening)),
+            stop,
+        })
+    }
+
+    /// Closes the listening socket: from its return until
+    /// [`MockLlm::accept_connections`], connecting to the port is refused (as an
+    /// upstream that is down). Idle keep-alive connections are closed too, so
+    /// a pooled client cannot go around the refusal; replies under way finish.
+    pub async fn refuse_connections(&self) {
+        if let Some(listening) = self.listening.lock().await.take() {
+            listening.close().await;
+        }
+    }
+
+    /// Serves again on the same address after [`MockLlm::refuse_connections`]
+    /// (nothing to do if serving). Fails if the port was taken in between, which
+    /// on an ephemeral loopback port only another process could do.
+    pub async fn accept_connections(&self) -> std::io::Result<()> {
+        let mut listening = self.listening.lock().await;
+        if listening.is_none() {
+            let listener = TcpListener::bind(self.addr).await?;
+            *listening = Some(Listening::spawn(listener, self.router.clone(), &self.stop));
+        }
+        Ok(())
     }
 
     /// The bound address.
@@ -348,6 +220,14 @@ impl MockLlm {
         Shared::lock(&self.shared.stream_ends).clone()
     }
 
+    /// Waits until `n` chat requests have arrived in all (counted before their
+    /// reply is chosen, so a request held at a gate or dropped counts).
+    pub async fn wait_for_requests(&self, n: usize) {
+        let mut arrived = self.shared.arrived.subscribe();
+        // The sender lives in `self.shared`, so the channel cannot close while we wait.
+        let _ = arrived.wait_for(|count| *count >= n).await;
+    }
+
     /// Waits until `n` streams have ended and returns how the n-th did.
     pub async fn wait_for_stream_end(&self, n: usize) -> StreamEnd {
         loop {
@@ -383,53 +263,6 @@ fn estimate_prompt_tokens(body: &Value) -> u32 {
         .map(|messages| messages.iter().map(|m| m.to_string().len()).sum())
         .unwrap_or_default();
     u32::try_from(chars / 4 + 1).unwrap_or(u32::MAX)
-}
-
-const WORDS: [&str; 8] = [
-    "The ", "quick ", "brown ", "fox ", "jumps ", "over ", "lazy ", "dogs. ",
-];
-
-/// The reply the default behaviour gives to `body`.
-fn default_reply(behaviour: &Behaviour, body: &Value, serial: usize) -> Reply {
-    if let Some(status) = behaviour.http_error {
-        return Reply::HttpError {
-            status,
-            retry_after: (status == 429).then_some(1),
-            message: format!("mock error {status}"),
-        };
-    }
-    let mut completion = Completion {
-        first_byte_delay: behaviour.first_byte_delay,
-        first_token_delay: behaviour.first_token_delay,
-        token_delay: behaviour.token_delay,
-        fault: behaviour.fault,
-        ..Completion::default()
-    };
-    let last_is_tool_result = body["messages"]
-        .as_array()
-        .and_then(|messages| messages.last())
-        .is_some_and(|m| m["role"] == "tool");
-    let offered = |name: &str| {
-        body["tools"]
-            .as_array()
-            .is_some_and(|tools| tools.iter().any(|t| t["function"]["name"] == name))
-    };
-    match &behaviour.tool_call {
-        Some((name, arguments)) if !last_is_tool_result && offered(name) => {
-            completion.tool_calls.push(MockToolCall {
-                id: format!("call_mock_{serial}"),
-                name: name.clone(),
-                arguments: arguments.clone(),
-                fragments: 3,
-            });
-        }
-        _ => {
-            completion.text = (0..behaviour.tokens)
-                .map(|i| WORDS[i % WORDS.len()].to_owned())
-                .collect();
-        }
-    }
-    Reply::Completion(completion)
 }
 
 /// The JSON body and the `authorization` header of a request.
@@ -521,6 +354,7 @@ async fn chat_completions(
             + 1,
     )
     .unwrap_or(usize::MAX);
+    shared.arrived.send_modify(|count| *count += 1);
     if body["model"].as_str().is_none() || body["messages"].as_array().is_none() {
         return http_error(
             400,
@@ -541,7 +375,18 @@ async fn chat_completions(
             retry_after,
             message,
         } => {
-            return http_error(status, retry_after, &message, "server_error");
+            return scripted_error(ScriptedError {
+                status,
+                retry_after,
+                retry_after_ms: None,
+                message,
+            });
+        }
+        Reply::Error(error) => return scripted_error(error),
+        Reply::Drop => {
+            let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            response.extensions_mut().insert(DropConnection);
+            return response;
         }
         Reply::Completion(completion) => completion,
     };
@@ -590,6 +435,22 @@ async fn chat_completions(
         );
         axum::Json(json).into_response()
     }
+}
+
+/// A scripted error with its retry headers.
+fn scripted_error(error: ScriptedError) -> Response {
+    let mut response = http_error(
+        error.status,
+        error.retry_after,
+        &error.message,
+        "server_error",
+    );
+    if let Some(millis) = error.retry_after_ms {
+        response
+            .headers_mut()
+            .insert("retry-after-ms", header::HeaderValue::from(millis));
+    }
+    response
 }
 
 fn http_error(status: u16, retry_after: Option<u64>, message: &str, kind: &str) -> Response {

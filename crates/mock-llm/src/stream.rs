@@ -113,6 +113,13 @@ pub(crate) fn stream_response(
             match completion.fault {
                 Some(Fault::StallAfter(n)) if i == n => std::future::pending::<()>().await,
                 Some(Fault::ResetAfter(n)) if i == n => {
+                    if i == 0 {
+                        // hyper sends the response head with the first body chunk,
+                        // and drops it if the body fails first: yield once so it
+                        // flushes the head while the body is pending, and the
+                        // client sees a 200 before the reset (not a `Reply::Drop`).
+                        tokio::task::yield_now().await;
+                    }
                     yield Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "mock reset"));
                     return;
                 }
