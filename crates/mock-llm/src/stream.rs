@@ -114,11 +114,12 @@ pub(crate) fn stream_response(
                 Some(Fault::StallAfter(n)) if i == n => std::future::pending::<()>().await,
                 Some(Fault::ResetAfter(n)) if i == n => {
                     if i == 0 {
-                        // hyper sends the response head with the first body chunk,
-                        // and drops it if the body fails first: yield once so it
-                        // flushes the head while the body is pending, and the
-                        // client sees a 200 before the reset (not a `Reply::Drop`).
-                        tokio::task::yield_now().await;
+                        // hyper sends the response head with the first body chunk
+                        // and drops it if the body fails first, so a reset before
+                        // any event first sends an SSE comment (which clients
+                        // ignore): the client sees a 200, then the reset, never a
+                        // `Reply::Drop`.
+                        yield Ok(Bytes::from_static(b": mock reset follows\n\n"));
                     }
                     yield Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "mock reset"));
                     return;

@@ -84,20 +84,40 @@ async fn a_dropped_reply_closes_the_connection_before_any_status_line() {
 }
 
 #[tokio::test]
-async fn a_reset_after_no_chunks_still_sends_a_status_line_unlike_a_drop() {
+async fn a_reset_after_no_chunks_ends_the_exchange_without_any_event() {
     let mock = start().await;
     mock.script([Reply::Completion(Completion {
         fault: Some(Fault::ResetAfter(0)),
         ..Completion::text(["never"])
     })]);
 
-    let received = raw_exchange(&mock, true).await;
-
-    assert!(
-        received.starts_with(b"HTTP/1.1 200"),
-        "got {:?}",
-        String::from_utf8_lossy(&received)
-    );
+    // Whether the client sees the 200 head before the reset is up to TCP (a
+    // reset may overtake data the client has not read yet); either way no
+    // event and no `[DONE]` reaches it.
+    let client = reqwest::Client::new();
+    let sent = client
+        .post(format!("{}/chat/completions", mock.base_url()))
+        .json(&chat_body(true))
+        .send()
+        .await;
+    if let Ok(mut response) = sent {
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut received = Vec::new();
+        let failed = loop {
+            match response.chunk().await {
+                Ok(Some(bytes)) => received.extend_from_slice(&bytes),
+                Ok(None) => break false,
+                Err(_) => break true,
+            }
+        };
+        assert!(failed, "the body ends in an error, not cleanly");
+        let text = String::from_utf8_lossy(&received);
+        assert!(
+            !text.contains("data:"),
+            "no event before the reset: {text:?}"
+        );
+    }
+    assert_eq!(mock.requests().len(), 1);
 }
 
 #[tokio::test]
