@@ -9,6 +9,7 @@
 use agentd::agent::context::{ContextWindow, message_tokens};
 use agentd::agent::turn::{AgentEvent, TurnFinish, TurnOutcome};
 use agentd::ids::{SessionId, TurnId};
+use agentd::llm::router::report::AttemptRecord;
 use agentd::llm::{ChatMessage, ToolCall, ToolSpec};
 use agentd::pb;
 use agentd::tokenizer::Encoding;
@@ -159,6 +160,13 @@ fn events(c: &mut Criterion) {
         finish: TurnFinish::Stop,
         session_id: SessionId::try_from("01a20ef6-28a0-707f-8782-6da06f7dfae0").unwrap(),
         model: "gpt-4o-mini".into(),
+        route: "gpt-4o-mini".into(),
+        attempts: vec![AttemptRecord {
+            target: "gpt-4o-mini".into(),
+            outcome: "ok".into(),
+            latency: std::time::Duration::from_millis(420),
+        }],
+        degraded: None,
         sources: Vec::new(),
         replication_unconfirmed: false,
     });

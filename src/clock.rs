@@ -153,6 +153,34 @@ impl Clock {
         }
     }
 
+    /// On a manual clock, waits until some sleep due at most `limit` from now
+    /// is waiting, and returns how far ahead it is due: a test's way to pass
+    /// timers whose exact length it cannot know (a backoff with jitter) while
+    /// leaving longer ones (timeouts) alone. Returns zero at once on the
+    /// system clock.
+    pub async fn next_timer_within(&self, limit: Duration) -> Duration {
+        let Source::Manual(manual) = &self.0 else {
+            return Duration::ZERO;
+        };
+        loop {
+            let started = manual.sleeping.notified();
+            {
+                let state = manual.state();
+                let now = manual.start + state.advanced;
+                let soonest = state
+                    .waiting
+                    .iter()
+                    .map(|(_, at, _)| at.saturating_duration_since(now))
+                    .filter(|ahead| *ahead <= limit)
+                    .min();
+                if let Some(ahead) = soonest {
+                    return ahead;
+                }
+            }
+            started.await;
+        }
+    }
+
     /// A future that completes at `at`.
     pub fn sleep_until(&self, at: Instant) -> Sleep {
         match &self.0 {

@@ -202,7 +202,8 @@ impl AppError {
                 | LlmError::Timeout(_)
                 | LlmError::Connection(_)
                 | LlmError::Protocol(_)
-                | LlmError::Truncated => Code::Unavailable,
+                | LlmError::Truncated
+                | LlmError::Exhausted { .. } => Code::Unavailable,
                 LlmError::DeadlineExceeded => Code::DeadlineExceeded,
                 // What a stage refuses (a budget, a policy) a retry cannot cure
                 // until something changes; later stages bring their own codes.
@@ -243,6 +244,7 @@ impl AppError {
                 LlmError::Truncated => "UPSTREAM_TRUNCATED",
                 LlmError::DeadlineExceeded => "DEADLINE_EXCEEDED",
                 LlmError::Refused { .. } => "CALL_REFUSED",
+                LlmError::Exhausted { .. } => "ROUTE_EXHAUSTED",
             },
             AppError::Internal(_) => "INTERNAL",
         }
@@ -264,6 +266,7 @@ impl AppError {
                 | LlmError::Timeout(_)
                 | LlmError::Connection(_)
                 | LlmError::Truncated => Some(Duration::from_secs(1)),
+                LlmError::Exhausted { retry_after, .. } => Some(*retry_after),
                 LlmError::Unauthorized { .. }
                 | LlmError::Rejected { .. }
                 | LlmError::Protocol(_)
@@ -332,6 +335,13 @@ impl AppError {
                 }
                 if let LlmError::Refused { stage, .. } = error {
                     pairs.push(("stage", stage.clone()));
+                }
+                if let LlmError::Exhausted { route, last, .. } = error {
+                    pairs.push(("route", route.clone()));
+                    if let Some(last) = last {
+                        use crate::telemetry::traced::ErrorType as _;
+                        pairs.push(("last_error", last.error_type().to_owned()));
+                    }
                 }
                 pairs
             }

@@ -27,6 +27,7 @@ use super::turn::{
 use crate::clock::Clock;
 use crate::config::{AgentConfig, ToolsConfig};
 use crate::llm::catalog::ModelCatalog;
+use crate::llm::router::report;
 use crate::llm::{ChatMessage, FinishReason};
 use crate::retrieval::store::KnowledgeStore;
 use crate::telemetry::genai::{GenAiMetrics, OperationLabels, SessionWriteOutcome};
@@ -104,7 +105,7 @@ impl Orchestrator {
             yield AgentEvent::Started {
                 request_id: turn.request_id.clone(),
                 turn_id: context.turn.clone(),
-                model: model.name.clone(),
+                model: model.provider.first_target(context).unwrap_or_else(|| model.name.clone()),
                 system_prompt_version: self.system_prompt_version.clone(),
                 session_id: context.session.clone(),
             };
@@ -154,6 +155,7 @@ impl Orchestrator {
                 let step = model_step(&turn, &self.metrics, &operation, messages, input_estimate);
                 futures::pin_mut!(step);
                 let mut reply = StepReply::default();
+                let answered_before = answer.len();
                 while let Some(event) = step.next().await {
                     match event? {
                         StepEvent::Delta(text) => {
@@ -165,6 +167,7 @@ impl Orchestrator {
                             answer.push_str(&text);
                             yield AgentEvent::Delta(text);
                         }
+                        StepEvent::Restart => answer.truncate(answered_before),
                         StepEvent::Done(done) => reply = done,
                     }
                 }
@@ -234,12 +237,26 @@ impl Orchestrator {
             let appended = self.store(&turn, new_messages).await?;
             self.metrics.steps(&model.name, steps);
             self.metrics.answer(!sources.is_empty(), sources.iter().any(|s| s.cited));
+            let routed = report::of(&turn.context).unwrap_or_default();
+            let degraded = routed.degradation();
+            turn.span.record("agentd.attempts", routed.attempts.len() as i64);
+            if let Some(answered_by) = &routed.answered_by {
+                turn.span.record("gen_ai.response.model", answered_by.as_str());
+            }
+            if let Some(reason) = degraded {
+                self.metrics.degraded_answer(reason.as_str());
+                turn.span.record("agentd.degraded", true);
+                turn.span.record("agentd.degradation_reason", reason.as_str());
+            }
             yield AgentEvent::Completed(TurnOutcome {
                 turn_id: turn.context.turn.clone(),
                 answer,
                 finish,
                 session_id: turn.context.session.clone(),
-                model: model.name.clone(),
+                model: routed.answered_by.clone().unwrap_or_else(|| model.name.clone()),
+                route: routed.route,
+                attempts: routed.attempts,
+                degraded,
                 sources,
                 replication_unconfirmed: appended.replication_unconfirmed,
             });

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use crate::ids::{CollectionName, SessionId, TenantId, TurnId};
 use crate::llm::catalog::ModelChoice;
-use crate::llm::{CallDeadline, ToolCall};
+use crate::llm::router::report::{AttemptRecord, DegradationReason};
+use crate::llm::{CallDeadline, Delivery, ToolCall};
 
 /// What the caller asks in one turn, well formed (the transport has checked its
 /// shape: a message that is not blank, distinct tools and collections, a
@@ -38,6 +39,8 @@ pub struct TurnOrigin {
     pub request_id: String,
     /// When the caller stops waiting, on the orchestrator's clock.
     pub deadline: Option<CallDeadline>,
+    /// How the answer reaches the caller.
+    pub delivery: Delivery,
 }
 
 /// How one tool call ended.
@@ -112,8 +115,14 @@ pub struct TurnOutcome {
     pub finish: TurnFinish,
     /// The session holding the turn.
     pub session_id: SessionId,
-    /// The public model name.
+    /// The model that answered the last model call.
     pub model: String,
+    /// The route that served the turn.
+    pub route: String,
+    /// Every attempt of every model call, in order.
+    pub attempts: Vec<AttemptRecord>,
+    /// Why the answer is degraded, if it is.
+    pub degraded: Option<DegradationReason>,
     /// The knowledge the answer drew on.
     pub sources: Vec<Source>,
     /// Stored on the primary, but the required replicas did not confirm it.
@@ -187,7 +196,7 @@ pub enum AgentEvent {
         request_id: String,
         /// The server's id of the turn.
         turn_id: TurnId,
-        /// The public model name.
+        /// The model the route tries first.
         model: String,
         /// Fingerprint of the system prompt.
         system_prompt_version: String,

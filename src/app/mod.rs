@@ -175,7 +175,9 @@ impl App {
         } = parts;
         prepare_data_dir(&config).await?;
         let sessions = open_sessions(&config, &clock).await?;
-        let catalog = ModelCatalog::from_config(&config.llm, &clock, &chain)?;
+        let metrics = Arc::new(Metrics::new(VERSION, GIT_COMMIT));
+        let catalog =
+            ModelCatalog::from_config(&config.llm, &clock, &chain, metrics.router.clone())?;
         let (knowledge, embedded) = open_knowledge(&config).await?;
         let mut tools = ToolRegistry::with_builtins().map_err(anyhow::Error::from)?;
         tools
@@ -187,7 +189,6 @@ impl App {
         for tool in extra_tools {
             tools.register(tool).map_err(anyhow::Error::from)?;
         }
-        let metrics = Arc::new(Metrics::new(VERSION, GIT_COMMIT));
         let orchestrator = Arc::new(Orchestrator::new(Parts {
             catalog,
             tools,

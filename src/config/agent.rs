@@ -32,6 +32,27 @@ pub struct LlmConfig {
     pub providers: BTreeMap<String, ProviderConfig>,
     /// Public model name → where it runs.
     pub models: BTreeMap<String, ModelConfig>,
+    /// Route name → its targets, split and fallback chain.
+    #[serde(default)]
+    pub routes: super::routes::Routes,
+    /// What a route without `degraded` answers with once everything failed.
+    #[serde(default)]
+    pub degraded_default: super::routes::Degraded,
+    /// Time kept for the last link of a fallback chain: no retry or failover
+    /// starts once the deadline is closer than this, so the chain's end (the
+    /// extractive answer, or a clear status) still fits.
+    #[serde(default = "default_fallback_reserve", with = "humantime_serde")]
+    pub fallback_reserve: Duration,
+    /// Retries of one target.
+    #[serde(default)]
+    pub retry: super::routes::RetryConfig,
+    /// The circuit breakers.
+    #[serde(default)]
+    pub breaker: super::routes::BreakerConfig,
+}
+
+fn default_fallback_reserve() -> Duration {
+    Duration::from_secs(2)
 }
 
 /// A tier hint's name in `llm.tiers`.
@@ -51,6 +72,12 @@ fn default_connect_timeout() -> Duration {
 }
 fn default_idle_timeout() -> Duration {
     Duration::from_secs(60)
+}
+fn default_first_token_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_total_timeout() -> Duration {
+    Duration::from_secs(600)
 }
 fn default_pool_max_idle() -> usize {
     32
@@ -77,6 +104,17 @@ pub struct ProviderConfig {
     /// Limit on waiting for the response headers and for each next chunk.
     #[serde(default = "default_idle_timeout", with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// Limit on waiting for the first piece of the answer (text, tool calls
+    /// or the end), from the start of the attempt.
+    #[serde(default = "default_first_token_timeout", with = "humantime_serde")]
+    pub first_token_timeout: Duration,
+    /// Limit on a whole attempt, from its start to its last chunk.
+    #[serde(default = "default_total_timeout", with = "humantime_serde")]
+    pub total_timeout: Duration,
+    /// Inside the cluster's trust boundary (vLLM, Ollama on the cluster's own
+    /// nodes): reported per target, for guardrails and pricing.
+    #[serde(default)]
+    pub local: bool,
     /// Idle connections kept open to this provider.
     #[serde(default = "default_pool_max_idle")]
     pub pool_max_idle_per_host: usize,
@@ -217,6 +255,9 @@ impl LlmConfig {
                 keyless: false,
                 connect_timeout: default_connect_timeout(),
                 idle_timeout: default_idle_timeout(),
+                first_token_timeout: default_first_token_timeout(),
+                total_timeout: default_total_timeout(),
+                local: false,
                 pool_max_idle_per_host: default_pool_max_idle(),
                 pool_idle_timeout: default_pool_idle_timeout(),
                 http_version: HttpVersion::Auto,
@@ -278,7 +319,11 @@ impl LlmConfig {
                 )),
                 _ => {}
             }
-            if provider.connect_timeout.is_zero() || provider.idle_timeout.is_zero() {
+            if provider.connect_timeout.is_zero()
+                || provider.idle_timeout.is_zero()
+                || provider.first_token_timeout.is_zero()
+                || provider.total_timeout.is_zero()
+            {
                 problems.push(format!("{key}: timeouts must be longer than 0s"));
             }
         }
@@ -306,9 +351,9 @@ impl LlmConfig {
                     .to_owned(),
             );
         }
-        if !self.default_model.is_empty() && !self.models.contains_key(&self.default_model) {
+        if !self.default_model.is_empty() && !self.is_routable(&self.default_model) {
             problems.push(format!(
-                "llm.default_model: no model {:?} in llm.models",
+                "llm.default_model: no model or route {:?} in llm.models or llm.routes",
                 self.default_model
             ));
         }
@@ -318,9 +363,9 @@ impl LlmConfig {
             );
         }
         for (tier, model) in &self.tiers {
-            if !self.models.contains_key(model) {
+            if !self.is_routable(model) {
                 problems.push(format!(
-                    "llm.tiers.{}: no model {model:?} in llm.models",
+                    "llm.tiers.{}: no model or route {model:?} in llm.models or llm.routes",
                     serde_json::to_value(tier)
                         .ok()
                         .and_then(|v| v.as_str().map(str::to_owned))
@@ -328,6 +373,10 @@ impl LlmConfig {
                 ));
             }
         }
+        if self.fallback_reserve.is_zero() {
+            problems.push("llm.fallback_reserve: must be longer than 0s".to_owned());
+        }
+        problems.extend(self.route_problems());
         problems
     }
 }

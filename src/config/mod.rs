@@ -4,6 +4,7 @@
 
 mod agent;
 mod retrieval;
+mod routes;
 mod secret;
 mod server;
 mod state;
@@ -20,6 +21,9 @@ pub use agent::{
     ProviderConfig, SessionsConfig, Tier, ToolsConfig,
 };
 pub use retrieval::{EmbeddingsConfig, RetrievalConfig};
+pub use routes::{
+    BreakerConfig, Degraded, MAX_FALLBACK_DEPTH, RetryConfig, RouteConfig, implicit_route,
+};
 pub use secret::{Secret, SecretSource};
 pub use server::{MAX_WORKER_THREADS, ServerConfig, TlsConfig, TlsFiles};
 pub use state::{MAX_REDIS_POOL_SIZE, StateBackend, StateConfig, redacted_url};

@@ -21,6 +21,18 @@ pub struct CallDeadline {
     pub timeout: Duration,
 }
 
+/// How the turn's answer reaches the client.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Delivery {
+    /// Piece by piece as it is produced (Chat): once a piece of a model call
+    /// has gone out, that call cannot be replaced by another attempt.
+    #[default]
+    Streamed,
+    /// In one response at the end (Ask): a call may be retried after a
+    /// failure mid-stream, its partial output dropped.
+    Whole,
+}
+
 /// The turn model calls belong to, shared by every call and attempt of it.
 #[derive(Debug)]
 pub struct TurnContext {
@@ -34,6 +46,8 @@ pub struct TurnContext {
     pub deadline: Option<CallDeadline>,
     /// The clock the deadline and every timer of the turn are read from.
     pub clock: Clock,
+    /// How the answer reaches the client.
+    pub delivery: Delivery,
     output_sent: AtomicBool,
     state: Mutex<http::Extensions>,
 }
@@ -53,9 +67,16 @@ impl TurnContext {
             turn,
             deadline,
             clock,
+            delivery: Delivery::Streamed,
             output_sent: AtomicBool::new(false),
             state: Mutex::new(http::Extensions::new()),
         }
+    }
+
+    /// The same context, its answer delivered as `delivery`.
+    pub fn delivered(mut self, delivery: Delivery) -> Self {
+        self.delivery = delivery;
+        self
     }
 
     /// Records that some of the turn's output has gone to the client: from then

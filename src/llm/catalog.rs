@@ -1,7 +1,7 @@
-//! The models callers can choose, by public name, each bound to its provider
-//! (an upstream behind the per-call chain), upstream id, context window and
-//! token encoding. Providers are built here, by [`build_provider`], the one
-//! constructor that later work (the router) wraps.
+//! The models and routes callers can choose, by public name. Providers are
+//! built here, by [`build_provider`], each behind the per-call chain; every
+//! model and route is then a [`RouteProvider`] of the [`Router`], so each name
+//! answers through its route's retries, breakers and fallbacks.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,25 +9,29 @@ use std::sync::Arc;
 use super::chain::{CallChain, Chained};
 use super::extractive::{self, ExtractiveProvider};
 use super::openai::{OpenAiProvider, OpenAiSettings};
+use super::router::{RouteProvider, Router, TargetSpec};
 use super::{LlmError, LlmProvider};
 use crate::clock::Clock;
 use crate::config::{LlmConfig, ProviderConfig, Tier};
+use crate::telemetry::resilience::RouterMetrics;
 use crate::tokenizer::Encoding;
 
-/// A model ready to be called.
+/// A model or route ready to be called.
 #[derive(Clone, Debug)]
 pub struct Model {
     /// The public name callers use.
     pub name: String,
-    /// The provider's id of the model.
+    /// The provider's id of the model (for a route, of its first target; each
+    /// attempt sends its own target's).
     pub upstream_id: String,
-    /// The provider serving it, behind the per-call chain.
+    /// The provider serving it: its route.
     pub provider: Arc<dyn LlmProvider>,
-    /// Tokens it accepts, input and output together.
+    /// Tokens it accepts, input and output together (for a route, the
+    /// smallest of its chain, so a request fitted for it fits every target).
     pub context_window: u32,
-    /// Most output tokens per answer.
+    /// Most output tokens per answer (for a route, the smallest of its chain).
     pub max_output_tokens: u32,
-    /// How its tokens are counted.
+    /// How its tokens are counted (for a route, as its first target counts).
     pub encoding: Encoding,
 }
 
@@ -50,12 +54,13 @@ pub struct UnknownModel {
     pub known: String,
 }
 
-/// Every configured model; never empty.
+/// Every configured model and route; never empty.
 #[derive(Debug)]
 pub struct ModelCatalog {
     models: BTreeMap<String, Model>,
     default: String,
     tiers: BTreeMap<Tier, String>,
+    router: Arc<Router>,
 }
 
 /// The provider for one `[llm.providers.NAME]` entry: an OpenAI-compatible
@@ -80,41 +85,59 @@ pub fn build_provider(
 }
 
 impl ModelCatalog {
-    /// Builds a provider per configured provider, each behind `chain`, and binds
-    /// each model to its provider. With no model configured, the catalog holds
-    /// the extractive answerer alone (DESIGN: the embedded default answers from
-    /// the knowledge base). The config must have been validated.
+    /// Builds a provider per configured provider, each behind `chain`, the
+    /// router over them, and a route provider per model and route. With no
+    /// model configured, the catalog holds the extractive answerer alone
+    /// (DESIGN: the embedded default answers from the knowledge base). The
+    /// config must have been validated.
     pub fn from_config(
         config: &LlmConfig,
         clock: &Clock,
         chain: &CallChain,
+        metrics: RouterMetrics,
     ) -> anyhow::Result<Self> {
-        let mut providers: BTreeMap<&str, Arc<dyn LlmProvider>> = BTreeMap::new();
+        if config.models.is_empty() {
+            return Ok(Self::extractive(config, clock, chain, metrics));
+        }
+        let mut providers = BTreeMap::new();
         for (name, provider) in &config.providers {
             let upstream = build_provider(name, provider, clock)
                 .map_err(|err| anyhow::anyhow!("llm.providers.{name}: {err}"))?;
-            providers.insert(name, Arc::new(Chained::new(chain.clone(), upstream)));
-        }
-        let mut models = BTreeMap::new();
-        for (name, model) in &config.models {
-            let provider = providers
-                .get(model.provider.as_str())
-                .ok_or_else(|| anyhow::anyhow!("llm.models.{name}.provider: unknown provider"))?;
-            let upstream_id = model.upstream_id(name).to_owned();
-            models.insert(
+            providers.insert(
                 name.clone(),
-                Model {
-                    name: name.clone(),
-                    encoding: Encoding::for_model(&upstream_id),
-                    upstream_id,
-                    provider: provider.clone(),
-                    context_window: model.context_window,
-                    max_output_tokens: model.max_output_tokens,
+                TargetSpec {
+                    provider: Arc::new(Chained::new(chain.clone(), upstream)),
+                    provider_name: name.clone(),
+                    local: provider.local,
+                    first_token_timeout: provider.first_token_timeout,
+                    total_timeout: provider.total_timeout,
                 },
             );
         }
-        if models.is_empty() {
-            return Ok(Self::extractive(chain));
+        let extractive: Arc<dyn LlmProvider> = Arc::new(Chained::new(
+            chain.clone(),
+            Arc::new(ExtractiveProvider::fallback()),
+        ));
+        let router = Arc::new(Router::new(config, &providers, extractive, clock, metrics)?);
+        let mut models = BTreeMap::new();
+        for route in router.routes() {
+            let Some(first) = route.targets.first() else {
+                anyhow::bail!("llm.routes.{}: no target", route.name);
+            };
+            let smallest = |f: fn(&super::router::Target) -> u32| {
+                route.chain.iter().map(|t| f(t)).min().unwrap_or(0)
+            };
+            models.insert(
+                route.name.clone(),
+                Model {
+                    name: route.name.clone(),
+                    upstream_id: first.upstream_id.clone(),
+                    provider: Arc::new(RouteProvider::new(router.clone(), route.clone())),
+                    context_window: smallest(|t| t.context_window),
+                    max_output_tokens: smallest(|t| t.max_output_tokens),
+                    encoding: first.encoding,
+                },
+            );
         }
         let default = match config.default_model_name() {
             Some(name) => name.to_owned(),
@@ -124,31 +147,57 @@ impl ModelCatalog {
             models,
             default,
             tiers: config.tiers.clone(),
+            router,
         })
     }
 
-    /// The catalog of an instance with no LLM: the extractive answerer.
-    fn extractive(chain: &CallChain) -> Self {
-        let provider: Arc<dyn LlmProvider> = Arc::new(Chained::new(
-            chain.clone(),
-            Arc::new(ExtractiveProvider::default()),
-        ));
-        let model = Model {
-            name: extractive::MODEL.to_owned(),
-            upstream_id: extractive::MODEL.to_owned(),
-            provider,
-            context_window: 128_000,
-            max_output_tokens: 4_096,
-            encoding: Encoding::O200k,
+    /// The catalog of an instance with no LLM: the extractive answerer, as
+    /// the only target of the only route.
+    fn extractive(
+        config: &LlmConfig,
+        clock: &Clock,
+        chain: &CallChain,
+        metrics: RouterMetrics,
+    ) -> Self {
+        let spec = TargetSpec {
+            provider: Arc::new(Chained::new(
+                chain.clone(),
+                Arc::new(ExtractiveProvider::default()),
+            )),
+            provider_name: extractive::MODEL.to_owned(),
+            local: true,
+            first_token_timeout: std::time::Duration::from_secs(60),
+            total_timeout: std::time::Duration::from_secs(600),
         };
+        let router = Arc::new(Router::extractive_only(&spec, config, clock, metrics));
+        let mut models = BTreeMap::new();
+        for route in router.routes() {
+            models.insert(
+                route.name.clone(),
+                Model {
+                    name: route.name.clone(),
+                    upstream_id: extractive::MODEL.to_owned(),
+                    provider: Arc::new(RouteProvider::new(router.clone(), route.clone())),
+                    context_window: 128_000,
+                    max_output_tokens: 4_096,
+                    encoding: Encoding::O200k,
+                },
+            );
+        }
         Self {
-            default: model.name.clone(),
-            models: BTreeMap::from([(model.name.clone(), model)]),
+            default: extractive::MODEL.to_owned(),
+            models,
             tiers: BTreeMap::new(),
+            router,
         }
     }
 
-    /// Every configured model.
+    /// The router over every model and route.
+    pub fn router(&self) -> &Arc<Router> {
+        &self.router
+    }
+
+    /// Every configured model and route.
     pub fn models(&self) -> impl Iterator<Item = &Model> {
         self.models.values()
     }
@@ -175,9 +224,13 @@ mod tests {
     #[test]
     fn with_no_llm_configured_the_extractive_answerer_is_the_default() {
         let config = Config::from_toml("").unwrap();
-        let catalog =
-            ModelCatalog::from_config(&config.llm, &Clock::system(), &CallChain::default())
-                .unwrap();
+        let catalog = ModelCatalog::from_config(
+            &config.llm,
+            &Clock::system(),
+            &CallChain::default(),
+            RouterMetrics::default(),
+        )
+        .unwrap();
         let model = catalog.choose(&ModelChoice::Default).unwrap();
         assert_eq!(model.name, extractive::MODEL);
         assert_eq!(

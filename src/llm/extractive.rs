@@ -1,8 +1,9 @@
 //! The extractive provider: answers with no language model, by quoting the
 //! passages a knowledge search returns, each with its source. It is what makes
 //! the embedded default useful without an API key: with no model configured it
-//! is the only model. (It is meant to become the last fallback when every
-//! configured provider fails; the router that will do that is not built yet.)
+//! is the only model. It is also the degraded end of every route whose chain
+//! ends in it (`llm::router`): [`ExtractiveProvider::fallback`] then fails,
+//! rather than answering, when it has nothing to quote.
 //!
 //! It speaks the same [`LlmProvider`] protocol as a model, so it runs in the
 //! ordinary agent loop: given a user question and the `search_knowledge` tool it
@@ -30,11 +31,29 @@ const SENTENCES: usize = 2;
 #[derive(Debug, Default)]
 pub struct ExtractiveProvider {
     bm25: Bm25,
+    /// The degraded end of a route: nothing to quote is a failure.
+    fallback: bool,
 }
 
+/// What a fallback answerer says when it has nothing to quote.
+const NOTHING_TO_QUOTE: &str =
+    "the extractive answerer had nothing to quote (no knowledge search, or no passage found)";
+
 impl ExtractiveProvider {
-    /// The next move for a conversation: a search, or an answer.
-    fn reply(&self, request: &LlmRequest) -> Reply {
+    /// The degraded end of a route: it answers only by quoting passages, and
+    /// fails when there are none (no knowledge search offered, the search
+    /// failed, or it found nothing), so a caller never gets an empty answer
+    /// for a degraded one.
+    pub fn fallback() -> Self {
+        Self {
+            bm25: Bm25::default(),
+            fallback: true,
+        }
+    }
+
+    /// The next move for a conversation: a search, or an answer (`None`
+    /// when a fallback has nothing to quote).
+    fn reply(&self, request: &LlmRequest) -> Option<Reply> {
         let question = request
             .messages
             .iter()
@@ -61,21 +80,27 @@ impl ExtractiveProvider {
                 .flat_map(|r| r.passages)
                 .collect();
             passages.sort_by(|a, b| b.score.total_cmp(&a.score));
-            return Reply::Answer(self.compose(question, &passages));
+            if self.fallback && passages.is_empty() {
+                return None;
+            }
+            return Some(Reply::Answer(self.compose(question, &passages)));
         }
         if request.tools.iter().any(|t| t.name == SEARCH_TOOL) {
             let arguments = serde_json::json!({ "query": question }).to_string();
-            return Reply::Search(ToolCall {
+            return Some(Reply::Search(ToolCall {
                 id: format!("call_extractive_{}", request.messages.len()),
                 name: SEARCH_TOOL.to_owned(),
                 arguments,
-            });
+            }));
         }
-        Reply::Answer(
+        if self.fallback {
+            return None;
+        }
+        Some(Reply::Answer(
             "No language model is configured, and no knowledge search is available for this \
              request, so there is nothing to answer from."
                 .to_owned(),
-        )
+        ))
     }
 
     /// Quotes the most relevant sentences of the best passages, with sources.
@@ -84,8 +109,11 @@ impl ExtractiveProvider {
             return "I found nothing in the knowledge base about that.".to_owned();
         }
         let terms = self.bm25.terms(question);
-        let mut answer =
-            String::from("From the knowledge base (quoted; no language model is configured):\n");
+        let mut answer = String::from(if self.fallback {
+            "From the knowledge base (quoted; the language model is unavailable):\n"
+        } else {
+            "From the knowledge base (quoted; no language model is configured):\n"
+        });
         for (n, passage) in passages.iter().take(PASSAGES).enumerate() {
             let quote = self.best_sentences(&terms, &passage.text);
             let source = if passage.source_uri.is_empty() {
@@ -143,7 +171,13 @@ impl LlmProvider for ExtractiveProvider {
         request: LlmRequest,
     ) -> Result<LlmStream, LlmError> {
         let mut events = vec![LlmEvent::ResponseModel(MODEL.to_owned())];
-        match self.reply(&request) {
+        let Some(reply) = self.reply(&request) else {
+            return Err(LlmError::Unavailable {
+                status: 503,
+                message: NOTHING_TO_QUOTE.to_owned(),
+            });
+        };
+        match reply {
             Reply::Search(call) => {
                 events.push(LlmEvent::ToolCalls(vec![call]));
                 events.push(LlmEvent::Finished(FinishReason::ToolCalls));

@@ -8,8 +8,9 @@ pub mod catalog;
 pub mod chain;
 pub mod extractive;
 pub mod openai;
+pub mod router;
 
-pub use call::{CallContext, CallDeadline, TurnContext};
+pub use call::{CallContext, CallDeadline, Delivery, TurnContext};
 
 use std::time::Duration;
 
@@ -126,6 +127,18 @@ pub enum FinishReason {
     ContentFilter,
 }
 
+impl FinishReason {
+    /// The name used in spans (OpenAI's).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::ToolCalls => "tool_calls",
+            FinishReason::ContentFilter => "content_filter",
+        }
+    }
+}
+
 /// One event of a model's streamed answer. A successful stream carries
 /// `ResponseModel` when the provider names the model, any number of `TextDelta`,
 /// `Usage` when the provider reported it, at most one `ToolCalls` (assembled from
@@ -142,6 +155,10 @@ pub enum LlmEvent {
     Usage(Usage),
     /// The end of the answer.
     Finished(FinishReason),
+    /// The call failed after some of its events and goes on with another
+    /// attempt: drop every event of the call so far. Sent only for a turn
+    /// delivered whole ([`Delivery::Whole`]).
+    Restart,
 }
 
 /// A streamed answer. Dropping it aborts the upstream request.
@@ -197,6 +214,17 @@ pub enum LlmError {
     /// The turn's deadline passed before the call finished.
     #[error("the turn's deadline passed before the provider finished")]
     DeadlineExceeded,
+    /// No target of the route could answer, and its chain does not end in
+    /// an extractive answer (or that had nothing to quote).
+    #[error("no model of route {route:?} could answer{}", .last.as_ref().map(|e| format!("; the last failure: {}", e.summary())).unwrap_or_default())]
+    Exhausted {
+        /// The route called.
+        route: String,
+        /// The last failure of an attempt, if any attempt was made.
+        last: Option<Box<LlmError>>,
+        /// When a retry may succeed.
+        retry_after: Duration,
+    },
     /// A stage of the per-call chain refused the call; nothing reached the
     /// upstream.
     #[error("the call was refused by the {stage} stage: {reason}")]
@@ -233,6 +261,7 @@ impl LlmError {
             | LlmError::Protocol(_)
             | LlmError::Truncated
             | LlmError::DeadlineExceeded
+            | LlmError::Exhausted { .. }
             | LlmError::Refused { .. } => self.to_string(),
         }
     }
@@ -244,7 +273,8 @@ impl LlmError {
             | LlmError::Unavailable { .. }
             | LlmError::Timeout(_)
             | LlmError::Connection(_)
-            | LlmError::Truncated => true,
+            | LlmError::Truncated
+            | LlmError::Exhausted { .. } => true,
             LlmError::Unauthorized { .. }
             | LlmError::Rejected { .. }
             | LlmError::Protocol(_)
@@ -267,6 +297,7 @@ impl crate::telemetry::traced::ErrorType for LlmError {
             LlmError::Truncated => "truncated",
             LlmError::DeadlineExceeded => "deadline_exceeded",
             LlmError::Refused { .. } => "refused",
+            LlmError::Exhausted { .. } => "exhausted",
         }
     }
 }
@@ -276,6 +307,12 @@ impl crate::telemetry::traced::ErrorType for LlmError {
 pub trait LlmProvider: Send + Sync + std::fmt::Debug {
     /// The provider's configured name, for logs, spans and metrics.
     fn name(&self) -> &str;
+
+    /// The model a call of `turn` tries first, when the provider chooses
+    /// among several (a route's split); `None` for a single model.
+    fn first_target(&self, _turn: &TurnContext) -> Option<String> {
+        None
+    }
 
     /// Starts a streamed answer to `request`, one attempt of a model call of
     /// the turn in `call`. Errors before the first byte (HTTP status,

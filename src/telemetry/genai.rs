@@ -83,6 +83,11 @@ struct AnswerLabels {
     cited: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DegradedLabels {
+    reason: &'static str,
+}
+
 /// How the durable write of a completed turn ended: the `outcome` label of
 /// `agentd_session_write_seconds`. A closed set, so alerts can name its values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,6 +156,7 @@ pub struct GenAiMetrics {
     session_write: Family<WriteLabels, Histogram>,
     sessions_expired: Counter,
     answers: Family<AnswerLabels, Counter>,
+    degraded_answers: Family<DegradedLabels, Counter>,
 }
 
 impl GenAiMetrics {
@@ -169,12 +175,33 @@ impl GenAiMetrics {
             session_write: Family::new_with_constructor(|| Histogram::new(WRITE_SECONDS_BUCKETS)),
             sessions_expired: Counter::default(),
             answers: Family::default(),
+            degraded_answers: Family::default(),
         };
         registry.register(
             "agentd_answers",
             "Completed turns by whether the answer drew on retrieved knowledge (grounded) \
              and whether it names one of those sources (cited)",
             metrics.answers.clone(),
+        );
+        // Every reason starts at 0, so the first degraded answer is an
+        // increase an alert sees.
+        for reason in [
+            "upstream_failed",
+            "breaker_open",
+            "deadline",
+            "vector_store_unavailable",
+        ] {
+            metrics
+                .degraded_answers
+                .get_or_create(&DegradedLabels { reason })
+                .inc_by(0);
+        }
+        registry.register(
+            "agentd_degraded_answers",
+            "Completed turns whose answer is degraded, by reason: upstream_failed, breaker_open \
+             and deadline (the extractive answerer quoted the knowledge base instead of a model), \
+             vector_store_unavailable (answered without the knowledge base)",
+            metrics.degraded_answers.clone(),
         );
         registry.register(
             "gen_ai_client_token_usage",
@@ -232,6 +259,13 @@ impl GenAiMetrics {
                 grounded: flag(grounded),
                 cited: flag(cited),
             })
+            .inc();
+    }
+
+    /// Counts one completed turn whose answer is degraded, by why.
+    pub fn degraded_answer(&self, reason: &'static str) {
+        self.degraded_answers
+            .get_or_create(&DegradedLabels { reason })
             .inc();
     }
 

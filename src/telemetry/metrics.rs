@@ -221,6 +221,8 @@ pub struct Metrics {
     pub dependencies: DependencyMetrics,
     /// TLS certificate reloads and expiry.
     pub tls: TlsMetrics,
+    /// Model-router attempts and circuit breakers.
+    pub router: super::resilience::RouterMetrics,
 }
 
 impl Metrics {
@@ -229,6 +231,7 @@ impl Metrics {
         let mut registry = Registry::default();
         let grpc = GrpcMetrics::register(&mut registry);
         let genai = std::sync::Arc::new(super::genai::GenAiMetrics::register(&mut registry));
+        let router = super::resilience::RouterMetrics::register(&mut registry);
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info
             .get_or_create(&BuildLabels {
@@ -269,6 +272,7 @@ impl Metrics {
             genai,
             dependencies,
             tls,
+            router,
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod genai;
 pub mod metrics;
+pub mod resilience;
 pub mod traced;
 
 use std::io::IsTerminal;

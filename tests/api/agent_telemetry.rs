@@ -86,10 +86,43 @@ async fn a_run_with_two_tool_calls_makes_the_genai_span_tree_and_metrics() {
         Some(Value::I64(16))
     );
 
+    assert_eq!(
+        attribute(agent, "agentd.route"),
+        Some(Value::from("mock-model"))
+    );
+    assert_eq!(attribute(agent, "agentd.attempts"), Some(Value::I64(2)));
+    assert_eq!(
+        attribute(agent, "gen_ai.response.model"),
+        Some(Value::from("mock-model"))
+    );
+    assert!(attribute(agent, "agentd.degraded").is_none());
+
+    // One model_call span per model call of the loop, each with one chat span
+    // per attempt (here one: nothing failed).
+    let calls = find("model_call mock-model");
+    assert_eq!(calls.len(), 2, "{spans:#?}");
     let chats = find("chat gpt-4o-mini");
     assert_eq!(chats.len(), 2, "{spans:#?}");
-    for chat in &chats {
-        assert_eq!(chat.parent_span_id, agent.span_context.span_id());
+    for (call, chat) in calls.iter().zip(&chats) {
+        assert_eq!(call.parent_span_id, agent.span_context.span_id());
+        assert!(
+            calls
+                .iter()
+                .any(|call| chat.parent_span_id == call.span_context.span_id()),
+            "{spans:#?}"
+        );
+        assert_eq!(
+            attribute(call, "agentd.route"),
+            Some(Value::from("mock-model"))
+        );
+        assert_eq!(
+            attribute(chat, "agentd.target"),
+            Some(Value::from("mock-model"))
+        );
+        assert_eq!(
+            attribute(chat, "agentd.attempt.outcome"),
+            Some(Value::from("ok"))
+        );
         assert_eq!(
             attribute(chat, "gen_ai.operation.name"),
             Some(Value::from("chat"))

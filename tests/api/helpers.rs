@@ -184,9 +184,15 @@ pub async fn mock_llm() -> MockLlm {
 /// Config for one provider `mock` at `mock`, serving model `mock-model`
 /// (upstream id gpt-4o-mini, 16k context, 1000 output tokens) as the default.
 pub fn llm_config(mock: &MockLlm) -> String {
+    llm_config_with(mock, "")
+}
+
+/// [`llm_config`] with `keys` (lines of `key = value`) added to `[llm]`.
+pub fn llm_config_with(mock: &MockLlm, keys: &str) -> String {
     format!(
         r#"[llm]
 default_model = "mock-model"
+{keys}
 [llm.providers.mock]
 base_url = "{}"
 api_key = "sk-test"
@@ -199,6 +205,20 @@ max_output_tokens = 1000
 "#,
         mock.base_url()
     )
+}
+
+/// Like [`spawn_agent_built`], with `llm_keys` added to `[llm]`.
+pub async fn spawn_agent_with_llm(
+    mock: &MockLlm,
+    llm_keys: &str,
+    extra: &str,
+    seams: impl FnOnce(AppBuilder) -> AppBuilder,
+) -> TestApp {
+    spawn_app_built(
+        &format!("{}\n{extra}", llm_config_with(mock, llm_keys)),
+        seams,
+    )
+    .await
 }
 
 /// A server whose LLM is `mock`, with `extra` config appended.

@@ -26,6 +26,7 @@ mod llm;
 mod metric_names;
 mod python_client;
 mod qdrant;
+mod resilience;
 mod retrieval;
 mod shutdown;
 mod state_redis;

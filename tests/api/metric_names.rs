@@ -29,7 +29,7 @@ use agentd_mock_llm::{Completion, MockToolCall, Reply};
 use tonic::Code;
 
 use crate::agent::{call, chat, completed, run_chat};
-use crate::helpers::{eventually, mock_llm, spawn_agent};
+use crate::helpers::{eventually, mock_llm, spawn_agent_with_llm};
 use promql::{
     Matcher, dashboard_queries, label_matchers, metric_names, recorded_names, rule_exprs,
 };
@@ -102,10 +102,7 @@ async fn every_metric_and_label_value_the_alerts_and_dashboard_use_is_exported()
         ("grpc_server_handled_total", "grpc_code"),
         ("agentd_dependency_up", "dependency"),
         ("agentd_session_write_seconds_count", "outcome"),
-        (
-            "gen_ai_client_operation_duration_seconds_count",
-            "error_type",
-        ),
+        ("agentd_llm_attempts_total", "outcome"),
     ] {
         assert!(
             matchers
@@ -149,13 +146,26 @@ async fn scripted_scenario_scrape() -> String {
             usage: Some((120, 12)),
             ..Completion::text(["The freeze starts 48 hours before (eng/release.md)."])
         }),
-        // Ask: the provider fails, a server-side fault (UNAVAILABLE).
+        // Ask: the provider fails, a server-side fault; with no retry and no
+        // degraded answer, the route is exhausted (UNAVAILABLE). 1 failed
+        // attempt of 5: the breaker stays closed.
         http_error(500, "upstream is down"),
-        // Ask: the provider refuses agentd's key (FAILED_PRECONDITION,
-        // error_type "unauthorized").
+        // Ask: the provider refuses the request (FAILED_PRECONDITION; not a
+        // failure of the model for its breaker).
+        http_error(400, "context too long"),
+        // Ask: the provider refuses agentd's key (attempt outcome
+        // "unauthorized"; UNAVAILABLE). 2 failed of 6: the breaker opens.
         http_error(401, "invalid api key"),
+        // The last Ask finds the breaker open (attempt outcome "breaker_open"),
+        // and no request reaches the provider.
     ]);
-    let app = spawn_agent(&mock, "").await;
+    let app = spawn_agent_with_llm(
+        &mock,
+        "degraded_default = \"unavailable\"",
+        "[llm.retry]\nmax_attempts = 1\n[llm.breaker]\nmin_calls = 1\nfailure_ratio = 0.3",
+        |app| app,
+    )
+    .await;
     RetrievalServiceClient::new(app.channel.clone())
         .ingest_documents(IngestDocumentsRequest {
             collection: String::new(),
@@ -193,11 +203,17 @@ async fn scripted_scenario_scrape() -> String {
 
     let failed = app.agent().ask(ask("And now?")).await.unwrap_err();
     assert_eq!(failed.code(), Code::Unavailable, "{failed:?}");
+    let rejected = app.agent().ask(ask("And this?")).await.unwrap_err();
+    assert_eq!(rejected.code(), Code::FailedPrecondition, "{rejected:?}");
     let unauthorized = app.agent().ask(ask("Once more?")).await.unwrap_err();
+    assert_eq!(unauthorized.code(), Code::Unavailable, "{unauthorized:?}");
+    let requests = mock.requests().len();
+    let skipped = app.agent().ask(ask("Still there?")).await.unwrap_err();
+    assert_eq!(skipped.code(), Code::Unavailable, "{skipped:?}");
     assert_eq!(
-        unauthorized.code(),
-        Code::FailedPrecondition,
-        "{unauthorized:?}"
+        mock.requests().len(),
+        requests,
+        "the open breaker calls nobody"
     );
     let refused = app.agent().ask(AskRequest::default()).await.unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");

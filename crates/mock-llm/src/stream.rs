@@ -121,6 +121,13 @@ pub(crate) fn stream_response(
                         // `Reply::Drop`.
                         yield Ok(Bytes::from_static(b": mock reset follows\n\n"));
                     }
+                    // hyper buffers the chunks a body yields back to back and
+                    // flushes them when the body is pending; failing straight
+                    // after them would close the connection with them unsent.
+                    // Pending once (yield_now wakes the task at once) makes
+                    // hyper's dispatcher flush, so the client has every chunk
+                    // before the connection ends.
+                    tokio::task::yield_now().await;
                     yield Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "mock reset"));
                     return;
                 }

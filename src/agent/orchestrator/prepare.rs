@@ -134,6 +134,11 @@ impl Orchestrator {
             gen_ai.request.model = model.upstream_id.as_str(),
             gen_ai.conversation.id = session.as_str(),
             agentd.turn.id = turn.as_str(),
+            agentd.route = model.name.as_str(),
+            agentd.attempts = Empty,
+            agentd.degraded = Empty,
+            agentd.degradation_reason = Empty,
+            gen_ai.response.model = Empty,
             gen_ai.usage.input_tokens = Empty,
             gen_ai.usage.output_tokens = Empty,
             error.type = Empty,
@@ -144,7 +149,8 @@ impl Orchestrator {
             turn,
             origin.deadline,
             self.clock.clone(),
-        );
+        )
+        .delivered(origin.delivery);
         Ok(Turn {
             context: Arc::new(context),
             request_id: origin.request_id,

@@ -43,6 +43,9 @@ impl Default for StepReply {
 pub(super) enum StepEvent {
     /// Answer text, as it arrives.
     Delta(String),
+    /// The call goes on with another attempt: drop the step's text so far
+    /// (only for a turn delivered whole, whose text no client has seen).
+    Restart,
     /// The whole reply, last.
     Done(StepReply),
 }
@@ -57,20 +60,13 @@ pub(super) fn model_step<'a>(
     input_estimate: Option<usize>,
 ) -> impl Stream<Item = Result<StepEvent, TurnError>> + Send + 'a {
     let model = &turn.model;
+    // The model call; each attempt the route makes is a `chat` span inside it.
     let span = tracing::info_span!(
         parent: &turn.span,
-        "chat",
-        otel.name = format!("chat {}", model.upstream_id),
-        otel.kind = "client",
+        "model_call",
+        otel.name = format!("model_call {}", model.name),
         otel.status_code = Empty,
-        gen_ai.operation.name = "chat",
-        gen_ai.provider.name = model.provider.name(),
-        gen_ai.request.model = model.upstream_id.as_str(),
-        gen_ai.request.max_tokens = i64::from(turn.max_output_tokens),
-        gen_ai.response.model = Empty,
-        gen_ai.response.finish_reasons = Empty,
-        gen_ai.usage.input_tokens = Empty,
-        gen_ai.usage.output_tokens = Empty,
+        agentd.route = model.name.as_str(),
         error.type = Empty,
     );
     // Kept for the usage estimate if the provider reports none and the fit
@@ -86,7 +82,6 @@ pub(super) fn model_step<'a>(
     let call = CallContext::first(&turn.context);
     let started = std::time::Instant::now();
     let provider = model.provider.clone();
-    let call_span = span.clone();
     let deadline = turn.context.deadline;
     let upstream_error = move |error: LlmError| {
         tracing::warn!(provider = provider.name(), error = %error, "LLM call failed");
@@ -111,9 +106,7 @@ pub(super) fn model_step<'a>(
         let mut reported = None;
         while let Some(event) = upstream.next().await {
             match event.map_err(&upstream_error)? {
-                LlmEvent::ResponseModel(name) => {
-                    call_span.record("gen_ai.response.model", name.as_str());
-                }
+                LlmEvent::ResponseModel(_) => {}
                 LlmEvent::TextDelta(text) => {
                     reply.text.push_str(&text);
                     yield StepEvent::Delta(text);
@@ -121,6 +114,11 @@ pub(super) fn model_step<'a>(
                 LlmEvent::ToolCalls(calls) => reply.tool_calls = calls,
                 LlmEvent::Usage(usage) => reported = Some(usage),
                 LlmEvent::Finished(reason) => reply.finish = reason,
+                LlmEvent::Restart => {
+                    reply = StepReply::default();
+                    reported = None;
+                    yield StepEvent::Restart;
+                }
             }
         }
         match reported {
@@ -146,12 +144,6 @@ pub(super) fn model_step<'a>(
                 reply.output_tokens = saturate(output);
             }
         }
-        call_span.record("gen_ai.usage.input_tokens", i64::from(reply.input_tokens));
-        call_span.record("gen_ai.usage.output_tokens", i64::from(reply.output_tokens));
-        call_span.record(
-            "gen_ai.response.finish_reasons",
-            format!("[\"{}\"]", finish_reason_name(&reply.finish)),
-        );
         metrics.model_call(
             operation,
             started.elapsed(),
@@ -164,13 +156,4 @@ pub(super) fn model_step<'a>(
         metrics.model_call(operation, started.elapsed(), err.error_type(), None);
     });
     Traced::new(stream, span)
-}
-
-fn finish_reason_name(reason: &FinishReason) -> &'static str {
-    match reason {
-        FinishReason::Stop => "stop",
-        FinishReason::Length => "length",
-        FinishReason::ToolCalls => "tool_calls",
-        FinishReason::ContentFilter => "content_filter",
-    }
 }

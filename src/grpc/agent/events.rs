@@ -4,6 +4,7 @@
 use super::super::convert;
 use crate::agent::sessions::{Session, SessionMessage};
 use crate::agent::turn::{AgentEvent, Source, ToolOutcome, TurnFinish, TurnOutcome, TurnUsage};
+use crate::llm::router::report::DegradationReason;
 use crate::llm::{ChatMessage, ToolCall};
 use crate::pb;
 
@@ -94,6 +95,28 @@ impl From<TurnOutcome> for pb::TurnOutcome {
             sources: outcome.sources.into_iter().map(Into::into).collect(),
             turn_id: outcome.turn_id.into(),
             replication_unconfirmed: outcome.replication_unconfirmed,
+            route: outcome.route,
+            attempts: outcome
+                .attempts
+                .into_iter()
+                .map(|attempt| pb::ModelAttempt {
+                    model: attempt.target,
+                    outcome: attempt.outcome,
+                    latency: prost_types::Duration::try_from(attempt.latency).ok(),
+                })
+                .collect(),
+            degraded: outcome.degraded.is_some(),
+            degradation_reason: outcome
+                .degraded
+                .map_or(pb::DegradationReason::Unspecified, |reason| match reason {
+                    DegradationReason::UpstreamFailed => pb::DegradationReason::UpstreamFailed,
+                    DegradationReason::BreakerOpen => pb::DegradationReason::BreakerOpen,
+                    DegradationReason::VectorStoreUnavailable => {
+                        pb::DegradationReason::VectorStoreUnavailable
+                    }
+                    DegradationReason::Deadline => pb::DegradationReason::Deadline,
+                })
+                .into(),
         }
     }
 }

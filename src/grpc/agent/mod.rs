@@ -18,7 +18,7 @@ use crate::agent::sessions::SessionStore;
 use crate::agent::turn::{AgentEvent, TurnOrigin, TurnRequest};
 use crate::error::AppError;
 use crate::ids::SessionId;
-use crate::llm::CallDeadline;
+use crate::llm::{CallDeadline, Delivery};
 use crate::middleware::deadline::Deadline;
 use crate::middleware::observe::RequestId;
 use crate::pb;
@@ -42,10 +42,11 @@ impl AgentApi {
         }
     }
 
-    /// Converts, prepares and runs a turn.
+    /// Converts, prepares and runs a turn, its answer delivered as `delivery`.
     async fn start<T>(
         &self,
         request: Request<T>,
+        delivery: Delivery,
     ) -> Result<BoxStream<'static, Result<AgentEvent, AppError>>, AppError>
     where
         TurnRequest: TryFrom<T, Error = AppError>,
@@ -64,6 +65,7 @@ impl AgentApi {
                     at: d.at,
                     timeout: d.timeout,
                 }),
+            delivery,
         };
         let turn = TurnRequest::try_from(request.into_inner())?;
         let turn = self.orchestrator.prepare(origin, turn).await?;
@@ -84,7 +86,7 @@ impl AgentService for AgentApi {
         &self,
         request: Request<pb::ChatRequest>,
     ) -> Result<Response<Self::ChatStream>, Status> {
-        let events = self.start(request).await?;
+        let events = self.start(request, Delivery::Streamed).await?;
         let responses = events.map(|event| {
             event
                 .map(|event| pb::ChatResponse {
@@ -99,7 +101,7 @@ impl AgentService for AgentApi {
         &self,
         request: Request<pb::AskRequest>,
     ) -> Result<Response<pb::AskResponse>, Status> {
-        let mut events = self.start(request).await?;
+        let mut events = self.start(request, Delivery::Whole).await?;
         let mut usage = None;
         while let Some(event) = events.next().await {
             match event? {

@@ -1,0 +1,89 @@
+//! What the router reports about a turn's model calls: the route, every
+//! attempt (target, outcome, latency), the model that answered and, when the
+//! answer is degraded, why. Kept in the turn's state
+//! ([`crate::llm::TurnContext::with_state`]), so the orchestrator can put it on
+//! the response without knowing how it came about.
+
+use std::time::Duration;
+
+/// Why an answer is degraded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DegradationReason {
+    /// Every target failed; the extractive answerer answered.
+    UpstreamFailed,
+    /// Every target's breaker was open (or the rest failed); the extractive
+    /// answerer answered without any upstream being called for some of them.
+    BreakerOpen,
+    /// The knowledge base could not be searched.
+    VectorStoreUnavailable,
+    /// The deadline left no time for another attempt; the extractive answerer
+    /// answered in the time kept for it.
+    Deadline,
+}
+
+impl DegradationReason {
+    /// The name used in logs and span attributes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DegradationReason::UpstreamFailed => "upstream_failed",
+            DegradationReason::BreakerOpen => "breaker_open",
+            DegradationReason::VectorStoreUnavailable => "vector_store_unavailable",
+            DegradationReason::Deadline => "deadline",
+        }
+    }
+}
+
+/// How one attempt ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttemptRecord {
+    /// The model tried.
+    pub target: String,
+    /// `ok`, an error type (`unavailable`, `rate_limited`, ...), `breaker_open`
+    /// (skipped: no upstream call) or `cancelled` (a hedge that lost).
+    pub outcome: String,
+    /// From the attempt's start to its end (or to its first token, for a
+    /// hedge that lost); zero when skipped.
+    pub latency: Duration,
+}
+
+/// The router's account of a turn, across its model calls.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RouteReport {
+    /// The route the turn named (or the default).
+    pub route: String,
+    /// Every attempt of every model call, in order.
+    pub attempts: Vec<AttemptRecord>,
+    /// The model that answered the last model call.
+    pub answered_by: Option<String>,
+    /// Why the last model call was answered degraded, if it was.
+    pub degraded: Option<DegradationReason>,
+    /// Set by the knowledge search when the vector store could not be reached.
+    pub vector_store_unavailable: bool,
+}
+
+impl RouteReport {
+    /// Why the turn's answer is degraded, if it is: the last model call's
+    /// reason first, then an unreachable knowledge base.
+    pub fn degradation(&self) -> Option<DegradationReason> {
+        self.degraded.or(self
+            .vector_store_unavailable
+            .then_some(DegradationReason::VectorStoreUnavailable))
+    }
+}
+
+/// Updates the turn's report.
+pub fn update(turn: &crate::llm::TurnContext, f: impl FnOnce(&mut RouteReport)) {
+    turn.with_state(|state| {
+        if state.get::<RouteReport>().is_none() {
+            state.insert(RouteReport::default());
+        }
+        if let Some(report) = state.get_mut::<RouteReport>() {
+            f(report);
+        }
+    });
+}
+
+/// The turn's report, if the router made one.
+pub fn of(turn: &crate::llm::TurnContext) -> Option<RouteReport> {
+    turn.with_state(|state| state.get::<RouteReport>().cloned())
+}
