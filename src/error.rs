@@ -110,6 +110,14 @@ pub enum AppError {
     /// A collection that does not exist.
     #[error("collection {0:?} not found")]
     CollectionNotFound(String),
+    /// No configured model has this name.
+    #[error("no model {name:?} is configured; models: {known}")]
+    ModelNotFound {
+        /// The name asked for.
+        name: String,
+        /// The configured models, comma-separated.
+        known: String,
+    },
     /// The vector store (or the embedding endpoint it needs) failed.
     #[error("{0}")]
     VectorStore(String),
@@ -181,7 +189,7 @@ impl AppError {
             AppError::ShuttingDown => Code::Unavailable,
             AppError::ToolNotAllowed { .. } => Code::PermissionDenied,
             AppError::SessionNotFound(_) => Code::NotFound,
-            AppError::CollectionNotFound(_) => Code::NotFound,
+            AppError::CollectionNotFound(_) | AppError::ModelNotFound { .. } => Code::NotFound,
             AppError::VectorStore(_) => Code::Unavailable,
             AppError::EmbeddingsRequired(_) => Code::FailedPrecondition,
             AppError::SessionConflict(_) => Code::Aborted,
@@ -226,6 +234,7 @@ impl AppError {
             AppError::ToolNotAllowed { .. } => "TOOL_NOT_ALLOWED",
             AppError::SessionNotFound(_) => "SESSION_NOT_FOUND",
             AppError::CollectionNotFound(_) => "COLLECTION_NOT_FOUND",
+            AppError::ModelNotFound { .. } => "MODEL_NOT_FOUND",
             AppError::VectorStore(_) => "VECTOR_STORE_UNAVAILABLE",
             AppError::EmbeddingsRequired(_) => "EMBEDDINGS_NOT_CONFIGURED",
             AppError::SessionConflict(_) => "SESSION_CONFLICT",
@@ -277,6 +286,7 @@ impl AppError {
             | AppError::ToolNotAllowed { .. }
             | AppError::SessionNotFound(_)
             | AppError::CollectionNotFound(_)
+            | AppError::ModelNotFound { .. }
             | AppError::EmbeddingsRequired(_)
             | AppError::StateStoreFull(_)
             | AppError::StateStoreWriteUnknown(_)
@@ -346,6 +356,7 @@ impl AppError {
                 pairs
             }
             AppError::CollectionNotFound(name) => vec![("collection", name.clone())],
+            AppError::ModelNotFound { name, .. } => vec![("model", name.clone())],
             AppError::VectorStore(_) | AppError::EmbeddingsRequired(_) => Vec::new(),
             AppError::StateStoreUnavailable(_)
             | AppError::StateStoreFull(_)

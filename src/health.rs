@@ -6,6 +6,12 @@
 //! | draining (shutdown)  | NOT | NOT          | NOT              | NOT          |
 //! | session store down   | —   | NOT          | —                | —            |
 //! | vector store down    | —   | —            | NOT              | —            |
+//! | no route can answer  | —   | NOT          | —                | —            |
+//!
+//! "No route can answer": every route's chain has its models' circuit
+//! breakers open and ends in `UNAVAILABLE` rather than the extractive answer
+//! (a route that can answer extractively keeps AgentService serving). It
+//! clears by itself when a breaker's cool-down lets probes through.
 //!
 //! The overall service `""` (what a Kubernetes readiness probe asks) turns
 //! NOT_SERVING only while draining: a dependency every replica shares going
@@ -35,6 +41,8 @@ pub struct Conditions {
     pub session_store_up: bool,
     /// The vector store answers.
     pub vector_store_up: bool,
+    /// Some route can produce an answer.
+    pub routes_up: bool,
 }
 
 impl Default for Conditions {
@@ -43,6 +51,7 @@ impl Default for Conditions {
             draining: false,
             session_store_up: true,
             vector_store_up: true,
+            routes_up: true,
         }
     }
 }
@@ -53,7 +62,7 @@ impl Conditions {
         let up = !self.draining;
         [
             ("", up),
-            (AGENT_SERVICE, up && self.session_store_up),
+            (AGENT_SERVICE, up && self.session_store_up && self.routes_up),
             (RETRIEVAL_SERVICE, up && self.vector_store_up),
             (ADMIN_SERVICE, up),
         ]
@@ -138,6 +147,11 @@ mod tests {
             ..healthy
         };
         assert_eq!(serving(no_sessions), [true, false, true, true]);
+        let no_routes = Conditions {
+            routes_up: false,
+            ..healthy
+        };
+        assert_eq!(serving(no_routes), [true, false, true, true]);
         let draining = Conditions {
             draining: true,
             ..healthy

@@ -14,6 +14,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::health::Health;
 use crate::identity::AdminScope;
+use crate::llm::router::{Router, TargetHealth};
 use crate::retrieval::store::KnowledgeStore;
 
 /// The crate version.
@@ -21,6 +22,17 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The git commit the binary was built from, or "" when unknown at build time.
 pub const GIT_COMMIT: &str = env!("AGENTD_GIT_COMMIT");
+
+/// The name of this instance for the admin API: `HOSTNAME` (the pod's name on
+/// Kubernetes), else the kernel's host name, else "unknown".
+pub fn instance_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
 
 /// How long a dependency check may take before the dependency counts as unhealthy.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -69,6 +81,8 @@ pub struct StatusReport {
     /// What each listener is bound to (`grpc`, `metrics`, `embedded_qdrant`);
     /// empty for a caller whose scope is one tenant.
     pub bound_addresses: BTreeMap<String, SocketAddr>,
+    /// Every model's health on this instance.
+    pub models: Vec<TargetHealth>,
 }
 
 /// The dependencies whose health an instance reports.
@@ -78,6 +92,8 @@ pub struct Dependencies {
     pub sessions: Arc<dyn SessionStore>,
     /// Where documents are kept.
     pub knowledge: KnowledgeStore,
+    /// The models, through their routes.
+    pub router: Arc<Router>,
 }
 
 impl Dependencies {
@@ -166,6 +182,12 @@ impl InstanceStatus {
             draining: self.health.conditions().draining,
             effective_config: scoped(self.effective_config.clone(), scope),
             dependencies: self.dependencies.check(&self.clock).await,
+            models: self
+                .dependencies
+                .router
+                .targets()
+                .map(|target| target.health())
+                .collect(),
             bound_addresses: match scope {
                 AdminScope::All => self.bound_addresses.clone(),
                 AdminScope::Tenant(_) => BTreeMap::new(),

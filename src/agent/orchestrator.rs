@@ -93,6 +93,11 @@ impl Orchestrator {
         }
     }
 
+    /// The router behind every model and route turns may name.
+    pub fn router(&self) -> &Arc<crate::llm::router::Router> {
+        self.catalog.router()
+    }
+
     /// Runs a prepared turn. The stream ends after `Completed`, or with the
     /// error that stopped the turn; either way nothing is stored unless the turn
     /// completed. Dropping the stream cancels the turn.

@@ -58,10 +58,12 @@ pub(super) async fn watch_dependencies(
         }
         let up = |name: &str| checked.iter().any(|d| d.name == name && d.state == Healthy);
         let (session_store_up, vector_store_up) = (up("session_store"), up("vector_store"));
+        let routes_up = dependencies.router.can_answer();
         health
             .update(|conditions| {
                 conditions.session_store_up = session_store_up;
                 conditions.vector_store_up = vector_store_up;
+                conditions.routes_up = routes_up;
             })
             .await;
         tokio::select! {

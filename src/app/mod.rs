@@ -271,9 +271,11 @@ impl App {
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let health = Arc::new(Health::new(reporter));
         health.publish().await;
+        let router = self.orchestrator.router().clone();
         let dependencies = Dependencies {
             sessions: self.sessions.clone(),
             knowledge: self.knowledge.clone(),
+            router: router.clone(),
         };
         let mut bound = std::collections::BTreeMap::from([
             ("grpc".to_owned(), self.grpc_addr),
@@ -293,7 +295,7 @@ impl App {
             self.clock.clone(),
         ));
 
-        let admin = AdminServiceServer::new(AdminApi::new(status))
+        let admin = AdminServiceServer::new(AdminApi::new(status, router))
             .max_decoding_message_size(server.max_request_bytes)
             .max_encoding_message_size(server.max_response_bytes);
         let retrieval = RetrievalServiceServer::new(RetrievalApi::new(

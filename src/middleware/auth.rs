@@ -49,6 +49,12 @@ pub const METHOD_ROLES: &[(&str, &[Role])] = &[
         "/agentd.v1.AdminService/GetStatus",
         &[Role::Admin, Role::Operator],
     ),
+    (
+        "/agentd.v1.AdminService/ListModels",
+        &[Role::Admin, Role::Operator],
+    ),
+    // Breakers are the instance's, shared by every tenant.
+    ("/agentd.v1.AdminService/ResetBreaker", &[Role::Operator]),
 ];
 
 /// The roles a method accepts, if it is an agentd method.

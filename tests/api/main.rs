@@ -27,6 +27,7 @@ mod metric_names;
 mod python_client;
 mod qdrant;
 mod resilience;
+mod resilience_breaker;
 mod retrieval;
 mod shutdown;
 mod state_redis;

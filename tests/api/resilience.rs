@@ -66,6 +66,12 @@ pub async fn resilient_app(
 ) -> TestApp {
     let clock = clock.clone();
     let app = spawn_agent_with_llm(mock, llm_keys, &extra(down), |app| app.clock(clock)).await;
+    ingest_handbook(&app).await;
+    app
+}
+
+/// Ingests the handbook page the extractive answerer quotes.
+pub async fn ingest_handbook(app: &TestApp) {
     RetrievalServiceClient::new(app.channel.clone())
         .ingest_documents(IngestDocumentsRequest {
             collection: String::new(),
@@ -80,7 +86,6 @@ pub async fn resilient_app(
         })
         .await
         .unwrap();
-    app
 }
 
 /// Passes every short timer (a backoff) as soon as it starts, forever.

@@ -127,6 +127,8 @@ struct CallState {
     request: LlmRequest,
     /// The attempt number of the next attempt.
     attempt: AtomicU32,
+    /// Set when the deadline refused a retry.
+    out_of_time: std::sync::atomic::AtomicBool,
 }
 
 impl CallState {
@@ -297,6 +299,7 @@ impl CallState {
                     _ => full_jitter(exponential),
                 };
                 if !self.has_time(delay) {
+                    self.out_of_time.store(true, Ordering::Relaxed);
                     return None;
                 }
                 // Spent last: a retry the deadline forbids costs no budget.
@@ -361,6 +364,7 @@ pub(super) fn route_call(
     let whole = call.turn.delivery == Delivery::Whole;
     let state = CallState {
         attempt: AtomicU32::new(call.attempt),
+        out_of_time: std::sync::atomic::AtomicBool::new(false),
         router,
         route,
         call,
@@ -462,6 +466,7 @@ pub(super) fn route_call(
         }
 
         // 3. The degraded end.
+        out_of_time |= state.out_of_time.load(Ordering::Relaxed);
         let reason = if out_of_time {
             DegradationReason::Deadline
         } else if breaker_open && last_error.is_none() {
