@@ -216,6 +216,9 @@ impl Orchestrator {
                     while let Some((i, ran)) = running.next().await {
                         yield result_event(&calls[i], &ran);
                         merge_sources(&mut sources, ran.output.sources);
+                        if ran.output.knowledge_unavailable {
+                            report::update(&turn.context, |r| r.vector_store_unavailable = true);
+                        }
                         results[i] = ran.output.content;
                     }
                 }

@@ -178,7 +178,7 @@ impl App {
         let metrics = Arc::new(Metrics::new(VERSION, GIT_COMMIT));
         let catalog =
             ModelCatalog::from_config(&config.llm, &clock, &chain, metrics.router.clone())?;
-        let (knowledge, embedded) = open_knowledge(&config).await?;
+        let (knowledge, embedded) = open_knowledge(&config, &clock, metrics.router.clone()).await?;
         let mut tools = ToolRegistry::with_builtins().map_err(anyhow::Error::from)?;
         tools
             .register(Arc::new(SearchKnowledge::new(

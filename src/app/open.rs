@@ -18,6 +18,7 @@ use crate::retrieval::embedded::EmbeddedStore;
 use crate::retrieval::ingest::IngestLimits;
 use crate::retrieval::store::KnowledgeStore;
 use crate::state::redis::RedisPool;
+use crate::telemetry::resilience::RouterMetrics;
 use crate::tokenizer::Encoding;
 
 /// Binds `addr` (the config key `key`), reporting the bound address.
@@ -96,6 +97,8 @@ pub(super) async fn open_sessions(
 /// external one; reached through qdrant-client either way.
 pub(super) async fn open_knowledge(
     config: &Config,
+    clock: &Clock,
+    metrics: RouterMetrics,
 ) -> Result<(KnowledgeStore, Option<EmbeddedStore>), StartError> {
     let retrieval = &config.retrieval;
     let (url, embedded) = if retrieval.qdrant_url == "embedded" {
@@ -128,6 +131,10 @@ pub(super) async fn open_knowledge(
                 batch_size: embeddings.batch_size,
                 timeout: embeddings.timeout,
                 cache_entries: 10_000,
+                retry: config.llm.retry.clone(),
+                breaker: config.llm.breaker.clone(),
+                clock: clock.clone(),
+                metrics,
             })
             .map_err(|err| anyhow::anyhow!("retrieval.embeddings: {err}"))?;
             Some(Arc::new(embedder) as Arc<dyn Embedder>)

@@ -1,21 +1,39 @@
 //! Dense embeddings through an OpenAI-compatible `/v1/embeddings` endpoint
-//! (async-openai): texts are sent in batches and vectors are cached by a hash of
-//! (model, text), so re-ingesting unchanged chunks and repeating queries costs no
-//! upstream call. Transient failures (429, 5xx, connection errors) are retried by
-//! async-openai's own retry layer: up to 3 retries, honouring `retry-after`, else
-//! backing off 100 ms, 200 ms, 400 ms. (Unlike streamed chat, where a retry must
-//! be the router's decision, a unary embedding call is safe to retry in place.)
+//! (async-openai's wire types over reqwest): texts are sent in batches and
+//! vectors are cached by a hash of (model, text), so re-ingesting unchanged
+//! chunks and repeating queries costs no upstream call.
+//!
+//! The endpoint is not routed, but it has the router's guards
+//! (`llm::router`): the same retry policy (`[llm.retry]`: connection errors,
+//! timeouts, HTTP 408, 429, 500, 502, 503 and 504 are retried with backoff and
+//! full jitter, a `retry-after` honoured up to `max_delay`) and a circuit
+//! breaker of the same type (`[llm.breaker]`, exported as target
+//! `embeddings`): while it is open, embedding fails at once without a request.
+//! Every wait is on the injectable clock. (Unlike streamed chat, a unary
+//! embedding call is safe to retry in place.) async-openai's own client is not
+//! used: its retries sleep on the real clock, outside the breaker and budget.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_openai::Client;
-use async_openai::config::OpenAIConfig;
-use async_openai::types::embeddings::{CreateEmbeddingRequest, EmbeddingInput};
+use async_openai::types::embeddings::{
+    CreateEmbeddingRequest, CreateEmbeddingResponse, EmbeddingInput,
+};
+use backon::Retryable;
 use sha2::{Digest, Sha256};
 
-use crate::config::Secret;
+use crate::clock::Clock;
+use crate::config::{BreakerConfig, RetryConfig, Secret};
+use crate::llm::router::breaker::Breaker;
+use crate::llm::router::retry;
+use crate::telemetry::resilience::RouterMetrics;
+
+/// The breaker's target name, in metrics and logs.
+pub const BREAKER_TARGET: &str = "embeddings";
+
+/// Most bytes of an error body kept for the error message.
+const ERROR_BODY_LIMIT: usize = 2048;
 
 /// Why texts could not be embedded.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +44,17 @@ pub enum EmbedError {
     /// The endpoint answered with the wrong number or size of vectors.
     #[error("the embedding endpoint answered malformed data: {0}")]
     Malformed(String),
+    /// The endpoint's circuit breaker is open: no request was made.
+    #[error("the embedding endpoint's circuit breaker is open after repeated failures; retry in {}", humantime::format_duration(*.0))]
+    BreakerOpen(Duration),
+}
+
+/// One failed request: what went wrong, and whether a retry may succeed.
+#[derive(Debug)]
+struct Failed {
+    error: EmbedError,
+    retryable: bool,
+    retry_after: Option<Duration>,
 }
 
 /// Turns texts into dense vectors.
@@ -56,13 +85,23 @@ pub struct EmbedderSettings {
     pub timeout: Duration,
     /// Vectors kept in the cache.
     pub cache_entries: usize,
+    /// Retries of a failed request.
+    pub retry: RetryConfig,
+    /// The endpoint's circuit breaker.
+    pub breaker: BreakerConfig,
+    /// The clock of timeouts, backoffs and the breaker.
+    pub clock: Clock,
+    /// Where the breaker's state is exported.
+    pub metrics: RouterMetrics,
 }
 
 /// An embedder for one OpenAI-compatible endpoint.
 #[derive(Debug)]
 pub struct OpenAiEmbedder {
-    client: Client<OpenAIConfig>,
+    http: reqwest::Client,
+    endpoint: String,
     settings: EmbedderSettings,
+    breaker: Arc<Breaker>,
     cache: Mutex<Cache>,
 }
 
@@ -92,17 +131,21 @@ impl OpenAiEmbedder {
     /// An embedder with its own connection pool.
     pub fn new(settings: EmbedderSettings) -> Result<Self, EmbedError> {
         let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
             .tcp_nodelay(true)
+            .user_agent(concat!("agentd/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|err| EmbedError::Upstream(format!("cannot build the HTTP client: {err}")))?;
-        let mut config = OpenAIConfig::new().with_api_base(settings.base_url.clone());
-        if let Some(key) = &settings.api_key {
-            config = config.with_api_key(key.expose());
-        }
+        let breaker = Arc::new(Breaker::new(
+            BREAKER_TARGET,
+            settings.breaker.clone(),
+            settings.clock.clone(),
+            settings.metrics.clone(),
+        ));
         Ok(Self {
-            client: Client::build(http, config),
+            http,
+            endpoint: format!("{}/embeddings", settings.base_url.trim_end_matches('/')),
             settings,
+            breaker,
             cache: Mutex::new(Cache::default()),
         })
     }
@@ -123,8 +166,37 @@ impl OpenAiEmbedder {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// One batch (async-openai retries it on transient failures).
+    /// One batch, retried on transient failures, behind the breaker.
     async fn embed_batch(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let clock = self.settings.clock.clone();
+        let config = &self.settings.retry;
+        let attempt = || async {
+            let Some(permit) = self.breaker.try_acquire() else {
+                return Err(Failed {
+                    error: EmbedError::BreakerOpen(self.breaker.retry_in()),
+                    retryable: false,
+                    retry_after: None,
+                });
+            };
+            let result = self.request(texts.clone()).await;
+            match &result {
+                Ok(_) => permit.record(true),
+                // Answers of the wrong shape are the endpoint's fault too.
+                Err(_) => permit.record(false),
+            }
+            result
+        };
+        attempt
+            .retry(retry::backoff(config, config.max_attempts))
+            .sleep(move |delay| clock.sleep(delay))
+            .when(|failed| failed.retryable)
+            .adjust(|failed, next| retry::delay(config, next?, failed.retry_after))
+            .await
+            .map_err(|failed| failed.error)
+    }
+
+    /// One request, bounded by the timeout on the clock.
+    async fn request(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, Failed> {
         let expected = texts.len();
         let request = CreateEmbeddingRequest {
             model: self.settings.model.clone(),
@@ -133,15 +205,62 @@ impl OpenAiEmbedder {
             user: None,
             dimensions: u32::try_from(self.settings.dimensions).ok(),
         };
-        let response = self
-            .client
-            .embeddings()
-            .create(request)
-            .await
-            .map_err(|err| EmbedError::Upstream(err.to_string()))?;
+        let mut call = self.http.post(&self.endpoint).json(&request);
+        if let Some(key) = &self.settings.api_key {
+            call = call.bearer_auth(key.expose());
+        }
+        let timeout = self.settings.timeout;
+        let exchange = async {
+            let response = call.send().await?;
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let body = response.bytes().await?;
+            Ok::<_, reqwest::Error>((status, retry_after, body))
+        };
+        let (status, retry_after, body) = match self.settings.clock.timeout(timeout, exchange).await
+        {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(err)) => {
+                return Err(Failed {
+                    error: EmbedError::Upstream(format!("connection failed: {err}")),
+                    retryable: true,
+                    retry_after: None,
+                });
+            }
+            Err(_) => {
+                return Err(Failed {
+                    error: EmbedError::Upstream(format!(
+                        "no answer within {}",
+                        humantime::format_duration(timeout)
+                    )),
+                    retryable: true,
+                    retry_after: None,
+                });
+            }
+        };
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&body[..body.len().min(ERROR_BODY_LIMIT)]);
+            return Err(Failed {
+                error: EmbedError::Upstream(format!("HTTP {}: {text}", status.as_u16())),
+                retryable: matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504),
+                retry_after,
+            });
+        }
+        let malformed = |reason: String| Failed {
+            error: EmbedError::Malformed(reason),
+            retryable: false,
+            retry_after: None,
+        };
+        let response: CreateEmbeddingResponse = serde_json::from_slice(&body)
+            .map_err(|err| malformed(format!("not an embeddings response: {err}")))?;
         let mut data = response.data;
         if data.len() != expected {
-            return Err(EmbedError::Malformed(format!(
+            return Err(malformed(format!(
                 "{} vectors for {expected} texts",
                 data.len()
             )));
@@ -149,7 +268,7 @@ impl OpenAiEmbedder {
         data.sort_by_key(|embedding| embedding.index);
         let vectors: Vec<Vec<f32>> = data.into_iter().map(|e| e.embedding).collect();
         if let Some(bad) = vectors.iter().find(|v| v.len() != self.settings.dimensions) {
-            return Err(EmbedError::Malformed(format!(
+            return Err(malformed(format!(
                 "a vector of {} dimensions; expected {}",
                 bad.len(),
                 self.settings.dimensions

@@ -48,12 +48,12 @@ impl RouterMetrics {
         );
         registry.register(
             "agentd_llm_breaker_state",
-            "Circuit breaker state per target (model), in this process: 0 closed, 1 half-open, 2 open",
+            "Circuit breaker state per target (a model, or `embeddings` for the embedding endpoint), in this process: 0 closed, 1 half-open, 2 open",
             metrics.breaker_state.clone(),
         );
         registry.register(
             "agentd_llm_breaker_transitions",
-            "Circuit breaker state changes per target (model), in this process, by from and to state",
+            "Circuit breaker state changes per target (a model, or `embeddings`), in this process, by from and to state",
             metrics.breaker_transitions.clone(),
         );
         metrics

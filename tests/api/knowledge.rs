@@ -248,6 +248,10 @@ async fn with_an_embedder_hybrid_search_fuses_dense_and_sparse() {
         batch_size: 16,
         timeout: Duration::from_secs(5),
         cache_entries: 1000,
+        retry: agentd::config::RetryConfig::default(),
+        breaker: agentd::config::BreakerConfig::default(),
+        clock: agentd::clock::Clock::system(),
+        metrics: agentd::telemetry::resilience::RouterMetrics::default(),
     })
     .unwrap();
     let (store, embedded, _dir) = store(Some(Arc::new(embedder))).await;

@@ -95,9 +95,21 @@ impl Orchestrator {
                 tenant: origin.tenant,
             });
         }
+        // A store that cannot be reached cannot say a collection is missing:
+        // the check is skipped (no false NOT_FOUND) and the turn goes on,
+        // degraded, its searches telling the model the knowledge base is
+        // unavailable.
+        let mut store_unavailable = false;
         for name in &request.collections {
-            if !self.knowledge.exists(name).await? {
-                return Err(TurnError::CollectionNotFound(name.clone()));
+            match self.knowledge.exists(name).await {
+                Ok(true) => {}
+                Ok(false) => return Err(TurnError::CollectionNotFound(name.clone())),
+                Err(err) if err.is_unavailable() => {
+                    tracing::warn!(collection = %name, error = %err, "collection check skipped: the vector store is unavailable");
+                    store_unavailable = true;
+                    break;
+                }
+                Err(err) => return Err(err.into()),
             }
         }
 
@@ -151,6 +163,11 @@ impl Orchestrator {
             self.clock.clone(),
         )
         .delivered(origin.delivery);
+        if store_unavailable {
+            crate::llm::router::report::update(&context, |report| {
+                report.vector_store_unavailable = true;
+            });
+        }
         Ok(Turn {
             context: Arc::new(context),
             request_id: origin.request_id,

@@ -134,6 +134,7 @@ impl ToolRunner<'_> {
         let output = ToolOutput {
             content: cut(output.content, self.config.max_result_bytes),
             sources: output.sources,
+            knowledge_unavailable: output.knowledge_unavailable,
         };
         Ran {
             outcome,

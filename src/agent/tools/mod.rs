@@ -31,13 +31,15 @@ pub struct ToolOutput {
     pub content: String,
     /// The knowledge it gave the model, reported to the caller as sources.
     pub sources: Vec<Source>,
+    /// The knowledge base could not be searched: the answer is degraded.
+    pub knowledge_unavailable: bool,
 }
 
 impl From<String> for ToolOutput {
     fn from(content: String) -> Self {
         Self {
             content,
-            sources: Vec::new(),
+            ..Self::default()
         }
     }
 }

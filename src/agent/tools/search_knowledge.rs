@@ -16,6 +16,11 @@ use crate::retrieval::store::{KnowledgeStore, SearchMode, StoreError};
 /// Passages returned per search, over all the collections searched.
 const TOP_K: u64 = 5;
 
+/// What the model is told when the vector store cannot be reached.
+pub const KNOWLEDGE_UNAVAILABLE: &str = "The knowledge base is unavailable right now (its \
+    store cannot be reached), so internal documents could not be searched. Answer without \
+    them if you can, and tell the user that the knowledge base could not be consulted.";
+
 /// The tool, over one store.
 #[derive(Debug)]
 pub struct SearchKnowledge {
@@ -38,7 +43,7 @@ impl SearchKnowledge {
         context: &ToolContext,
         collection: &CollectionName,
         query: &str,
-    ) -> Result<Vec<Passage>, ToolError> {
+    ) -> Result<Vec<Passage>, StoreError> {
         let span = tracing::info_span!(
             "retrieval",
             otel.name = format!("retrieval {collection}"),
@@ -72,7 +77,7 @@ impl SearchKnowledge {
                 .collect()),
             // Nothing ingested yet: an empty knowledge base, not a failure.
             Err(StoreError::CollectionNotFound(_)) => Ok(Vec::new()),
-            Err(err) => Err(ToolError::Failed(err.to_string())),
+            Err(err) => Err(err),
         }
     }
 }
@@ -116,7 +121,19 @@ impl Tool for SearchKnowledge {
             .map(|collection| self.search_one(context, collection, query));
         let mut passages = Vec::new();
         for found in futures::future::join_all(searches).await {
-            passages.extend(found?);
+            match found {
+                Ok(found) => passages.extend(found),
+                // The store is down: the turn goes on without it, degraded.
+                Err(err) if err.is_unavailable() => {
+                    tracing::warn!(error = %err, "knowledge search skipped: the vector store is unavailable");
+                    return Ok(ToolOutput {
+                        content: KNOWLEDGE_UNAVAILABLE.to_owned(),
+                        sources: Vec::new(),
+                        knowledge_unavailable: true,
+                    });
+                }
+                Err(err) => return Err(ToolError::Failed(err.to_string())),
+            }
         }
         // Scores are rank fusion scores (or BM25 in sparse fallback): good
         // enough to interleave a few collections, not to compare precisely.
@@ -127,7 +144,11 @@ impl Tool for SearchKnowledge {
         merge_sources(&mut sources, passages.iter().map(source).collect());
         let content = serde_json::to_string(&KnowledgeResults { passages })
             .map_err(|err| ToolError::Failed(err.to_string()))?;
-        Ok(ToolOutput { content, sources })
+        Ok(ToolOutput {
+            content,
+            sources,
+            knowledge_unavailable: false,
+        })
     }
 }
 

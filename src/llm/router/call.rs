@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use futures::StreamExt;
 use tokio::time::Instant;
 use tower::retry::budget::Budget;
@@ -268,11 +268,7 @@ impl CallState {
         made: &AtomicU32,
     ) -> Result<Opened, Failure> {
         let retry = &self.router.retry;
-        let backoff = ExponentialBuilder::new()
-            .with_min_delay(retry.base_delay)
-            .with_max_delay(retry.max_delay)
-            .with_factor(2.0)
-            .with_max_times(tries.saturating_sub(1) as usize);
+        let backoff = super::retry::backoff(retry, tries);
         let clock = self.router.clock.clone();
         let attempt = || {
             let first = first_of_call && made.load(Ordering::Relaxed) == 0;
@@ -284,20 +280,12 @@ impl CallState {
             .sleep(move |delay| clock.sleep(delay))
             .when(Failure::retryable)
             .adjust(|failure, next| {
-                let exponential = next?;
-                let delay = match failure {
-                    Failure::Failed(LlmError::RateLimited {
-                        retry_after: Some(after),
-                        ..
-                    }) => {
-                        // Honoured, or the target is failed over.
-                        if *after > retry.max_delay {
-                            return None;
-                        }
-                        *after
-                    }
-                    _ => full_jitter(exponential),
+                let asked = match failure {
+                    Failure::Failed(LlmError::RateLimited { retry_after, .. }) => *retry_after,
+                    _ => None,
                 };
+                // A retry-after too long for max_delay fails the target over.
+                let delay = super::retry::delay(retry, next?, asked)?;
                 if !self.has_time(delay) {
                     self.out_of_time.store(true, Ordering::Relaxed);
                     return None;
@@ -307,11 +295,6 @@ impl CallState {
             })
             .await
     }
-}
-
-/// A uniform draw from zero to `delay`.
-fn full_jitter(delay: Duration) -> Duration {
-    delay.mul_f64(fastrand::f64())
 }
 
 /// Records on an attempt's span what `event` says about the answer.
@@ -567,13 +550,5 @@ mod tests {
         assert_eq!(next_after(&unauthorized), Next::FailOver);
         assert!(counts_against_breaker(&unauthorized));
         assert!(!counts_against_breaker(&LlmError::DeadlineExceeded));
-    }
-
-    #[test]
-    fn full_jitter_stays_between_zero_and_the_delay() {
-        for _ in 0..1000 {
-            let drawn = full_jitter(Duration::from_millis(800));
-            assert!(drawn <= Duration::from_millis(800), "{drawn:?}");
-        }
     }
 }

@@ -13,6 +13,7 @@
 pub mod breaker;
 mod call;
 pub mod report;
+pub mod retry;
 pub mod split;
 
 use std::collections::{BTreeMap, VecDeque};

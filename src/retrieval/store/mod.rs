@@ -70,6 +70,14 @@ pub enum StoreError {
     Qdrant(String),
 }
 
+impl StoreError {
+    /// Whether the vector store itself could not be used (unreachable, or
+    /// failing): a turn goes on without it, degraded, rather than failing.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Qdrant(_))
+    }
+}
+
 fn qdrant(err: qdrant_client::QdrantError) -> StoreError {
     StoreError::Qdrant(err.to_string())
 }
