@@ -45,6 +45,11 @@ pub struct RouteConfig {
     /// The end of the chain; `llm.degraded_default` when unset.
     #[serde(default)]
     pub degraded: Option<Degraded>,
+    /// Hedging: after this long without a first piece of answer from the
+    /// first target, a second attempt starts on the next one; the first to
+    /// produce one wins, the other is cancelled. Unset: no hedging.
+    #[serde(default, with = "humantime_serde")]
+    pub hedge_after: Option<Duration>,
 }
 
 fn default_max_attempts() -> u32 {
@@ -84,7 +89,7 @@ pub struct RetryConfig {
     /// The window of the retry budget (1 to 60 s).
     #[serde(default = "default_budget_window", with = "humantime_serde")]
     pub budget_window: Duration,
-    /// Retries allowed per call over the window, per
+    /// Retries and hedged attempts allowed per call over the window, per
     /// route: 0.2 allows one retry for every five calls.
     #[serde(default = "default_budget_ratio")]
     pub budget_ratio: f32,
@@ -236,6 +241,16 @@ impl LlmConfig {
                     problems.push(format!("{key}.targets: no model {target:?} in llm.models"));
                 }
             }
+            if let Some(after) = route.hedge_after {
+                if after.is_zero() {
+                    problems.push(format!("{key}.hedge_after: must be longer than 0s"));
+                }
+                if route.targets.len() + route.fallback.len() < 2 {
+                    problems.push(format!(
+                        "{key}.hedge_after: hedging needs a second target or a fallback"
+                    ));
+                }
+            }
             let mut seen = std::collections::BTreeSet::new();
             if let Some(again) = route.targets.iter().find(|t| !seen.insert(*t)) {
                 problems.push(format!("{key}.targets: {again:?} is listed twice"));
@@ -328,6 +343,7 @@ pub fn implicit_route(model: &str) -> RouteConfig {
         weights: Vec::new(),
         fallback: Vec::new(),
         degraded: None,
+        hedge_after: None,
     }
 }
 

@@ -70,6 +70,7 @@ impl AdminService for AdminApi {
                     .map(|t| t.context_window)
                     .min()
                     .unwrap_or(0),
+                hedge_after: route.hedge_after.map(convert::duration),
             })
             .collect();
         let models = self

@@ -28,6 +28,7 @@ mod python_client;
 mod qdrant;
 mod resilience;
 mod resilience_breaker;
+mod resilience_hedge;
 mod resilience_store;
 mod retrieval;
 mod shutdown;

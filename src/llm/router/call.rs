@@ -42,6 +42,7 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 use super::breaker::Permit;
+use super::hedge::Race;
 use super::report::{self, AttemptRecord, DegradationReason};
 use super::{Route, Router, Target};
 use crate::config::Degraded;
@@ -91,7 +92,7 @@ fn counts_against_breaker(error: &LlmError) -> bool {
 
 /// How an attempt failed before its first piece of answer.
 #[derive(Debug)]
-enum Failure {
+pub(super) enum Failure {
     /// The breaker refused the call; no upstream was touched.
     BreakerOpen,
     /// No time left for another attempt.
@@ -107,7 +108,7 @@ impl Failure {
 }
 
 /// An attempt that produced its first piece of answer.
-struct Opened {
+pub(super) struct Opened {
     target: Arc<Target>,
     /// The events up to and including the first piece of answer.
     held: Vec<LlmEvent>,
@@ -120,9 +121,9 @@ struct Opened {
 }
 
 /// The state of one call, shared by its attempts.
-struct CallState {
-    router: Arc<Router>,
-    route: Arc<Route>,
+pub(super) struct CallState {
+    pub(super) router: Arc<Router>,
+    pub(super) route: Arc<Route>,
     call: CallContext,
     request: LlmRequest,
     /// The attempt number of the next attempt.
@@ -176,8 +177,14 @@ impl CallState {
         self.record(&target.name, error.error_type(), started.elapsed());
     }
 
-    /// One attempt on `target`, up to its first piece of answer.
-    async fn attempt(&self, target: &Arc<Target>, first_of_call: bool) -> Result<Opened, Failure> {
+    /// One attempt on `target`, up to its first piece of answer. Dropped
+    /// before that (a hedge that lost, a client that left), it is recorded
+    /// `cancelled`.
+    pub(super) async fn attempt(
+        &self,
+        target: &Arc<Target>,
+        first_of_call: bool,
+    ) -> Result<Opened, Failure> {
         if !first_of_call && !self.has_time(Duration::ZERO) {
             return Err(Failure::OutOfTime);
         }
@@ -210,6 +217,13 @@ impl CallState {
             error.type = Empty,
         );
         let started = std::time::Instant::now();
+        let mut pending = Pending {
+            state: self,
+            target: &target.name,
+            span: span.clone(),
+            started,
+            armed: true,
+        };
         let clock = &self.router.clock;
         let ends_at = clock.now() + target.total_timeout;
         let first_by = clock.now() + target.first_token_timeout.min(target.total_timeout);
@@ -240,6 +254,7 @@ impl CallState {
                     target.first_token_timeout.min(target.total_timeout),
                 ))
             });
+        pending.armed = false;
         match opened {
             Ok((held, rest)) => Ok(Opened {
                 target: target.clone(),
@@ -294,6 +309,25 @@ impl CallState {
                 self.route.budget.withdraw().then_some(delay)
             })
             .await
+    }
+}
+
+/// An attempt under way; recorded `cancelled` if dropped before it ended.
+struct Pending<'a> {
+    state: &'a CallState,
+    target: &'a str,
+    span: tracing::Span,
+    started: std::time::Instant,
+    armed: bool,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.span.record("agentd.attempt.outcome", "cancelled");
+            self.state
+                .record(self.target, "cancelled", self.started.elapsed());
+        }
     }
 }
 
@@ -360,10 +394,40 @@ pub(super) fn route_call(
         let mut last_error: Option<LlmError> = None;
         let mut breaker_open = false;
         let mut out_of_time = false;
+        let mut hedge = state.route.hedge_after.filter(|_| plan.len() > 1);
         loop {
-            // 1. The next attempt that produces a first piece of answer.
+            // 1. The next attempt that produces a first piece of answer: the
+            //    hedged race first, if the route hedges, then down the chain.
             let mut opened = None;
-            while link < plan.len() {
+            if let Some(after) = hedge.take() {
+                let (race, hedged) = super::hedge::race(&state, &plan[0], &plan[1], after).await;
+                first_of_call = false;
+                tries[0] = 0;
+                if hedged {
+                    tries[1] = 0;
+                }
+                match race {
+                    Race::Won { attempt, second } => {
+                        link = usize::from(second);
+                        opened = Some(attempt);
+                    }
+                    Race::Lost { failures } => {
+                        link = Race::links(hedged);
+                        for failure in failures {
+                            match failure {
+                                Failure::BreakerOpen => breaker_open = true,
+                                Failure::OutOfTime => out_of_time = true,
+                                Failure::Failed(error) if next_after(&error) == Next::Stop => {
+                                    yield Err(error);
+                                    return;
+                                }
+                                Failure::Failed(error) => last_error = Some(error),
+                            }
+                        }
+                    }
+                }
+            }
+            while opened.is_none() && !out_of_time && link < plan.len() {
                 let made = AtomicU32::new(0);
                 let result = state.on_target(&plan[link], tries[link], first_of_call, &made).await;
                 let made = made.load(Ordering::Relaxed);

@@ -12,6 +12,7 @@
 
 pub mod breaker;
 mod call;
+mod hedge;
 pub mod report;
 pub mod retry;
 pub mod split;
@@ -154,6 +155,8 @@ pub struct Route {
     pub chain: Vec<Arc<Target>>,
     /// The end of the chain.
     pub degraded: Degraded,
+    /// Hedging's delay, if the route hedges.
+    pub hedge_after: Option<Duration>,
     budget: TpsBudget,
 }
 
@@ -268,6 +271,7 @@ impl Router {
                     fallback: route.fallback.clone(),
                     chain,
                     degraded: route.degraded.unwrap_or(config.degraded_default),
+                    hedge_after: route.hedge_after,
                     // The config checks the window (1 to 60 s) and the ratio
                     // (0 to 10, i.e. up to 1000%), TpsBudget's documented ranges.
                     budget: TpsBudget::new(
@@ -313,6 +317,7 @@ impl Router {
             fallback: Vec::new(),
             chain: vec![target.clone()],
             degraded: Degraded::Unavailable,
+            hedge_after: None,
             budget: TpsBudget::new(
                 config.retry.budget_window,
                 config.retry.budget_min_per_second,
