@@ -182,9 +182,10 @@ The TOML tables the chart writes; extraConfig may not open them again (TOML forb
 defining a table twice).
 */}}
 {{- define "agentd.ownedTables" -}}
-{{- $tables := list "server" "server.tls" "storage" "auth" "auth.keys" "log" "llm" "llm.tiers" "llm.providers" "llm.models" "state" "retrieval" "retrieval.embeddings" }}
+{{- $tables := list "server" "server.tls" "storage" "auth" "auth.keys" "log" "llm" "llm.tiers" "llm.providers" "llm.models" "llm.routes" "llm.retry" "llm.breaker" "state" "retrieval" "retrieval.embeddings" }}
 {{- range $name, $_ := .Values.llm.providers }}{{ $tables = append $tables (printf "llm.providers.%s" $name) }}{{ end }}
 {{- range $name, $_ := .Values.llm.models }}{{ $tables = append $tables (printf "llm.models.%s" $name) }}{{ end }}
+{{- range $name, $_ := .Values.llm.routes }}{{ $tables = append $tables (printf "llm.routes.%s" $name) }}{{ end }}
 {{- toJson $tables }}
 {{- end }}
 
@@ -243,23 +244,44 @@ the install with a message naming the value.
 {{- end }}
 {{- end }}
 {{- /*
-agentd refuses a default model or tier naming a model it does not have, at start:
-the pods never get ready, and in embedded mode (Recreate, the old pod already
-gone) that is an outage. Checked when the chart models the models; those defined
-in extraConfig ([llm.models.NAME]) count too.
+agentd refuses, at start, a default model or tier naming neither a model nor a
+route, a route target that is not a model, and a route named like a model: the
+pods never get ready, and in embedded mode (Recreate, the old pod already gone)
+that is an outage. Checked when the chart models the models; those defined in
+extraConfig ([llm.models.NAME], [llm.routes.NAME]) count too.
 */}}
 {{- if $v.llm.models }}
-{{- $known := keys $v.llm.models }}
+{{- $models := keys $v.llm.models }}
 {{- range regexFindAll `(?m)^[ \t]*\[[ \t]*llm\.models\.[^\]\n]+\]` $v.extraConfig -1 }}
-{{- $known = append $known (regexReplaceAll `^[ \t]*\[[ \t]*llm\.models\."?|"?[ \t]*\]$` . "") }}
+{{- $models = append $models (regexReplaceAll `^[ \t]*\[[ \t]*llm\.models\."?|"?[ \t]*\]$` . "") }}
+{{- end }}
+{{- $known := concat $models (keys $v.llm.routes) }}
+{{- range regexFindAll `(?m)^[ \t]*\[[ \t]*llm\.routes\.[^\]\n]+\]` $v.extraConfig -1 }}
+{{- $known = append $known (regexReplaceAll `^[ \t]*\[[ \t]*llm\.routes\."?|"?[ \t]*\]$` . "") }}
 {{- end }}
 {{- $list := $known | sortAlpha | join ", " }}
+{{- $modelList := $models | sortAlpha | join ", " }}
+{{- range $name, $route := $v.llm.routes }}
+{{- if has $name $models }}
+{{- fail (printf "llm.routes.%s: a model has the same name; models and routes share one namespace (every model is already a route of one target)" $name) }}
+{{- end }}
+{{- range $route.targets }}
+{{- if not (has . $models) }}
+{{- fail (printf "llm.routes.%s.targets: %q is not a model of llm.models (%s)" $name . $modelList) }}
+{{- end }}
+{{- end }}
+{{- range $route.fallback }}
+{{- if not (has . $known) }}
+{{- fail (printf "llm.routes.%s.fallback: %q is not a model of llm.models nor a route of llm.routes (%s)" $name . $list) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- if and $v.llm.defaultModel (not (has $v.llm.defaultModel $known)) }}
-{{- fail (printf "llm.defaultModel: %q is not a model of llm.models (%s); agentd would refuse the configuration at start. Add the model to llm.models or name one of those" $v.llm.defaultModel $list) }}
+{{- fail (printf "llm.defaultModel: %q is not a model of llm.models nor a route of llm.routes (%s); agentd would refuse the configuration at start. Add it or name one of those" $v.llm.defaultModel $list) }}
 {{- end }}
 {{- range $tier, $model := $v.llm.tiers }}
 {{- if not (has $model $known) }}
-{{- fail (printf "llm.tiers.%s: %q is not a model of llm.models (%s); agentd would refuse the configuration at start. Add the model to llm.models or map the tier to one of those" $tier $model $list) }}
+{{- fail (printf "llm.tiers.%s: %q is not a model of llm.models nor a route of llm.routes (%s); agentd would refuse the configuration at start. Add it or map the tier to one of those" $tier $model $list) }}
 {{- end }}
 {{- end }}
 {{- end }}
