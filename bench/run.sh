@@ -176,6 +176,59 @@ rate1000() {
   done
 }
 
+# Failing over once: route "failover" first tries model "broken", on a second
+# mock that answers 503 at once, then model "healthy" on the usual mock; model
+# "healthy" alone is the call that succeeds at once. One agentd and both mocks,
+# the two alternated four times (one request in flight, 5 s each, each against
+# the upstream directly): the added latency of one failover is the difference
+# of the two medians. No retry (max_attempts 1) and no breaker (min_calls out
+# of reach), so every failover call pays the 503.
+failover() {
+  PEER_PID=""
+  local broken_port=18602 files_once=() files_straight=()
+  start_mock --tokens 32
+  "$bin/agentd-mock-llm" --addr "127.0.0.1:$broken_port" --fault http503 >"$work/broken.log" 2>&1 &
+  pids+=("$!")
+  wait_port "$broken_port"
+  cat >"$work/failover.toml" <<EOF
+[llm]
+default_model = "healthy"
+routes = { failover = { targets = ["broken", "healthy"] } }
+[llm.providers.mock]
+base_url = "http://127.0.0.1:$MOCK_PORT/v1"
+keyless = true
+[llm.providers.down]
+base_url = "http://127.0.0.1:$broken_port/v1"
+keyless = true
+[llm.models.healthy]
+provider = "mock"
+upstream_model = "gpt-4o-mini"
+context_window = 128000
+max_output_tokens = 16384
+[llm.models.broken]
+provider = "down"
+upstream_model = "gpt-4o-mini"
+context_window = 128000
+max_output_tokens = 16384
+[llm.retry]
+max_attempts = 1
+[llm.breaker]
+min_calls = 1000000000
+EOF
+  start_agentd AGENTD_CONFIG="$work/failover.toml"
+  for round in 1 2 3 4; do
+    load "failover-straight-r$round$tag" --targets agentd,direct --agentd-model healthy --concurrency 1 --duration 5s --rounds 1
+    load "failover-once-r$round$tag" --targets agentd,direct --agentd-model failover --concurrency 1 --duration 5s --rounds 1
+    files_straight+=("$results/failover-straight-r$round$tag.json")
+    files_once+=("$results/failover-once-r$round$tag.json")
+  done
+  echo "== succeeding at once" >&2
+  python3 bench/summarize.py --repeats "${files_straight[@]}" >&2
+  echo "== failing over once (the first target answers 503)" >&2
+  python3 bench/summarize.py --repeats "${files_once[@]}" >&2
+  stop_all
+}
+
 tools() {
   PEER_PID=""
   start_mock --tokens 32 --tool-call search_knowledge --tool-arguments '{"query": "kalo miren tos"}'
@@ -351,8 +404,8 @@ onethread() {
 }
 
 case "$scenario" in
-  passthrough | check | onethread | rate1000 | tools | capacity | idle | cancel | soak) "$scenario" ;;
+  passthrough | check | onethread | rate1000 | tools | capacity | idle | cancel | soak | failover) "$scenario" ;;
   redis) redis_bench ;;
-  all) passthrough; onethread; rate1000; tools; capacity; idle; cancel; soak ;;
+  all) passthrough; onethread; rate1000; tools; capacity; idle; cancel; soak; failover ;;
   *) echo "unknown scenario $scenario" >&2; exit 64 ;;
 esac

@@ -168,7 +168,6 @@ impl Orchestrator {
                                 first_token = false;
                                 self.metrics.first_token(&model.name, turn.received_at.elapsed());
                             }
-                            turn.context.mark_output_sent();
                             answer.push_str(&text);
                             yield AgentEvent::Delta(text);
                         }
@@ -198,7 +197,6 @@ impl Orchestrator {
                     content: reply.text,
                     tool_calls: calls.clone(),
                 });
-                turn.context.mark_output_sent();
                 for call in &calls {
                     yield AgentEvent::ToolCall(call.clone());
                 }
@@ -249,7 +247,7 @@ impl Orchestrator {
             let degraded = routed.degradation();
             turn.span.record("agentd.attempts", routed.attempts.len() as i64);
             if let Some(answered_by) = &routed.answered_by {
-                turn.span.record("gen_ai.response.model", answered_by.as_str());
+                turn.span.record("gen_ai.response.model", answered_by.model.as_str());
             }
             if let Some(reason) = degraded {
                 self.metrics.degraded_answer(reason.as_str());
@@ -261,7 +259,10 @@ impl Orchestrator {
                 answer,
                 finish,
                 session_id: turn.context.session.clone(),
-                model: routed.answered_by.clone().unwrap_or_else(|| model.name.clone()),
+                model: routed
+                    .answered_by
+                    .as_ref()
+                    .map_or_else(|| model.name.clone(), |answered| answered.model.clone()),
                 route: routed.route,
                 attempts: routed.attempts,
                 degraded,

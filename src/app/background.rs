@@ -58,7 +58,7 @@ pub(super) async fn watch_dependencies(
         }
         let up = |name: &str| checked.iter().any(|d| d.name == name && d.state == Healthy);
         let (session_store_up, vector_store_up) = (up("session_store"), up("vector_store"));
-        let routes_up = dependencies.router.can_answer();
+        let routes_up = dependencies.router.can_answer(vector_store_up);
         health
             .update(|conditions| {
                 conditions.session_store_up = session_store_up;

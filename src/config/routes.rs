@@ -17,6 +17,14 @@ use super::LlmConfig;
 /// through fallbacks of fallbacks: deeper is a configuration mistake.
 pub const MAX_FALLBACK_DEPTH: usize = 8;
 
+/// Names no model or route may take: the router reports the extractive
+/// answerer and the embeddings client's breaker under them.
+pub const RESERVED_NAMES: [&str; 2] = ["extractive", "embeddings"];
+
+/// The longest duration of a resilience setting: longer is a mistake (and
+/// would overflow the clock's arithmetic).
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
 /// What a route answers with once every target and fallback failed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -90,7 +98,10 @@ pub struct RetryConfig {
     #[serde(default = "default_budget_window", with = "humantime_serde")]
     pub budget_window: Duration,
     /// Retries and hedged attempts allowed per call over the window, per
-    /// route: 0.2 allows one retry for every five calls.
+    /// route: 0.2 allows one retry for every five calls. tower's `TpsBudget`
+    /// keeps it as a whole number of calls per retry, rounded down (0.3 acts
+    /// as one in three), and its window runs on tokio's clock, not the
+    /// injectable one.
     #[serde(default = "default_budget_ratio")]
     pub budget_ratio: f32,
     /// Retries allowed per second on top of the ratio, so a quiet route can
@@ -175,6 +186,9 @@ impl RetryConfig {
                 "{key}.max_delay: must be at least base_delay, and base_delay longer than 0s"
             ));
         }
+        if self.max_delay > MAX_DURATION {
+            problems.push(format!("{key}.max_delay: must be at most 24h"));
+        }
         if !(Duration::from_secs(1)..=Duration::from_secs(60)).contains(&self.budget_window) {
             problems.push(format!("{key}.budget_window: must be from 1s to 60s"));
         }
@@ -199,9 +213,10 @@ impl BreakerConfig {
                 "{key}.failure_ratio: must be above 0 and at most 1"
             ));
         }
-        if self.window.is_zero() || self.cool_down.is_zero() {
+        let usable = |d: Duration| !d.is_zero() && d <= MAX_DURATION;
+        if !usable(self.window) || !usable(self.cool_down) {
             problems.push(format!(
-                "{key}: window and cool_down must be longer than 0s"
+                "{key}: window and cool_down must be longer than 0s and at most 24h"
             ));
         }
         if self.min_calls == 0 {
@@ -225,6 +240,30 @@ impl LlmConfig {
     pub fn route_problems(&self) -> Vec<String> {
         let mut problems = self.retry.problems("llm.retry");
         problems.extend(self.breaker.problems("llm.breaker"));
+        for (kind, names) in [
+            ("models", self.models.keys().collect::<Vec<_>>()),
+            ("routes", self.routes.keys().collect()),
+        ] {
+            for name in names {
+                if RESERVED_NAMES.contains(&name.as_str()) {
+                    problems.push(format!(
+                        "llm.{kind}.{name}: the name is reserved ({}); choose another",
+                        RESERVED_NAMES.join(", ")
+                    ));
+                }
+            }
+        }
+        if self.fallback_reserve > MAX_DURATION {
+            problems.push("llm.fallback_reserve: must be at most 24h".to_owned());
+        }
+        for (name, provider) in &self.providers {
+            if provider.first_token_timeout > MAX_DURATION || provider.total_timeout > MAX_DURATION
+            {
+                problems.push(format!(
+                    "llm.providers.{name}: first_token_timeout and total_timeout must be at most 24h"
+                ));
+            }
+        }
         for (name, route) in &self.routes {
             let key = format!("llm.routes.{name}");
             if self.models.contains_key(name) {
@@ -242,12 +281,27 @@ impl LlmConfig {
                 }
             }
             if let Some(after) = route.hedge_after {
-                if after.is_zero() {
-                    problems.push(format!("{key}.hedge_after: must be longer than 0s"));
-                }
-                if route.targets.len() + route.fallback.len() < 2 {
+                if after.is_zero() || after > MAX_DURATION {
                     problems.push(format!(
-                        "{key}.hedge_after: hedging needs a second target or a fallback"
+                        "{key}.hedge_after: must be longer than 0s and at most 24h"
+                    ));
+                }
+                if self.fallback_depth(name).is_ok() && self.chain_models(name).len() < 2 {
+                    problems.push(format!(
+                        "{key}.hedge_after: hedging needs a second model in the chain \
+                         (targets, then fallbacks)"
+                    ));
+                }
+                let first_token = route
+                    .targets
+                    .first()
+                    .and_then(|model| self.models.get(model))
+                    .and_then(|model| self.providers.get(&model.provider))
+                    .map(|provider| provider.first_token_timeout);
+                if first_token.is_some_and(|limit| after >= limit) {
+                    problems.push(format!(
+                        "{key}.hedge_after: the first target's first_token_timeout ends its \
+                         attempt first, so the hedge would never start; make it shorter"
                     ));
                 }
             }
@@ -349,3 +403,151 @@ pub fn implicit_route(model: &str) -> RouteConfig {
 
 /// The map type of `[llm.routes]`.
 pub type Routes = BTreeMap<String, RouteConfig>;
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    const MODELS: &str = r#"
+[llm.providers.p]
+base_url = "http://127.0.0.1:1/v1"
+keyless = true
+[llm.models.a]
+provider = "p"
+context_window = 1000
+max_output_tokens = 100
+[llm.models.b]
+provider = "p"
+context_window = 1000
+max_output_tokens = 100
+"#;
+
+    fn problems(llm: &str, extra: &str) -> String {
+        let toml = format!("[llm]\ndefault_model = \"a\"\n{llm}\n{MODELS}\n{extra}");
+        match Config::from_toml(&toml) {
+            Ok(_) => String::new(),
+            Err(err) => err.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_sound_route_set_is_accepted_and_models_are_routes_too() {
+        let routes = r#"routes = { chat = { targets = ["a", "b"], weights = [3, 1], fallback = ["b"], hedge_after = "1s" }, strong = { targets = ["b"], fallback = ["chat"], degraded = "unavailable" } }"#;
+        assert_eq!(problems(routes, ""), "");
+        let config = Config::from_toml(&format!(
+            "[llm]\ndefault_model = \"chat\"\n{routes}\n{MODELS}"
+        ))
+        .unwrap();
+        assert_eq!(config.llm.chain_models("strong"), ["b", "a"]);
+        assert_eq!(config.llm.chain_models("a"), ["a"]);
+    }
+
+    #[test]
+    fn every_route_mistake_is_named_with_its_key() {
+        let cases = [
+            (
+                r#"routes = { c = { targets = [] } }"#,
+                "llm.routes.c.targets: name at least one model",
+            ),
+            (
+                r#"routes = { c = { targets = ["x"] } }"#,
+                r#"llm.routes.c.targets: no model "x""#,
+            ),
+            (
+                r#"routes = { c = { targets = ["a", "a"] } }"#,
+                "listed twice",
+            ),
+            (
+                r#"routes = { c = { targets = ["a", "b"], weights = [1] } }"#,
+                "1 weights for 2 targets",
+            ),
+            (
+                r#"routes = { c = { targets = ["a"], weights = [0] } }"#,
+                "at least one must be above 0",
+            ),
+            (
+                r#"routes = { c = { targets = ["a"], fallback = ["x"] } }"#,
+                r#"no route or model "x""#,
+            ),
+            (
+                r#"routes = { a = { targets = ["b"] } }"#,
+                "llm.routes.a: a model has the same name",
+            ),
+            (
+                r#"routes = { c = { targets = ["a"], fallback = ["d"] }, d = { targets = ["b"], fallback = ["c"] } }"#,
+                "the chain loops: c -> d -> c",
+            ),
+            (
+                r#"routes = { c = { targets = ["a"], fallback = ["c"] } }"#,
+                "the chain loops: c -> c",
+            ),
+            (
+                r#"routes = { c = { targets = ["a"], hedge_after = "1s" } }"#,
+                "hedging needs a second model",
+            ),
+            (
+                r#"routes = { c = { targets = ["a"], fallback = ["a"], hedge_after = "1s" } }"#,
+                "hedging needs a second model",
+            ),
+            (
+                r#"routes = { c = { targets = ["a", "b"], hedge_after = "2m" } }"#,
+                "the hedge would never start",
+            ),
+            (
+                r#"routes = { extractive = { targets = ["a"] } }"#,
+                "llm.routes.extractive: the name is reserved",
+            ),
+            ("fallback_reserve = \"0s\"", "llm.fallback_reserve"),
+            (
+                "fallback_reserve = \"48h\"",
+                "llm.fallback_reserve: must be at most 24h",
+            ),
+        ];
+        for (llm, expected) in cases {
+            let got = problems(llm, "");
+            assert!(got.contains(expected), "{llm}: {got}");
+        }
+        let deep: Vec<String> = (0..10)
+            .map(|i| {
+                format!(
+                    "r{i} = {{ targets = [\"a\"], fallback = [\"r{}\"] }}",
+                    i + 1
+                )
+            })
+            .chain(["r10 = { targets = [\"b\"] }".to_owned()])
+            .collect();
+        let got = problems(&format!("routes = {{ {} }}", deep.join(", ")), "");
+        assert!(got.contains("deeper than 8 routes"), "{got}");
+    }
+
+    #[test]
+    fn retry_and_breaker_settings_out_of_range_are_named() {
+        let cases = [
+            ("[llm.retry]\nmax_attempts = 0", "llm.retry.max_attempts"),
+            (
+                "[llm.retry]\nbudget_window = \"90s\"",
+                "llm.retry.budget_window",
+            ),
+            ("[llm.retry]\nbudget_ratio = 11.0", "llm.retry.budget_ratio"),
+            ("[llm.retry]\nbudget_ratio = nan", "llm.retry.budget_ratio"),
+            (
+                "[llm.retry]\nbase_delay = \"2s\"\nmax_delay = \"1s\"",
+                "llm.retry.max_delay",
+            ),
+            (
+                "[llm.breaker]\nfailure_ratio = 0.0",
+                "llm.breaker.failure_ratio",
+            ),
+            ("[llm.breaker]\nmin_calls = 0", "llm.breaker.min_calls"),
+            (
+                "[llm.breaker]\nhalf_open_probes = 0",
+                "llm.breaker.half_open_probes",
+            ),
+            ("[llm.breaker]\ncool_down = \"2d\"", "at most 24h"),
+        ];
+        for (extra, key) in cases {
+            let got = problems("", extra);
+            assert!(got.contains(key), "{extra}: {got}");
+        }
+    }
+}

@@ -1,9 +1,9 @@
 //! What a model call knows besides its request: the turn it serves (tenant,
-//! session, turn id, deadline, whether the client has seen output yet, and
-//! state that stages of the per-call chain keep for the turn) and which attempt
+//! session, turn id, deadline, whether its answer is streamed to the client or
+//! delivered whole, and state that stages of the per-call chain and the
+//! router keep for the turn) and which attempt
 //! of the call it is. Every [`super::LlmProvider`] call gets one.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,7 +48,6 @@ pub struct TurnContext {
     pub clock: Clock,
     /// How the answer reaches the client.
     pub delivery: Delivery,
-    output_sent: AtomicBool,
     state: Mutex<http::Extensions>,
 }
 
@@ -68,7 +67,6 @@ impl TurnContext {
             deadline,
             clock,
             delivery: Delivery::Streamed,
-            output_sent: AtomicBool::new(false),
             state: Mutex::new(http::Extensions::new()),
         }
     }
@@ -77,17 +75,6 @@ impl TurnContext {
     pub fn delivered(mut self, delivery: Delivery) -> Self {
         self.delivery = delivery;
         self
-    }
-
-    /// Records that some of the turn's output has gone to the client: from then
-    /// on a failed call cannot be silently replaced by another answer.
-    pub fn mark_output_sent(&self) {
-        self.output_sent.store(true, Ordering::Release);
-    }
-
-    /// Whether any of the turn's output has gone to the client.
-    pub fn output_sent(&self) -> bool {
-        self.output_sent.load(Ordering::Acquire)
     }
 
     /// Runs `f` on the turn's state: values that stages of the per-call chain
@@ -162,8 +149,5 @@ mod tests {
             .turn
             .with_state(|state| state.get::<Placeholders>().cloned());
         assert_eq!(seen, Some(Placeholders(vec!["<EMAIL_1>".into()])));
-        assert!(!retry.turn.output_sent());
-        first.turn.mark_output_sent();
-        assert!(retry.turn.output_sent());
     }
 }

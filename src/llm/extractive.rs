@@ -35,6 +35,26 @@ pub struct ExtractiveProvider {
     fallback: bool,
 }
 
+/// The prefix of the ids of the searches the answerer makes.
+const SEARCH_ID_PREFIX: &str = "call_extractive_";
+
+/// Whether `messages` end with the results of a search this answerer made:
+/// its next move is the answer.
+pub fn continues_search(messages: &[ChatMessage]) -> bool {
+    messages
+        .iter()
+        .rev()
+        .find_map(|m| match m {
+            ChatMessage::Assistant { tool_calls, .. } => Some(
+                tool_calls
+                    .iter()
+                    .any(|call| call.id.starts_with(SEARCH_ID_PREFIX)),
+            ),
+            _ => None,
+        })
+        .unwrap_or(false)
+}
+
 /// What a fallback answerer says when it has nothing to quote.
 const NOTHING_TO_QUOTE: &str =
     "the extractive answerer had nothing to quote (no knowledge search, or no passage found)";
@@ -73,7 +93,18 @@ impl ExtractiveProvider {
                 _ => None,
             })
             .collect();
-        if !results.is_empty() {
+        // A fallback taking over after another tool's round (the model called
+        // it, then failed) searches first, unless it already did.
+        let searched = request.messages.iter().any(|m| {
+            matches!(m, ChatMessage::Assistant { tool_calls, .. }
+                if tool_calls.iter().any(|c| c.id.starts_with(SEARCH_ID_PREFIX)))
+        });
+        let quotable = results
+            .iter()
+            .any(|r| serde_json::from_str::<KnowledgeResults>(r).is_ok());
+        let search_offered = request.tools.iter().any(|t| t.name == SEARCH_TOOL);
+        let search_first = self.fallback && !quotable && !searched && search_offered;
+        if !results.is_empty() && !search_first {
             let mut passages: Vec<Passage> = results
                 .iter()
                 .filter_map(|r| serde_json::from_str::<KnowledgeResults>(r).ok())
@@ -85,10 +116,10 @@ impl ExtractiveProvider {
             }
             return Some(Reply::Answer(self.compose(question, &passages)));
         }
-        if request.tools.iter().any(|t| t.name == SEARCH_TOOL) {
+        if search_offered && !(self.fallback && searched) {
             let arguments = serde_json::json!({ "query": question }).to_string();
             return Some(Reply::Search(ToolCall {
-                id: format!("call_extractive_{}", request.messages.len()),
+                id: format!("{SEARCH_ID_PREFIX}{}", request.messages.len()),
                 name: SEARCH_TOOL.to_owned(),
                 arguments,
             }));

@@ -257,12 +257,22 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
-/// `retry-after-ms` or `retry-after` (in seconds), when present.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let number = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok();
-    number("retry-after-ms")
-        .map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0))
-        .or_else(|| number("retry-after").map(|s| Duration::from_secs_f64(s.max(0.0))))
+/// `retry-after-ms` or `retry-after` (in seconds), when present and a
+/// duration (`inf`, `NaN` or an absurd number count as absent; an HTTP date is
+/// not read).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let seconds = |name: &str, scale: f64| {
+        let number = headers
+            .get(name)?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|number| number.is_finite())?;
+        Duration::try_from_secs_f64(number.max(0.0) / scale).ok()
+    };
+    seconds("retry-after-ms", 1000.0).or_else(|| seconds("retry-after", 1.0))
 }
 
 /// The error for a non-2xx response, with the provider's message (as much of
@@ -383,4 +393,38 @@ fn assemble(response: reqwest::Response, idle: IdleTimeout) -> LlmStream {
         yield LlmEvent::Finished(reason);
     };
     stream.boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_milliseconds_then_seconds_and_ignores_what_is_no_duration() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = reqwest::header::HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, reqwest::header::HeaderValue::from_static(value));
+            }
+            map
+        };
+        assert_eq!(
+            retry_after(&headers(&[
+                ("retry-after-ms", "1500"),
+                ("retry-after", "9")
+            ])),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "2")])),
+            Some(Duration::from_secs(2))
+        );
+        for bad in ["inf", "NaN", "1e300", "Wed, 21 Oct 2026 07:28:00 GMT"] {
+            assert_eq!(
+                retry_after(&headers(&[("retry-after", bad)])),
+                None,
+                "{bad}"
+            );
+        }
+    }
 }

@@ -6,9 +6,12 @@
 //! The endpoint is not routed, but it has the router's guards
 //! (`llm::router`): the same retry policy (`[llm.retry]`: connection errors,
 //! timeouts, HTTP 408, 429, 500, 502, 503 and 504 are retried with backoff and
-//! full jitter, a `retry-after` honoured up to `max_delay`) and a circuit
-//! breaker of the same type (`[llm.breaker]`, exported as target
-//! `embeddings`): while it is open, embedding fails at once without a request.
+//! full jitter, a `retry-after` honoured up to `max_delay`, within a retry
+//! budget of its own) and a circuit breaker of the same type
+//! (`[llm.breaker]`, exported as target `embeddings`; the endpoint's failures
+//! count, a request it refuses with another 4xx does not): while it is open,
+//! embedding fails at once without a request. It closes after its cool-down's
+//! probe succeeds; `ResetBreaker` and `ListModels` do not cover it.
 //! Every wait is on the injectable clock. (Unlike streamed chat, a unary
 //! embedding call is safe to retry in place.) async-openai's own client is not
 //! used: its retries sleep on the real clock, outside the breaker and budget.
@@ -22,6 +25,7 @@ use async_openai::types::embeddings::{
 };
 use backon::Retryable;
 use sha2::{Digest, Sha256};
+use tower::retry::budget::{Budget, TpsBudget};
 
 use crate::clock::Clock;
 use crate::config::{BreakerConfig, RetryConfig, Secret};
@@ -49,11 +53,14 @@ pub enum EmbedError {
     BreakerOpen(Duration),
 }
 
-/// One failed request: what went wrong, and whether a retry may succeed.
+/// One failed request: what went wrong, whether a retry may succeed, and
+/// whether it counts against the breaker (the endpoint's failures do; a
+/// request it refuses, e.g. too long a text, does not).
 #[derive(Debug)]
 struct Failed {
     error: EmbedError,
     retryable: bool,
+    counts: bool,
     retry_after: Option<Duration>,
 }
 
@@ -102,6 +109,7 @@ pub struct OpenAiEmbedder {
     endpoint: String,
     settings: EmbedderSettings,
     breaker: Arc<Breaker>,
+    budget: TpsBudget,
     cache: Mutex<Cache>,
 }
 
@@ -141,7 +149,15 @@ impl OpenAiEmbedder {
             settings.clock.clone(),
             settings.metrics.clone(),
         ));
+        // The config checks the window (1 to 60 s) and the ratio (0 to 10),
+        // TpsBudget's documented ranges.
+        let budget = TpsBudget::new(
+            settings.retry.budget_window,
+            settings.retry.budget_min_per_second,
+            settings.retry.budget_ratio,
+        );
         Ok(Self {
+            budget,
             http,
             endpoint: format!("{}/embeddings", settings.base_url.trim_end_matches('/')),
             settings,
@@ -168,6 +184,7 @@ impl OpenAiEmbedder {
 
     /// One batch, retried on transient failures, behind the breaker.
     async fn embed_batch(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.budget.deposit();
         let clock = self.settings.clock.clone();
         let config = &self.settings.retry;
         let attempt = || async {
@@ -175,14 +192,15 @@ impl OpenAiEmbedder {
                 return Err(Failed {
                     error: EmbedError::BreakerOpen(self.breaker.retry_in()),
                     retryable: false,
+                    counts: false,
                     retry_after: None,
                 });
             };
             let result = self.request(texts.clone()).await;
             match &result {
                 Ok(_) => permit.record(true),
-                // Answers of the wrong shape are the endpoint's fault too.
-                Err(_) => permit.record(false),
+                Err(failed) if failed.counts => permit.record(false),
+                Err(_) => drop(permit),
             }
             result
         };
@@ -190,7 +208,10 @@ impl OpenAiEmbedder {
             .retry(retry::backoff(config, config.max_attempts))
             .sleep(move |delay| clock.sleep(delay))
             .when(|failed| failed.retryable)
-            .adjust(|failed, next| retry::delay(config, next?, failed.retry_after))
+            .adjust(|failed, next| {
+                let delay = retry::delay(config, next?, failed.retry_after)?;
+                self.budget.withdraw().then_some(delay)
+            })
             .await
             .map_err(|failed| failed.error)
     }
@@ -213,12 +234,7 @@ impl OpenAiEmbedder {
         let exchange = async {
             let response = call.send().await?;
             let status = response.status();
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
+            let retry_after = crate::llm::openai::retry_after(response.headers());
             let body = response.bytes().await?;
             Ok::<_, reqwest::Error>((status, retry_after, body))
         };
@@ -229,6 +245,7 @@ impl OpenAiEmbedder {
                 return Err(Failed {
                     error: EmbedError::Upstream(format!("connection failed: {err}")),
                     retryable: true,
+                    counts: true,
                     retry_after: None,
                 });
             }
@@ -239,21 +256,27 @@ impl OpenAiEmbedder {
                         humantime::format_duration(timeout)
                     )),
                     retryable: true,
+                    counts: true,
                     retry_after: None,
                 });
             }
         };
         if !status.is_success() {
             let text = String::from_utf8_lossy(&body[..body.len().min(ERROR_BODY_LIMIT)]);
+            let code = status.as_u16();
+            let retryable = matches!(code, 408 | 429 | 500 | 502 | 503 | 504);
             return Err(Failed {
-                error: EmbedError::Upstream(format!("HTTP {}: {text}", status.as_u16())),
-                retryable: matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504),
+                error: EmbedError::Upstream(format!("HTTP {code}: {text}")),
+                retryable,
+                counts: retryable || code >= 500 || matches!(code, 401 | 403),
                 retry_after,
             });
         }
+        // An answer of the wrong shape is the endpoint's failure too.
         let malformed = |reason: String| Failed {
             error: EmbedError::Malformed(reason),
             retryable: false,
+            counts: true,
             retry_after: None,
         };
         let response: CreateEmbeddingResponse = serde_json::from_slice(&body)

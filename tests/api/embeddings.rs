@@ -12,9 +12,10 @@ use agentd_mock_llm::MockLlm;
 
 use crate::helpers::mock_llm;
 
-fn embedder(mock: &MockLlm) -> OpenAiEmbedder {
+fn embedder(mock: &MockLlm, clock: &Clock) -> OpenAiEmbedder {
     embedder_with(
         mock,
+        clock,
         BreakerConfig {
             min_calls: 1000,
             ..BreakerConfig::default()
@@ -22,9 +23,9 @@ fn embedder(mock: &MockLlm) -> OpenAiEmbedder {
     )
 }
 
-/// Backoffs of a millisecond or two on the real clock: retries happen at once
-/// (nothing here measures time).
-fn embedder_with(mock: &MockLlm, breaker: BreakerConfig) -> OpenAiEmbedder {
+/// On a manual clock: the tests pass each backoff as it starts
+/// (`crate::resilience::pass_backoffs`).
+fn embedder_with(mock: &MockLlm, clock: &Clock, breaker: BreakerConfig) -> OpenAiEmbedder {
     OpenAiEmbedder::new(EmbedderSettings {
         base_url: mock.base_url(),
         api_key: Some(SecretSource::Inline("sk".into()).resolve().unwrap()),
@@ -34,15 +35,27 @@ fn embedder_with(mock: &MockLlm, breaker: BreakerConfig) -> OpenAiEmbedder {
         timeout: Duration::from_secs(5),
         cache_entries: 100,
         retry: RetryConfig {
-            base_delay: Duration::from_millis(1),
-            max_delay: Duration::from_millis(2),
+            base_delay: Duration::from_millis(50),
+            max_delay: Duration::from_millis(100),
             ..RetryConfig::default()
         },
         breaker,
-        clock: Clock::system(),
+        clock: clock.clone(),
         metrics: RouterMetrics::default(),
     })
     .unwrap()
+}
+
+/// `embedder.embed(texts)`, every backoff on `clock` passed as it starts.
+async fn embed(
+    embedder: &OpenAiEmbedder,
+    clock: &Clock,
+    texts: &[String],
+) -> Result<Vec<Vec<f32>>, agentd::retrieval::embed::EmbedError> {
+    tokio::select! {
+        embedded = embedder.embed(texts) => embedded,
+        () = crate::resilience::pass_backoffs(clock) => unreachable!(),
+    }
 }
 
 fn texts(words: &[&str]) -> Vec<String> {
@@ -52,9 +65,10 @@ fn texts(words: &[&str]) -> Vec<String> {
 #[tokio::test]
 async fn texts_are_embedded_in_batches_and_cached() {
     let mock = mock_llm().await;
-    let embedder = embedder(&mock);
+    let clock = Clock::manual(std::time::SystemTime::now());
+    let embedder = embedder(&mock, &clock);
     let input = texts(&["alpha", "beta", "gamma", "delta", "epsilon"]);
-    let vectors = embedder.embed(&input).await.unwrap();
+    let vectors = embed(&embedder, &clock, &input).await.unwrap();
     assert_eq!(vectors.len(), 5);
     assert!(vectors.iter().all(|v| v.len() == 64));
     assert_eq!(
@@ -68,11 +82,11 @@ async fn texts_are_embedded_in_batches_and_cached() {
     assert_eq!(requests[0].body["model"], "text-embedding-3-small");
 
     // Cached: the same texts cost nothing; one new text costs one request.
-    let again = embedder.embed(&input).await.unwrap();
+    let again = embed(&embedder, &clock, &input).await.unwrap();
     assert_eq!(again, vectors);
     assert_eq!(mock.embedding_requests().len(), 3);
     let mixed = texts(&["alpha", "zeta"]);
-    embedder.embed(&mixed).await.unwrap();
+    embed(&embedder, &clock, &mixed).await.unwrap();
     let requests = mock.embedding_requests();
     assert_eq!(requests.len(), 4);
     assert_eq!(
@@ -84,14 +98,17 @@ async fn texts_are_embedded_in_batches_and_cached() {
 #[tokio::test]
 async fn transient_failures_are_retried_and_permanent_ones_are_not() {
     let mock = mock_llm().await;
-    let embedder = embedder(&mock);
+    let clock = Clock::manual(std::time::SystemTime::now());
+    let embedder = embedder(&mock, &clock);
     mock.fail_embeddings([500, 429]);
-    let vectors = embedder.embed(&texts(&["one"])).await.unwrap();
+    let vectors = embed(&embedder, &clock, &texts(&["one"])).await.unwrap();
     assert_eq!(vectors.len(), 1);
     assert_eq!(mock.embedding_requests().len(), 3);
 
     mock.fail_embeddings([400]);
-    let err = embedder.embed(&texts(&["two"])).await.unwrap_err();
+    let err = embed(&embedder, &clock, &texts(&["two"]))
+        .await
+        .unwrap_err();
     assert!(
         err.to_string().contains("embedding endpoint failed"),
         "{err}"
@@ -100,7 +117,7 @@ async fn transient_failures_are_retried_and_permanent_ones_are_not() {
 
     // llm.retry.max_attempts (3) in all: a third failure is final.
     mock.fail_embeddings([503, 503, 503]);
-    let result = embedder.embed(&texts(&["three"])).await;
+    let result = embed(&embedder, &clock, &texts(&["three"])).await;
     assert!(result.is_err(), "{result:?}");
     assert_eq!(mock.embedding_requests().len(), 7);
 }
@@ -108,19 +125,38 @@ async fn transient_failures_are_retried_and_permanent_ones_are_not() {
 #[tokio::test]
 async fn an_open_breaker_fails_embedding_at_once_without_a_request() {
     let mock = mock_llm().await;
+    let clock = Clock::manual(std::time::SystemTime::now());
     let embedder = embedder_with(
         &mock,
+        &clock,
         BreakerConfig {
             min_calls: 2,
+            failure_ratio: 0.6,
             ..BreakerConfig::default()
         },
     );
-    // Two failed requests (a refusal is the endpoint's failure too): open.
+    // A request the endpoint refuses (400) is not its failure.
+    mock.fail_embeddings([400, 400, 400]);
+    for _ in 0..3 {
+        embed(&embedder, &clock, &texts(&["long"]))
+            .await
+            .unwrap_err();
+    }
+    embed(&embedder, &clock, &texts(&["fine"])).await.unwrap();
+    assert_eq!(mock.embedding_requests().len(), 4);
+    // Two failed requests of three (a refused key is the endpoint's
+    // failure): open.
     mock.fail_embeddings([401, 401]);
-    embedder.embed(&texts(&["one"])).await.unwrap_err();
-    embedder.embed(&texts(&["two"])).await.unwrap_err();
-    assert_eq!(mock.embedding_requests().len(), 2);
-    let err = embedder.embed(&texts(&["three"])).await.unwrap_err();
+    embed(&embedder, &clock, &texts(&["one"]))
+        .await
+        .unwrap_err();
+    embed(&embedder, &clock, &texts(&["two"]))
+        .await
+        .unwrap_err();
+    assert_eq!(mock.embedding_requests().len(), 6);
+    let err = embed(&embedder, &clock, &texts(&["three"]))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("circuit breaker is open"), "{err}");
-    assert_eq!(mock.embedding_requests().len(), 2, "no request while open");
+    assert_eq!(mock.embedding_requests().len(), 6, "no request while open");
 }

@@ -28,8 +28,7 @@ pub const BACKOFF_LIMIT: Duration = Duration::from_millis(100);
 
 /// `[llm]` keys of the tests: a route over a target that is down and the
 /// mock, ending in the extractive answerer.
-pub const LLM_KEYS: &str =
-    r#"routes = { "with-fallback" = { targets = ["down-model", "mock-model"] } }"#;
+pub const LLM_KEYS: &str = r#"routes = { "with-fallback" = { targets = ["down-model", "mock-model"] }, "keyed" = { targets = ["mock-model", "backup"] } }"#;
 
 /// The rest of the tests' config: two attempts per target, a short backoff, a
 /// budget and breakers that never interfere (their own tests set them).
@@ -49,6 +48,11 @@ api_key = "sk-test"
 idle_timeout = "1s"
 [llm.models.down-model]
 provider = "down"
+context_window = 16000
+max_output_tokens = 1000
+[llm.models.backup]
+provider = "mock"
+upstream_model = "gpt-4o"
 context_window = 16000
 max_output_tokens = 1000
 "#,
@@ -308,20 +312,39 @@ fn cases() -> Vec<Case> {
         },
         Case {
             // The key is refused: no retry; the route has no other target, so
-            // the extractive answerer searches, and the model (refusing
-            // again) gives way to it once more for the answer.
+            // the extractive answerer searches, then answers from what it
+            // found without calling the refusing model again.
             name: "HTTP 401",
             route: "mock-model",
-            replies: vec![error(401), error(401)],
+            replies: vec![error(401)],
+            stall: Stall::None,
+            requests: 1,
+            attempts: &["mock-model:unauthorized", "extractive:ok", "extractive:ok"],
+            end: End::Degraded(DegradationReason::UpstreamFailed),
+        },
+        Case {
+            name: "HTTP 401 on a route with a second model: failed over, not degraded",
+            route: "keyed",
+            replies: vec![error(401), ok("from the backup")],
             stall: Stall::None,
             requests: 2,
-            attempts: &[
-                "mock-model:unauthorized",
-                "extractive:ok",
-                "mock-model:unauthorized",
-                "extractive:ok",
-            ],
-            end: End::Degraded(DegradationReason::UpstreamFailed),
+            attempts: &["mock-model:unauthorized", "backup:ok"],
+            end: End::Answer {
+                model: "backup",
+                text: "from the backup",
+            },
+        },
+        Case {
+            name: "a malformed chunk before the first token: failed over",
+            route: "keyed",
+            replies: vec![broken(Fault::MalformedAfter(0)), ok("well formed")],
+            stall: Stall::None,
+            requests: 2,
+            attempts: &["mock-model:protocol", "backup:ok"],
+            end: End::Answer {
+                model: "backup",
+                text: "well formed",
+            },
         },
         Case {
             name: "connection refused, failed over to the next target",
@@ -351,8 +374,20 @@ async fn each_upstream_fault_is_retried_failed_over_degraded_or_a_clear_status()
     let app = resilient_app(&mock, &down, LLM_KEYS, &clock).await;
     let mut session_id = String::new();
     let mut turns = 0;
+    let scrape_attempts = |scrape: &str, route: &str| -> Vec<(String, f64)> {
+        scrape
+            .lines()
+            .filter(|line| line.starts_with("agentd_llm_attempts_total{"))
+            .filter(|line| line.contains(&format!("route=\"{route}\"")))
+            .filter_map(|line| {
+                let (series, value) = line.rsplit_once(' ')?;
+                Some((series.to_owned(), value.parse().ok()?))
+            })
+            .collect()
+    };
     for case in cases() {
         let before = mock.requests().len();
+        let counted_before = scrape_attempts(&app.metrics().await, case.route);
         mock.script(case.replies);
         let request = ChatRequest {
             message: "When does the freeze window start?".into(),
@@ -366,6 +401,31 @@ async fn each_upstream_fault_is_retried_failed_over_degraded_or_a_clear_status()
             case.requests,
             "{name}: upstream requests"
         );
+        // agentd_llm_attempts_total{route,target,outcome} grew by the attempts.
+        let counted_after = scrape_attempts(&app.metrics().await, case.route);
+        let mut grew: Vec<String> = Vec::new();
+        for (series, value) in &counted_after {
+            let earlier = counted_before
+                .iter()
+                .find(|(s, _)| s == series)
+                .map_or(0.0, |(_, v)| *v);
+            let label = |key: &str| {
+                let start = series
+                    .find(&format!("{key}=\""))
+                    .map(|i| i + key.len() + 2)?;
+                let end = series[start..].find('"')? + start;
+                Some(series[start..end].to_owned())
+            };
+            if let (Some(target), Some(outcome)) = (label("target"), label("outcome")) {
+                for _ in 0..(value - earlier).round() as usize {
+                    grew.push(format!("{target}:{outcome}"));
+                }
+            }
+        }
+        let mut expected: Vec<String> = case.attempts.iter().map(|a| (*a).to_owned()).collect();
+        expected.sort();
+        grew.sort();
+        assert_eq!(grew, expected, "{name}: agentd_llm_attempts_total");
         assert!(
             matches!(events.first(), Some(Event::Started(_))),
             "{name}: {events:?}"
@@ -516,10 +576,7 @@ async fn retry_after_is_waited_for_exactly_when_it_fits() {
 
     // A retry-after longer than max_delay (5 s) is not waited for: the target
     // is failed over at once (here to the degraded end).
-    mock.script([
-        ScriptedError::new(429, "slow down").retry_after(60).into(),
-        ScriptedError::new(429, "slow down").retry_after(60).into(),
-    ]);
+    mock.script([ScriptedError::new(429, "slow down").retry_after(60).into()]);
     let answer = app
         .agent()
         .ask(AskRequest {
@@ -534,11 +591,6 @@ async fn retry_after_is_waited_for_exactly_when_it_fits() {
     assert!(outcome.degraded);
     assert_eq!(
         attempts(&outcome),
-        [
-            "mock-model:rate_limited",
-            "extractive:ok",
-            "mock-model:rate_limited",
-            "extractive:ok"
-        ]
+        ["mock-model:rate_limited", "extractive:ok", "extractive:ok"]
     );
 }

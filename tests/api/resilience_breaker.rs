@@ -69,37 +69,29 @@ async fn an_open_breaker_skips_the_upstream_until_a_probe_after_the_cool_down_su
     let question = "When does the freeze window start?";
     let asked = tonic::Request::new;
 
-    // Two failures (the search step and the answer step): the breaker opens,
-    // and the extractive answerer answers both steps.
+    // Two failed calls (one per turn: the answer step of a degraded turn goes
+    // straight to the extractive answerer): the breaker opens.
     mock.script([unavailable(), unavailable()]);
-    let first = app
-        .agent()
-        .ask(asked(ask(question, "mock-model")))
-        .await
-        .unwrap()
-        .into_inner()
-        .outcome
-        .unwrap();
-    assert_eq!(
-        attempts(&first),
-        [
-            "mock-model:unavailable",
-            "extractive:ok",
-            "mock-model:unavailable",
-            "extractive:ok"
-        ]
-    );
-    assert!(first.degraded);
-    assert_eq!(
-        first.degradation_reason(),
-        DegradationReason::UpstreamFailed
-    );
-    assert_eq!(
-        app.metric(r#"agentd_llm_breaker_state{target="mock-model"}"#)
-            .await,
-        Some(2.0)
-    );
-
+    for _ in 0..2 {
+        let degraded = app
+            .agent()
+            .ask(asked(ask(question, "mock-model")))
+            .await
+            .unwrap()
+            .into_inner()
+            .outcome
+            .unwrap();
+        assert_eq!(
+            attempts(&degraded),
+            ["mock-model:unavailable", "extractive:ok", "extractive:ok"]
+        );
+        assert!(degraded.degraded);
+        assert_eq!(
+            degraded.degradation_reason(),
+            DegradationReason::UpstreamFailed
+        );
+    }
+    assert_eq!(mock.requests().len(), 2);
     // Open: no request reaches the upstream, and the single-target route
     // still answers, extractively.
     let requests = mock.requests().len();
@@ -114,12 +106,7 @@ async fn an_open_breaker_skips_the_upstream_until_a_probe_after_the_cool_down_su
     assert_eq!(mock.requests().len(), requests, "the upstream was called");
     assert_eq!(
         attempts(&second),
-        [
-            "mock-model:breaker_open",
-            "extractive:ok",
-            "mock-model:breaker_open",
-            "extractive:ok"
-        ]
+        ["mock-model:breaker_open", "extractive:ok", "extractive:ok"]
     );
     assert_eq!(second.degradation_reason(), DegradationReason::BreakerOpen);
     assert!(second.answer.contains("48 hours"), "{}", second.answer);
@@ -205,10 +192,12 @@ async fn an_open_breaker_skips_the_upstream_until_a_probe_after_the_cool_down_su
 
     // ResetBreaker closes it at once, on this instance.
     mock.script([unavailable(), unavailable()]);
-    app.agent()
-        .ask(asked(ask(question, "mock-model")))
-        .await
-        .unwrap();
+    for _ in 0..2 {
+        app.agent()
+            .ask(asked(ask(question, "mock-model")))
+            .await
+            .unwrap();
+    }
     let done = admin_client
         .reset_breaker(ResetBreakerRequest {
             model: "mock-model".into(),
@@ -287,15 +276,16 @@ async fn no_attempt_starts_once_the_deadline_minus_the_reserve_has_passed() {
     };
     let session_id = one_turn(&app, &mock).await;
     let before = mock.requests().len();
-    // Every attempt is told to come back in exactly 2 s (no jitter; longer
-    // than the provider's 1 s idle timeout, so the test tells them apart).
-    let wait = Duration::from_secs(2);
-    mock.script((0..6).map(|_| ScriptedError::new(429, "slow down").retry_after(2).into()));
+    // Every attempt is told to come back in exactly 3 s (no jitter; unlike
+    // any other timer of the server: the provider's 1 s idle timeout, the
+    // health checks' 2 s and 5 s), so the test passes only those.
+    let wait = Duration::from_secs(3);
+    mock.script((0..6).map(|_| ScriptedError::new(429, "slow down").retry_after(3).into()));
     let mut request = tonic::Request::new(AskRequest {
         session_id: session_id.clone(),
         ..ask("Hello?", "mock-model")
     });
-    request.set_timeout(Duration::from_secs(9));
+    request.set_timeout(Duration::from_secs(13));
     let mut client = app.agent();
     let call = client.ask(request);
     let waits = async {
@@ -308,7 +298,7 @@ async fn no_attempt_starts_once_the_deadline_minus_the_reserve_has_passed() {
         ended = call => ended.unwrap_err(),
         () = waits => unreachable!(),
     };
-    // Attempts at 0, 2, 4 and 6 s; one at 8 s would start before the 9 s
+    // Attempts at 0, 3, 6 and 9 s; one at 12 s would start before the 13 s
     // deadline, but not 2 s before it (the reserve), so it never starts.
     assert_eq!(mock.requests().len() - before, 4);
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
@@ -375,7 +365,7 @@ async fn when_no_route_can_answer_the_agent_service_is_not_serving_until_a_probe
     let keys = "degraded_default = \"unavailable\"";
     let config = extra(&down)
         .replace("max_attempts = 2", "max_attempts = 1")
-        .replace("min_calls = 1000", "min_calls = 1\ncool_down = \"60s\"");
+        .replace("min_calls = 1000", "min_calls = 1\ncool_down = \"30s\"");
     let app = {
         let clock = clock.clone();
         spawn_agent_with_llm(&mock, keys, &config, |app| app.clock(clock)).await
@@ -385,29 +375,35 @@ async fn when_no_route_can_answer_the_agent_service_is_not_serving_until_a_probe
         app.serving_status(agent_service).await,
         ServingStatus::Serving
     );
-    // Both models fail once: their breakers open, and every route ends in
+    // Every model fails once: their breakers open, and every route ends in
     // UNAVAILABLE.
     down.refuse_connections().await;
-    mock.script([unavailable()]);
-    for model in ["mock-model", "down-model"] {
+    mock.script([unavailable(), unavailable()]);
+    for model in ["mock-model", "down-model", "backup"] {
         let status = ask_driven(&app, &clock, ask("Hello?", model))
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::Unavailable, "{model}: {status:?}");
     }
-    // The health watcher's next round (every 5 s) sees it.
+    // The health watcher's next round (every 5 s) sees it; the health
+    // service's Watch stream says so.
+    let mut watch = tonic_health::pb::health_client::HealthClient::new(app.channel.clone())
+        .watch(tonic_health::pb::HealthCheckRequest {
+            service: agent_service.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut next_status = async move || watch.message().await.unwrap().unwrap().status();
+    assert_eq!(next_status().await, ServingStatus::Serving);
+    clock.wait_for_timer(Duration::from_secs(5)).await;
     clock.advance(Duration::from_secs(5));
-    crate::helpers::eventually(|| async {
-        app.serving_status(agent_service).await == ServingStatus::NotServing
-    })
-    .await;
+    assert_eq!(next_status().await, ServingStatus::NotServing);
     assert_eq!(app.serving_status("").await, ServingStatus::Serving);
-    // After the cool-down a probe may go: serving again.
-    clock.advance(Duration::from_secs(60));
-    crate::helpers::eventually(|| async {
-        app.serving_status(agent_service).await == ServingStatus::Serving
-    })
-    .await;
+    // After the cool-down a probe may go: serving again at the next round
+    // (the watch stream itself lives under the server's 1 min deadline).
+    clock.advance(Duration::from_secs(30));
+    assert_eq!(next_status().await, ServingStatus::Serving);
 }
 
 #[tokio::test]

@@ -51,6 +51,8 @@ struct Args {
 enum FaultArg {
     /// HTTP 500.
     Http500,
+    /// HTTP 503.
+    Http503,
     /// HTTP 429 with retry-after: 1.
     Http429,
     /// HTTP 401.
@@ -69,6 +71,7 @@ fn behaviour(args: &Args) -> Behaviour {
     let (http_error, fault) = match args.fault {
         None => (None, None),
         Some(FaultArg::Http500) => (Some(500), None),
+        Some(FaultArg::Http503) => (Some(503), None),
         Some(FaultArg::Http429) => (Some(429), None),
         Some(FaultArg::Http401) => (Some(401), None),
         Some(FaultArg::Stall) => (None, Some(Fault::StallAfter(args.fault_after))),

@@ -265,6 +265,14 @@ extraConfig ([llm.models.NAME], [llm.routes.NAME]) count too.
 {{- if has $name $models }}
 {{- fail (printf "llm.routes.%s: a model has the same name; models and routes share one namespace (every model is already a route of one target)" $name) }}
 {{- end }}
+{{- if and $route.weights (ne (len $route.weights) (len $route.targets)) }}
+{{- fail (printf "llm.routes.%s.weights: %d weights for %d targets; give one per target" $name (len $route.weights) (len $route.targets)) }}
+{{- end }}
+{{- $total := 0 }}
+{{- range $route.weights }}{{- $total = add $total (. | int) }}{{- end }}
+{{- if and $route.weights (eq ($total | int) 0) }}
+{{- fail (printf "llm.routes.%s.weights: at least one must be above 0" $name) }}
+{{- end }}
 {{- range $route.targets }}
 {{- if not (has . $models) }}
 {{- fail (printf "llm.routes.%s.targets: %q is not a model of llm.models (%s)" $name . $modelList) }}

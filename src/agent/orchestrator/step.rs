@@ -9,6 +9,7 @@ use tracing::field::Empty;
 use super::prepare::Turn;
 use crate::agent::context::{estimate_usage, saturate};
 use crate::agent::error::TurnError;
+use crate::llm::router::report;
 use crate::llm::{
     CallContext, ChatMessage, FinishReason, LlmError, LlmEvent, LlmRequest, ToolCall,
 };
@@ -104,6 +105,9 @@ pub(super) fn model_step<'a>(
             .map_err(&upstream_error)?;
         let mut reply = StepReply::default();
         let mut reported = None;
+        // Tokens the provider reported for attempts dropped by a restart: they
+        // were spent all the same.
+        let mut discarded = (0u32, 0u32);
         while let Some(event) = upstream.next().await {
             match event.map_err(&upstream_error)? {
                 LlmEvent::ResponseModel(_) => {}
@@ -116,7 +120,10 @@ pub(super) fn model_step<'a>(
                 LlmEvent::Finished(reason) => reply.finish = reason,
                 LlmEvent::Restart => {
                     reply = StepReply::default();
-                    reported = None;
+                    if let Some(usage) = reported.take() {
+                        discarded.0 = discarded.0.saturating_add(usage.input_tokens);
+                        discarded.1 = discarded.1.saturating_add(usage.output_tokens);
+                    }
                     yield StepEvent::Restart;
                 }
             }
@@ -144,8 +151,18 @@ pub(super) fn model_step<'a>(
                 reply.output_tokens = saturate(output);
             }
         }
+        reply.input_tokens = reply.input_tokens.saturating_add(discarded.0);
+        reply.output_tokens = reply.output_tokens.saturating_add(discarded.1);
+        // Measured under the model that answered, not the route's first.
+        let answered = report::of(&turn.context)
+            .and_then(|report| report.answered_by)
+            .map(|answered| OperationLabels {
+                gen_ai_operation_name: operation.gen_ai_operation_name.clone(),
+                gen_ai_provider_name: answered.provider,
+                gen_ai_request_model: answered.upstream_model,
+            });
         metrics.model_call(
-            operation,
+            answered.as_ref().unwrap_or(operation),
             started.elapsed(),
             "",
             Some((reply.input_tokens, reply.output_tokens)),

@@ -84,7 +84,7 @@ pub async fn run(args: CancelArgs) -> anyhow::Result<()> {
             let (dropped_before, _) = mock_stats(&http, &stats_url).await?;
             let cancelled = async {
                 match target {
-                    0 => agentd_chat(&mut agent, None, Some(args.after)).await,
+                    0 => agentd_chat(&mut agent, None, Some(args.after), None).await,
                     _ => {
                         http_chat(&http, &endpoint, &args.model, None, true, Some(args.after)).await
                     }

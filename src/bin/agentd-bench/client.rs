@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use agentd::pb::agent_service_client::AgentServiceClient;
 use agentd::pb::chat_response::Event;
+use agentd::pb::turn_options::ModelChoice;
 use agentd::pb::{AskRequest, ChatRequest, TurnOptions};
 use anyhow::Context;
 use futures::StreamExt;
@@ -83,17 +84,27 @@ fn with_key<T>(message: T, api_key: Option<&str>) -> Result<tonic::Request<T>, F
 }
 
 /// A streamed `AgentService.Chat`.
+/// The turn's options: the server's default model, or `model` (a model or
+/// route name).
+fn options(model: Option<&str>) -> TurnOptions {
+    TurnOptions {
+        model_choice: model.map(|name| ModelChoice::Model(name.to_owned())),
+        ..TurnOptions::default()
+    }
+}
+
 pub async fn agentd_chat(
     agent: &mut AgentServiceClient<Channel>,
     api_key: Option<&str>,
     cancel_after: Option<u32>,
+    model: Option<&str>,
 ) -> Result<Sample, Failure> {
     let request = with_key(
         ChatRequest {
             message: MESSAGE.into(),
             session_id: String::new(),
             // No tools named: the server's default tools, as a plain client gets.
-            options: Some(TurnOptions::default()),
+            options: Some(options(model)),
         },
         api_key,
     )?;
@@ -129,12 +140,13 @@ pub async fn agentd_chat(
 pub async fn agentd_ask(
     agent: &mut AgentServiceClient<Channel>,
     api_key: Option<&str>,
+    model: Option<&str>,
 ) -> Result<Sample, Failure> {
     let request = with_key(
         AskRequest {
             message: MESSAGE.into(),
             session_id: String::new(),
-            options: Some(TurnOptions::default()),
+            options: Some(options(model)),
         },
         api_key,
     )?;

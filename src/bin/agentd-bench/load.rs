@@ -82,6 +82,10 @@ pub struct LoadArgs {
     /// Model id sent over HTTP (agentd uses its default model).
     #[arg(long, default_value = "gpt-4o-mini")]
     model: String,
+    /// The model or route agentd is asked for (`options.model`); its default
+    /// model when unset.
+    #[arg(long)]
+    agentd_model: Option<String>,
     /// API key for agentd and the upstream.
     #[arg(long)]
     api_key: Option<String>,
@@ -121,6 +125,7 @@ struct Senders {
     direct: String,
     peer: String,
     model: String,
+    agentd_model: Option<String>,
     api_key: Option<String>,
     peer_key: Option<String>,
     method: Method,
@@ -136,9 +141,12 @@ impl Senders {
                 TargetKind::Agentd => {
                     let mut agent = self.agents[(n % self.agents.len() as u64) as usize].clone();
                     let key = self.api_key.as_deref();
+                    let model = self.agentd_model.as_deref();
                     match self.method {
-                        Method::Chat => agentd_chat(&mut agent, key, self.cancel_after).await,
-                        Method::Ask => agentd_ask(&mut agent, key).await,
+                        Method::Chat => {
+                            agentd_chat(&mut agent, key, self.cancel_after, model).await
+                        }
+                        Method::Ask => agentd_ask(&mut agent, key, model).await,
                     }
                 }
                 TargetKind::Direct => {
@@ -431,6 +439,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         direct: endpoint(&args.upstream),
         peer: endpoint(&args.peer),
         model: args.model.clone(),
+        agentd_model: args.agentd_model.clone(),
         api_key: args.api_key.clone(),
         peer_key: args.peer_key.clone(),
         method: args.method,

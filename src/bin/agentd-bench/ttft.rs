@@ -106,7 +106,7 @@ pub async fn run(args: TtftArgs) -> anyhow::Result<()> {
         for target in order {
             let request = async {
                 match target {
-                    Target::Agentd => agentd_chat(&mut agent, api_key, None).await,
+                    Target::Agentd => agentd_chat(&mut agent, api_key, None, None).await,
                     Target::Direct => {
                         http_chat(&http, &endpoint, &args.model, api_key, true, None).await
                     }

@@ -76,6 +76,8 @@ struct Inner {
     /// Probes let through and not ended yet, and probes that succeeded.
     probes_out: u32,
     probes_ok: u32,
+    /// Counts state changes: a permit of an earlier state is ignored.
+    generation: u64,
 }
 
 /// One target's breaker; see the module docs.
@@ -94,6 +96,7 @@ pub struct Breaker {
 pub struct Permit {
     breaker: Arc<Breaker>,
     probe: bool,
+    generation: u64,
     recorded: bool,
 }
 
@@ -101,14 +104,15 @@ impl Permit {
     /// Reports how the call ended.
     pub fn record(mut self, success: bool) {
         self.recorded = true;
-        self.breaker.record(self.probe, Some(success));
+        self.breaker
+            .record(self.probe, self.generation, Some(success));
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
         if !self.recorded {
-            self.breaker.record(self.probe, None);
+            self.breaker.record(self.probe, self.generation, None);
         }
     }
 }
@@ -126,6 +130,7 @@ impl Breaker {
                 opened_at: clock.now(),
                 probes_out: 0,
                 probes_ok: 0,
+                generation: 0,
             }),
             config,
             clock,
@@ -178,6 +183,7 @@ impl Breaker {
         Some(Permit {
             breaker: self.clone(),
             probe,
+            generation: inner.generation,
             recorded: false,
         })
     }
@@ -194,7 +200,7 @@ impl Breaker {
         before
     }
 
-    /// Opens a half-open breaker whose cool-down has passed.
+    /// Turns an open breaker whose cool-down has passed half-open.
     fn cool(&self, inner: &mut Inner) {
         if inner.state == BreakerState::Open
             && self.clock.now() >= inner.opened_at + self.config.cool_down
@@ -205,14 +211,15 @@ impl Breaker {
         }
     }
 
-    fn record(&self, probe: bool, success: Option<bool>) {
+    fn record(&self, probe: bool, generation: u64, success: Option<bool>) {
         let mut inner = self.lock();
         if probe {
-            // A probe of an earlier half-open period (reset since) is ignored.
-            if inner.state != BreakerState::HalfOpen || inner.probes_out == 0 {
+            // A probe of an earlier half-open period (the breaker opened or
+            // was reset since) is ignored.
+            if inner.generation != generation || inner.state != BreakerState::HalfOpen {
                 return;
             }
-            inner.probes_out -= 1;
+            inner.probes_out = inner.probes_out.saturating_sub(1);
             match success {
                 Some(false) => self.open(&mut inner),
                 Some(true) => {
@@ -291,6 +298,7 @@ impl Breaker {
             return;
         }
         inner.state = to;
+        inner.generation += 1;
         self.metrics
             .breaker_transition(&self.target, from.as_str(), to.as_str());
         self.metrics.breaker_state(&self.target, to.gauge());
@@ -416,6 +424,29 @@ mod tests {
         assert!(breaker.try_acquire().is_none());
         clock.advance(Duration::from_secs(1));
         assert_eq!(breaker.state(), BreakerState::HalfOpen);
+    }
+
+    #[test]
+    fn a_probe_of_an_earlier_half_open_period_does_not_count_in_the_next() {
+        let clock = Clock::manual(std::time::SystemTime::UNIX_EPOCH);
+        let breaker = breaker(&clock);
+        for _ in 0..4 {
+            call(&breaker, false);
+        }
+        clock.advance(Duration::from_secs(10));
+        let slow = breaker.try_acquire().expect("probe A");
+        breaker.try_acquire().expect("probe B").record(false);
+        assert_eq!(breaker.state(), BreakerState::Open);
+        clock.advance(Duration::from_secs(10));
+        let first = breaker.try_acquire().expect("probe C");
+        let second = breaker.try_acquire().expect("probe D");
+        // A ends late: it neither closes the breaker nor takes C's place.
+        slow.record(true);
+        assert!(breaker.try_acquire().is_none(), "two probes out");
+        first.record(true);
+        assert_eq!(breaker.state(), BreakerState::HalfOpen);
+        second.record(true);
+        assert_eq!(breaker.state(), BreakerState::Closed);
     }
 
     #[test]

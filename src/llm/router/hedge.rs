@@ -14,13 +14,13 @@ use std::time::Duration;
 use tower::retry::budget::Budget;
 
 use super::Target;
-use super::call::{CallState, Failure, Opened};
+use super::attempt::{CallState, Failure, Opened};
 
 /// How a race ended.
 pub(super) enum Race {
     /// An attempt produced a first piece of answer; `second` when it was the
     /// hedge's.
-    Won { attempt: Opened, second: bool },
+    Won { attempt: Box<Opened>, second: bool },
     /// Neither did.
     Lost { failures: Vec<Failure> },
 }
@@ -41,38 +41,38 @@ pub(super) async fn race(
     after: Duration,
 ) -> (Race, bool) {
     let started = AtomicBool::new(false);
-    let primary = state.attempt(first, true);
+    let primary = state.attempt(first);
     let hedge = async {
         state.router.clock.sleep(after).await;
         if !state.route.budget.withdraw() {
             return None;
         }
         started.store(true, Ordering::Relaxed);
-        Some(state.attempt(second, false).await)
+        Some(state.attempt(second).await)
     };
     tokio::pin!(primary, hedge);
     let race = tokio::select! {
         first = &mut primary => match first {
-            Ok(attempt) => Race::Won { attempt, second: false },
+            Ok(attempt) => Race::Won { attempt: Box::new(attempt), second: false },
             // Failed before the hedge started: no hedge.
             Err(failure) if !started.load(Ordering::Relaxed) => Race::Lost {
                 failures: vec![failure],
             },
             Err(failure) => match (&mut hedge).await {
-                Some(Ok(attempt)) => Race::Won { attempt, second: true },
+                Some(Ok(attempt)) => Race::Won { attempt: Box::new(attempt), second: true },
                 Some(Err(other)) => Race::Lost { failures: vec![failure, other] },
                 None => Race::Lost { failures: vec![failure] },
             },
         },
         hedged = &mut hedge => match hedged {
-            Some(Ok(attempt)) => Race::Won { attempt, second: true },
+            Some(Ok(attempt)) => Race::Won { attempt: Box::new(attempt), second: true },
             Some(Err(other)) => match (&mut primary).await {
-                Ok(attempt) => Race::Won { attempt, second: false },
+                Ok(attempt) => Race::Won { attempt: Box::new(attempt), second: false },
                 Err(failure) => Race::Lost { failures: vec![failure, other] },
             },
             // No budget for a hedge: the first attempt alone.
             None => match (&mut primary).await {
-                Ok(attempt) => Race::Won { attempt, second: false },
+                Ok(attempt) => Race::Won { attempt: Box::new(attempt), second: false },
                 Err(failure) => Race::Lost { failures: vec![failure] },
             },
         },

@@ -10,6 +10,7 @@
 //! with backoff inside a per-route retry budget, until one produces its first
 //! piece of answer. What happened is reported on the turn ([`report`]).
 
+mod attempt;
 pub mod breaker;
 mod call;
 mod hedge;
@@ -366,14 +367,23 @@ impl Router {
 
     /// Whether some route can produce an answer now: one of its targets'
     /// breakers lets calls through, or its chain ends in the extractive
-    /// answerer.
-    pub fn can_answer(&self) -> bool {
+    /// answerer and the vector store it quotes is up. Reading every breaker
+    /// also moves those whose cool-down has passed to half-open, so their
+    /// exported state is current.
+    pub fn can_answer(&self, vector_store_up: bool) -> bool {
+        let open: Vec<bool> = self
+            .targets
+            .values()
+            .map(|t| t.breaker.state() == BreakerState::Open)
+            .collect();
+        let usable = |target: &Arc<Target>| {
+            self.targets
+                .values()
+                .zip(&open)
+                .any(|(t, open)| Arc::ptr_eq(t, target) && !open)
+        };
         self.routes.values().any(|route| {
-            route.ends_extractive()
-                || route
-                    .chain
-                    .iter()
-                    .any(|t| t.breaker.state() != BreakerState::Open)
+            (route.ends_extractive() && vector_store_up) || route.chain.iter().any(usable)
         })
     }
 }

@@ -11,8 +11,8 @@ use std::time::Duration;
 pub enum DegradationReason {
     /// Every target failed; the extractive answerer answered.
     UpstreamFailed,
-    /// Every target's breaker was open (or the rest failed); the extractive
-    /// answerer answered without any upstream being called for some of them.
+    /// Every target's breaker was open, so no upstream was called; the
+    /// extractive answerer answered.
     BreakerOpen,
     /// The knowledge base could not be searched.
     VectorStoreUnavailable,
@@ -46,19 +46,53 @@ pub struct AttemptRecord {
     pub latency: Duration,
 }
 
+/// The model that answered a call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnsweredBy {
+    /// The model's configured name (or "extractive").
+    pub model: String,
+    /// Its provider's configured name.
+    pub provider: String,
+    /// The provider's id of the model.
+    pub upstream_model: String,
+}
+
+impl AnsweredBy {
+    /// `target`.
+    pub(super) fn of(target: &super::Target) -> Self {
+        Self {
+            model: target.name.clone(),
+            provider: target.provider_name.clone(),
+            upstream_model: target.upstream_id.clone(),
+        }
+    }
+
+    /// The extractive answerer, the degraded end.
+    pub(super) fn extractive() -> Self {
+        let name = crate::llm::extractive::MODEL.to_owned();
+        Self {
+            model: name.clone(),
+            provider: name.clone(),
+            upstream_model: name,
+        }
+    }
+}
+
 /// The router's account of a turn, across its model calls.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct RouteReport {
     /// The route the turn named (or the default).
     pub route: String,
     /// Every attempt of every model call, in order.
     pub attempts: Vec<AttemptRecord>,
     /// The model that answered the last model call.
-    pub answered_by: Option<String>,
+    pub answered_by: Option<AnsweredBy>,
     /// Why the last model call was answered degraded, if it was.
     pub degraded: Option<DegradationReason>,
     /// Set by the knowledge search when the vector store could not be reached.
     pub vector_store_unavailable: bool,
+    /// The last failure of an attempt, over the turn's calls.
+    pub last_failure: Option<crate::llm::LlmError>,
 }
 
 impl RouteReport {
