@@ -22,8 +22,7 @@ mod scrape;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use agentd::pb::retrieval_service_client::RetrievalServiceClient;
-use agentd::pb::{AskRequest, Document, IngestDocumentsRequest};
+use agentd::pb::AskRequest;
 use agentd::telemetry::genai::SessionWriteOutcome;
 use agentd_mock_llm::{Completion, MockToolCall, Reply};
 use tonic::Code;
@@ -166,20 +165,7 @@ async fn scripted_scenario_scrape() -> String {
         |app| app,
     )
     .await;
-    RetrievalServiceClient::new(app.channel.clone())
-        .ingest_documents(IngestDocumentsRequest {
-            collection: String::new(),
-            documents: vec![Document {
-                doc_id: "eng/release.md".into(),
-                text: "Releases ship on Tuesdays. The freeze window starts 48 hours before \
-                       each release."
-                    .into(),
-                metadata: Default::default(),
-                source_uri: "https://wiki.example/eng/release.md".into(),
-            }],
-        })
-        .await
-        .unwrap();
+    crate::resilience::ingest_handbook(&app).await;
 
     let (events, end) = run_chat(&app, chat("What time is it?")).await;
     end.unwrap();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use agentd::pb::admin_service_client::AdminServiceClient;
 use agentd::pb::{
     AskRequest, AskResponse, BreakerState, DegradationReason, DegradedEnd, ListModelsRequest,
-    ResetBreakerRequest, TurnOptions, turn_options::ModelChoice,
+    ResetBreakerRequest, TurnOptions, TurnOutcome, turn_options::ModelChoice,
 };
 use agentd_mock_llm::{Completion, MockLlm, Reply, ScriptedError};
 use tonic::Code;
@@ -29,6 +29,17 @@ fn ask(message: &str, model: &str) -> AskRequest {
             ..TurnOptions::default()
         }),
     }
+}
+
+/// The outcome of an Ask that answers.
+async fn answer(app: &TestApp, request: AskRequest) -> TurnOutcome {
+    app.agent()
+        .ask(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .outcome
+        .unwrap()
 }
 
 /// Asks, passing every backoff on the way.
@@ -67,20 +78,12 @@ async fn an_open_breaker_skips_the_upstream_until_a_probe_after_the_cool_down_su
     let clock = manual_clock();
     let app = breaker_app(&mock, &down, &clock).await;
     let question = "When does the freeze window start?";
-    let asked = tonic::Request::new;
 
     // Two failed calls (one per turn: the answer step of a degraded turn goes
     // straight to the extractive answerer): the breaker opens.
     mock.script([unavailable(), unavailable()]);
     for _ in 0..2 {
-        let degraded = app
-            .agent()
-            .ask(asked(ask(question, "mock-model")))
-            .await
-            .unwrap()
-            .into_inner()
-            .outcome
-            .unwrap();
+        let degraded = answer(&app, ask(question, "mock-model")).await;
         assert_eq!(
             attempts(&degraded),
             ["mock-model:unavailable", "extractive:ok", "extractive:ok"]
@@ -95,14 +98,7 @@ async fn an_open_breaker_skips_the_upstream_until_a_probe_after_the_cool_down_su
     // Open: no request reaches the upstream, and the single-target route
     // still answers, extractively.
     let requests = mock.requests().len();
-    let second = app
-        .agent()
-        .ask(asked(ask(question, "mock-model")))
-        .await
-        .unwrap()
-        .into_inner()
-        .outcome
-        .unwrap();
+    let second = answer(&app, ask(question, "mock-model")).await;
     assert_eq!(mock.requests().len(), requests, "the upstream was called");
     assert_eq!(
         attempts(&second),
@@ -163,14 +159,7 @@ async fn an_open_breaker_skips_the_upstream_until_a_probe_after_the_cool_down_su
     // After the cool-down one probe goes through; its success closes it.
     clock.advance(Duration::from_secs(30));
     mock.script([Reply::Completion(Completion::text(["Back."]))]);
-    let third = app
-        .agent()
-        .ask(asked(ask("Hello?", "mock-model")))
-        .await
-        .unwrap()
-        .into_inner()
-        .outcome
-        .unwrap();
+    let third = answer(&app, ask("Hello?", "mock-model")).await;
     assert_eq!(attempts(&third), ["mock-model:ok"]);
     assert_eq!(third.answer, "Back.");
     assert!(!third.degraded);
@@ -193,10 +182,7 @@ async fn an_open_breaker_skips_the_upstream_until_a_probe_after_the_cool_down_su
     // ResetBreaker closes it at once, on this instance.
     mock.script([unavailable(), unavailable()]);
     for _ in 0..2 {
-        app.agent()
-            .ask(asked(ask(question, "mock-model")))
-            .await
-            .unwrap();
+        answer(&app, ask(question, "mock-model")).await;
     }
     let done = admin_client
         .reset_breaker(ResetBreakerRequest {
@@ -208,14 +194,7 @@ async fn an_open_breaker_skips_the_upstream_until_a_probe_after_the_cool_down_su
     assert_eq!(done.previous_state(), BreakerState::Open);
     assert_eq!(done.instance, listed.instance);
     mock.script([Reply::Completion(Completion::text(["Reset."]))]);
-    let after = app
-        .agent()
-        .ask(asked(ask("Hello?", "mock-model")))
-        .await
-        .unwrap()
-        .into_inner()
-        .outcome
-        .unwrap();
+    let after = answer(&app, ask("Hello?", "mock-model")).await;
     assert_eq!(attempts(&after), ["mock-model:ok"]);
 }
 

@@ -11,6 +11,40 @@ use agentd_mock_llm::{Completion, Gate, Hold, Reply, StreamEnd};
 use crate::helpers::{manual_clock, mock_llm, spawn_agent_with_llm};
 use crate::resilience::{attempts, extra};
 
+fn ask(message: &str, model: &str) -> AskRequest {
+    AskRequest {
+        message: message.into(),
+        session_id: String::new(),
+        options: Some(TurnOptions {
+            model_choice: Some(ModelChoice::Model(model.into())),
+            ..TurnOptions::default()
+        }),
+    }
+}
+
+/// Asks; once the mock holds the request at `gate`, passes the timer of
+/// `timer` (and every backoff after it).
+async fn ask_passing(
+    app: &crate::helpers::TestApp,
+    clock: &agentd::clock::Clock,
+    request: tonic::Request<AskRequest>,
+    gate: &Gate,
+    timer: Duration,
+) -> agentd::pb::TurnOutcome {
+    let mut client = app.agent();
+    let drive = async {
+        gate.reached(1).await;
+        clock.wait_for_timer(timer).await;
+        clock.advance(timer);
+        crate::resilience::pass_backoffs(clock).await;
+    };
+    let answer = tokio::select! {
+        answer = client.ask(request) => answer.unwrap().into_inner(),
+        () = drive => unreachable!(),
+    };
+    answer.outcome.unwrap()
+}
+
 /// Fails a test that would otherwise hang; never reached when it passes.
 const HANG_GUARD: Duration = Duration::from_secs(30);
 
@@ -37,26 +71,8 @@ async fn a_hedge_on_the_next_target_wins_over_a_slow_first_token_and_the_loser_i
         Reply::Completion(Completion::text(["slow"]).held(Hold::after_events(1, &gate))),
         Reply::Completion(Completion::text(["fast"])),
     ]);
-    let mut client = app.agent();
-    let asked = client.ask(AskRequest {
-        message: "Hello?".into(),
-        session_id: String::new(),
-        options: Some(TurnOptions {
-            model_choice: Some(ModelChoice::Model("hedged".into())),
-            ..TurnOptions::default()
-        }),
-    });
-    let drive = async {
-        gate.reached(1).await;
-        clock.wait_for_timer(hedge_after).await;
-        clock.advance(hedge_after);
-        std::future::pending::<()>().await;
-    };
-    let answer = tokio::select! {
-        answer = asked => answer.unwrap().into_inner(),
-        () = drive => unreachable!(),
-    };
-    let outcome = answer.outcome.unwrap();
+    let request = tonic::Request::new(ask("Hello?", "hedged"));
+    let outcome = ask_passing(&app, &clock, request, &gate, hedge_after).await;
     assert_eq!(outcome.answer, "fast");
     assert_eq!(outcome.model, "twin");
     assert_eq!(attempts(&outcome), ["mock-model:cancelled", "twin:ok"]);
@@ -116,24 +132,9 @@ async fn the_first_token_timeout_retries_a_silent_start_and_the_total_timeout_en
         Reply::Completion(Completion::text(["late"]).held(Hold::after_events(1, &gate))),
         Reply::Completion(Completion::text(["in time"])),
     ]);
-    let mut client = app.agent();
-    let asked = client.ask(AskRequest {
-        message: "Hello?".into(),
-        session_id: String::new(),
-        options: options.clone(),
-    });
     let first_token = Duration::from_millis(2500);
-    let drive = async {
-        gate.reached(1).await;
-        clock.wait_for_timer(first_token).await;
-        clock.advance(first_token);
-        crate::resilience::pass_backoffs(&clock).await;
-    };
-    let answer = tokio::select! {
-        answer = asked => answer.unwrap().into_inner(),
-        () = drive => unreachable!(),
-    };
-    let outcome = answer.outcome.unwrap();
+    let request = tonic::Request::new(ask("Hello?", "slow-model"));
+    let outcome = ask_passing(&app, &clock, request, &gate, first_token).await;
     assert_eq!(outcome.answer, "in time");
     assert_eq!(attempts(&outcome), ["slow-model:timeout", "slow-model:ok"]);
     gate.release();
@@ -191,29 +192,10 @@ async fn a_first_token_late_for_the_reserve_gives_way_to_a_degraded_answer_in_ti
     mock.script([Reply::Completion(
         Completion::text(["late"]).held(Hold::after_events(1, &gate)),
     )]);
-    let mut request = tonic::Request::new(AskRequest {
-        message: "When does the freeze window start?".into(),
-        session_id: String::new(),
-        options: Some(TurnOptions {
-            model_choice: Some(ModelChoice::Model("slow-model".into())),
-            ..TurnOptions::default()
-        }),
-    });
+    let mut request = tonic::Request::new(ask("When does the freeze window start?", "slow-model"));
     request.set_timeout(Duration::from_millis(4200));
-    let mut client = app.agent();
-    let asked = client.ask(request);
     let reserve_at = Duration::from_millis(2200);
-    let drive = async {
-        gate.reached(1).await;
-        clock.wait_for_timer(reserve_at).await;
-        clock.advance(reserve_at);
-        std::future::pending::<()>().await;
-    };
-    let answer = tokio::select! {
-        answer = asked => answer.unwrap().into_inner(),
-        () = drive => unreachable!(),
-    };
-    let outcome = answer.outcome.unwrap();
+    let outcome = ask_passing(&app, &clock, request, &gate, reserve_at).await;
     assert!(outcome.degraded);
     assert_eq!(
         outcome.degradation_reason(),

@@ -154,26 +154,27 @@ pub(super) fn route_call(
             for event in std::mem::take(&mut attempt.held) {
                 yield Ok(event);
             }
+            // One timer for the whole attempt (not one per chunk), and no
+            // span entered per chunk: this loop is on every streamed token.
+            let total = state.router.clock.sleep_until(attempt.ends_at);
+            futures::pin_mut!(total);
             loop {
-                let next = state
-                    .router
-                    .clock
-                    .timeout_at(
-                        attempt.ends_at,
-                        attempt.rest.next().instrument(attempt.unfinished.span.clone()),
-                    )
-                    .await;
+                let next = tokio::select! {
+                    biased;
+                    next = attempt.rest.next() => Some(next),
+                    () = &mut total => None,
+                };
                 match next {
-                    Ok(Some(Ok(event))) => {
+                    Some(Some(Ok(event))) => {
                         describe(&attempt.unfinished.span, &event);
                         yield Ok(event);
                     }
-                    Ok(None) => break,
-                    Ok(Some(Err(error))) => {
+                    Some(None) => break,
+                    Some(Some(Err(error))) => {
                         failure = Some(error);
                         break;
                     }
-                    Err(_) => {
+                    None => {
                         failure = Some(LlmError::Timeout(attempt.target.total_timeout));
                         break;
                     }
