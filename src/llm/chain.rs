@@ -1,5 +1,5 @@
-//! The per-call chain: every attempt of every model call (retries, fallbacks
-//! and hedges included, once the router makes them) passes the same stages in
+//! The per-call chain: every attempt of every model call (the router's
+//! retries, fallbacks and hedges included) passes the same stages in
 //! the same order (docs/architecture.md, "The order of checks"):
 //!
 //! ```text
@@ -16,7 +16,7 @@
 //! Each slot holds one [`CallStage`]; today both are [`PassThrough`], and later
 //! work fills its own slot without reordering the chain. A [`Chained`] provider
 //! is an upstream behind the chain, itself an [`LlmProvider`], so whatever
-//! calls providers (the agent, later the router) never sees the stages.
+//! calls providers (the router, and through it the agent) never sees the stages.
 
 use std::future::Future as _;
 use std::pin::Pin;
