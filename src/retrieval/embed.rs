@@ -149,13 +149,7 @@ impl OpenAiEmbedder {
             settings.clock.clone(),
             settings.metrics.clone(),
         ));
-        // The config checks the window (1 to 60 s) and the ratio (0 to 10),
-        // TpsBudget's documented ranges.
-        let budget = TpsBudget::new(
-            settings.retry.budget_window,
-            settings.retry.budget_min_per_second,
-            settings.retry.budget_ratio,
-        );
+        let budget = crate::llm::router::budget(&settings.retry);
         Ok(Self {
             budget,
             http,

@@ -167,11 +167,21 @@ pub fn attempts(outcome: &TurnOutcome) -> Vec<String> {
         .collect()
 }
 
-fn ask_options(model: &str) -> Option<TurnOptions> {
+/// Turn options naming `model` (a model or route).
+pub fn model_options(model: &str) -> Option<TurnOptions> {
     Some(TurnOptions {
         model_choice: Some(ModelChoice::Model(model.into())),
         ..TurnOptions::default()
     })
+}
+
+/// An Ask of `message` on `model`, starting a session.
+pub fn ask(message: &str, model: &str) -> AskRequest {
+    AskRequest {
+        message: message.into(),
+        session_id: String::new(),
+        options: model_options(model),
+    }
 }
 
 enum End {
@@ -392,7 +402,7 @@ async fn each_upstream_fault_is_retried_failed_over_degraded_or_a_clear_status()
         let request = ChatRequest {
             message: "When does the freeze window start?".into(),
             session_id: session_id.clone(),
-            options: ask_options(case.route),
+            options: model_options(case.route),
         };
         let (events, end) = drive_chat(&app, &clock, request, case.stall).await;
         let name = case.name;
@@ -517,7 +527,7 @@ async fn ask_retries_a_call_that_failed_mid_stream_and_keeps_only_the_answer() {
         let ask = client.ask(AskRequest {
             message: "Hello?".into(),
             session_id: String::new(),
-            options: ask_options("mock-model"),
+            options: model_options("mock-model"),
         });
         let answer = tokio::select! {
             answer = ask => answer.expect(name).into_inner(),
@@ -553,7 +563,7 @@ async fn retry_after_is_waited_for_exactly_when_it_fits() {
     let chat = client.ask(AskRequest {
         message: "Hello?".into(),
         session_id: String::new(),
-        options: ask_options("mock-model"),
+        options: model_options("mock-model"),
     });
     let wait = async {
         // The retry waits exactly the 3 s the provider asked for (no jitter),
@@ -582,7 +592,7 @@ async fn retry_after_is_waited_for_exactly_when_it_fits() {
         .ask(AskRequest {
             message: "When does the freeze window start?".into(),
             session_id: String::new(),
-            options: ask_options("mock-model"),
+            options: model_options("mock-model"),
         })
         .await
         .unwrap()

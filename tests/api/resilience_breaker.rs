@@ -8,7 +8,7 @@ use std::time::Duration;
 use agentd::pb::admin_service_client::AdminServiceClient;
 use agentd::pb::{
     AskRequest, AskResponse, BreakerState, DegradationReason, DegradedEnd, ListModelsRequest,
-    ResetBreakerRequest, TurnOptions, TurnOutcome, turn_options::ModelChoice,
+    ResetBreakerRequest, TurnOutcome,
 };
 use agentd_mock_llm::{Completion, MockLlm, Reply, ScriptedError};
 use tonic::Code;
@@ -18,18 +18,7 @@ use tonic_types::StatusExt;
 use crate::helpers::{
     TestApp, auth_config, key, manual_clock, mock_llm, spawn_agent_with_llm, with_key,
 };
-use crate::resilience::{LLM_KEYS, attempts, extra, ingest_handbook, pass_backoffs};
-
-fn ask(message: &str, model: &str) -> AskRequest {
-    AskRequest {
-        message: message.into(),
-        session_id: String::new(),
-        options: Some(TurnOptions {
-            model_choice: Some(ModelChoice::Model(model.into())),
-            ..TurnOptions::default()
-        }),
-    }
-}
+use crate::resilience::{LLM_KEYS, ask, attempts, extra, ingest_handbook, pass_backoffs};
 
 /// The outcome of an Ask that answers.
 async fn answer(app: &TestApp, request: AskRequest) -> TurnOutcome {
@@ -439,7 +428,7 @@ async fn a_weighted_split_is_sticky_per_session_and_each_response_names_its_arm(
     };
     let split = |session_id: &str, message: &str| agentd::pb::ChatRequest {
         session_id: session_id.into(),
-        options: ask("", "split").options,
+        options: crate::resilience::model_options("split"),
         ..crate::agent::chat(message)
     };
     let upstream = |arm: &str| {

@@ -5,22 +5,11 @@
 
 use std::time::Duration;
 
-use agentd::pb::{AskRequest, TurnOptions, turn_options::ModelChoice};
-use agentd_mock_llm::{Completion, Gate, Hold, Reply, StreamEnd};
+use agentd::pb::AskRequest;
+use agentd_mock_llm::{Completion, Gate, Hold, MockLlm, Reply, StreamEnd};
 
 use crate::helpers::{manual_clock, mock_llm, spawn_agent_with_llm};
-use crate::resilience::{attempts, extra};
-
-fn ask(message: &str, model: &str) -> AskRequest {
-    AskRequest {
-        message: message.into(),
-        session_id: String::new(),
-        options: Some(TurnOptions {
-            model_choice: Some(ModelChoice::Model(model.into())),
-            ..TurnOptions::default()
-        }),
-    }
-}
+use crate::resilience::{ask, attempts, extra};
 
 /// Asks; once the mock holds the request at `gate`, passes the timer of
 /// `timer` (and every backoff after it).
@@ -101,7 +90,7 @@ async fn a_hedge_on_the_next_target_wins_over_a_slow_first_token_and_the_loser_i
 
 /// A provider with long idle timeouts, so its first-token (2.5 s) and total
 /// (7.3 s) timeouts are what fire (lengths no other timer of the server has).
-fn slow_provider(mock: &agentd_mock_llm::MockLlm) -> String {
+fn slow_provider(mock: &MockLlm) -> String {
     format!(
         "[llm.providers.slow]\nbase_url = \"{}\"\napi_key = \"sk-test\"\nidle_timeout = \"10s\"\n\
          first_token_timeout = \"2500ms\"\ntotal_timeout = \"7300ms\"\n[llm.models.slow-model]\n\
@@ -110,8 +99,14 @@ fn slow_provider(mock: &agentd_mock_llm::MockLlm) -> String {
     )
 }
 
-#[tokio::test]
-async fn the_first_token_timeout_retries_a_silent_start_and_the_total_timeout_ends_a_long_stream() {
+/// A server whose model `slow-model` is on [`slow_provider`], on a manual
+/// clock; the second mock (kept alive) serves the tests' other models.
+async fn slow_app() -> (
+    MockLlm,
+    MockLlm,
+    agentd::clock::Clock,
+    crate::helpers::TestApp,
+) {
     let mock = mock_llm().await;
     let down = mock_llm().await;
     let clock = manual_clock();
@@ -120,10 +115,13 @@ async fn the_first_token_timeout_retries_a_silent_start_and_the_total_timeout_en
         let clock = clock.clone();
         spawn_agent_with_llm(&mock, "", &config, |app| app.clock(clock)).await
     };
-    let options = Some(TurnOptions {
-        model_choice: Some(ModelChoice::Model("slow-model".into())),
-        ..TurnOptions::default()
-    });
+    (mock, down, clock, app)
+}
+
+#[tokio::test]
+async fn the_first_token_timeout_retries_a_silent_start_and_the_total_timeout_ends_a_long_stream() {
+    let (mock, _down, clock, app) = slow_app().await;
+    let options = crate::resilience::model_options("slow-model");
 
     // Headers and the role arrive, then nothing: the first-token timeout (not
     // the 10 s idle one) ends the attempt, and the retry answers.
@@ -176,14 +174,7 @@ async fn the_first_token_timeout_retries_a_silent_start_and_the_total_timeout_en
 
 #[tokio::test]
 async fn a_first_token_late_for_the_reserve_gives_way_to_a_degraded_answer_in_time() {
-    let mock = mock_llm().await;
-    let down = mock_llm().await;
-    let clock = manual_clock();
-    let config = format!("{}\n{}", extra(&down), slow_provider(&mock));
-    let app = {
-        let clock = clock.clone();
-        spawn_agent_with_llm(&mock, "", &config, |app| app.clock(clock)).await
-    };
+    let (mock, _down, clock, app) = slow_app().await;
     crate::resilience::ingest_handbook(&app).await;
     // The model sends its role and then nothing; its first-token timeout
     // (2.5 s) would end it only after the deadline (4.2 s) minus the reserve

@@ -154,8 +154,8 @@ pub(super) fn model_step<'a>(
         reply.input_tokens = reply.input_tokens.saturating_add(discarded.0);
         reply.output_tokens = reply.output_tokens.saturating_add(discarded.1);
         // Measured under the model that answered, not the route's first.
-        let answered = report::of(&turn.context)
-            .and_then(|report| report.answered_by)
+        let answered = report::read(&turn.context, |report| report.answered_by.clone())
+            .flatten()
             .map(|answered| OperationLabels {
                 gen_ai_operation_name: operation.gen_ai_operation_name.clone(),
                 gen_ai_provider_name: answered.provider,

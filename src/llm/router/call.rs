@@ -66,11 +66,18 @@ pub(super) fn route_call(
     request: LlmRequest,
 ) -> LlmStream {
     route.budget.deposit();
-    let previous = report::of(&call.turn).unwrap_or_default();
+    // What the turn's earlier calls left: whether an attempt was made, and
+    // how the last call ended.
+    let (first_of_turn, degraded, earlier_failure) = report::read(&call.turn, |report| {
+        (
+            report.attempts.is_empty(),
+            report.degraded,
+            report.last_failure.clone(),
+        )
+    })
+    .unwrap_or((true, None, None));
     // The answer step of an extractive degraded answer: straight to the end.
-    let continued = previous
-        .degraded
-        .filter(|_| extractive::continues_search(&request.messages));
+    let continued = degraded.filter(|_| extractive::continues_search(&request.messages));
     let plan = if continued.is_some() {
         Vec::new()
     } else {
@@ -82,7 +89,7 @@ pub(super) fn route_call(
         report.answered_by = None;
     });
     let whole = call.turn.delivery == Delivery::Whole;
-    let state = CallState::new(router, route, call, request, previous.attempts.is_empty());
+    let state = CallState::new(router, route, call, request, first_of_turn);
     let stream = async_stream::stream! {
         let mut tries: Vec<u32> = vec![state.router.retry.max_attempts; plan.len()];
         let mut link = 0;
@@ -220,7 +227,7 @@ pub(super) fn route_call(
         // A continued degraded turn reports what failed in its earlier call.
         let last_error = state
             .last_failure()
-            .or_else(|| continued.and(previous.last_failure.clone()));
+            .or_else(|| continued.and(earlier_failure.clone()));
         let reason = continued.unwrap_or(if out_of_time {
             DegradationReason::Deadline
         } else if breaker_open && last_error.is_none() {

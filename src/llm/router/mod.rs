@@ -166,17 +166,17 @@ impl Route {
     /// then the rest of the chain.
     fn plan(&self, turn: &TurnContext) -> Vec<Arc<Target>> {
         let first = split::arm(&self.weights, &turn.tenant, &turn.session, &self.name);
-        let mut plan = Vec::with_capacity(self.chain.len());
-        if let Some(arm) = self.targets.get(first) {
-            plan.push(arm.clone());
+        // The chain holds every target once, the route's own first: the arm
+        // moves to the front.
+        let mut plan = self.chain.clone();
+        if let Some(at) = self
+            .targets
+            .get(first)
+            .and_then(|arm| plan.iter().position(|t| Arc::ptr_eq(t, arm)))
+        {
+            let arm = plan.remove(at);
+            plan.insert(0, arm);
         }
-        plan.extend(
-            self.chain
-                .iter()
-                .filter(|t| !plan.iter().any(|p| Arc::ptr_eq(p, t)))
-                .cloned()
-                .collect::<Vec<_>>(),
-        );
         plan
     }
 
@@ -185,6 +185,16 @@ impl Route {
     pub fn ends_extractive(&self) -> bool {
         self.degraded == Degraded::Extractive
     }
+}
+
+/// A route's retry budget. The config checks the window (1 to 60 s) and the
+/// ratio (0 to 10), the ranges outside which `TpsBudget::new` panics.
+pub(crate) fn budget(retry: &RetryConfig) -> TpsBudget {
+    TpsBudget::new(
+        retry.budget_window,
+        retry.budget_min_per_second,
+        retry.budget_ratio,
+    )
 }
 
 /// Every target and route of the configuration.
@@ -273,13 +283,7 @@ impl Router {
                     chain,
                     degraded: route.degraded.unwrap_or(config.degraded_default),
                     hedge_after: route.hedge_after,
-                    // The config checks the window (1 to 60 s) and the ratio
-                    // (0 to 10, i.e. up to 1000%), TpsBudget's documented ranges.
-                    budget: TpsBudget::new(
-                        config.retry.budget_window,
-                        config.retry.budget_min_per_second,
-                        config.retry.budget_ratio,
-                    ),
+                    budget: budget(&config.retry),
                 }),
             );
         }
@@ -319,11 +323,7 @@ impl Router {
             chain: vec![target.clone()],
             degraded: Degraded::Unavailable,
             hedge_after: None,
-            budget: TpsBudget::new(
-                config.retry.budget_window,
-                config.retry.budget_min_per_second,
-                config.retry.budget_ratio,
-            ),
+            budget: budget(&config.retry),
         });
         Self {
             targets: BTreeMap::from([(name.to_owned(), target)]),
@@ -371,19 +371,15 @@ impl Router {
     /// also moves those whose cool-down has passed to half-open, so their
     /// exported state is current.
     pub fn can_answer(&self, vector_store_up: bool) -> bool {
-        let open: Vec<bool> = self
+        let open: std::collections::BTreeSet<&str> = self
             .targets
             .values()
-            .map(|t| t.breaker.state() == BreakerState::Open)
+            .filter(|t| t.breaker.state() == BreakerState::Open)
+            .map(|t| t.name.as_str())
             .collect();
-        let usable = |target: &Arc<Target>| {
-            self.targets
-                .values()
-                .zip(&open)
-                .any(|(t, open)| Arc::ptr_eq(t, target) && !open)
-        };
         self.routes.values().any(|route| {
-            (route.ends_extractive() && vector_store_up) || route.chain.iter().any(usable)
+            (route.ends_extractive() && vector_store_up)
+                || route.chain.iter().any(|t| !open.contains(t.name.as_str()))
         })
     }
 }

@@ -119,5 +119,10 @@ pub fn update(turn: &crate::llm::TurnContext, f: impl FnOnce(&mut RouteReport)) 
 
 /// The turn's report, if the router made one.
 pub fn of(turn: &crate::llm::TurnContext) -> Option<RouteReport> {
-    turn.with_state(|state| state.get::<RouteReport>().cloned())
+    read(turn, RouteReport::clone)
+}
+
+/// `f` of the turn's report, if the router made one, without copying it all.
+pub fn read<T>(turn: &crate::llm::TurnContext, f: impl FnOnce(&RouteReport) -> T) -> Option<T> {
+    turn.with_state(|state| state.get::<RouteReport>().map(f))
 }
