@@ -13,10 +13,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+use tonic_types::{ErrorDetails, FieldViolation, QuotaViolation, StatusExt};
 
 use crate::agent::error::TurnError;
 use crate::agent::sessions::SessionError;
+use crate::cost::Limited;
 use crate::identity::Role;
 use crate::ids::TenantId;
 use crate::llm::LlmError;
@@ -147,6 +148,10 @@ pub enum AppError {
     /// A stored record is in a format this version cannot read.
     #[error("{0}")]
     UnsupportedRecord(String),
+    /// Cost control refused: a budget is exhausted, a rate limit reached, or
+    /// the budget ledger could not be asked.
+    #[error(transparent)]
+    Limited(crate::cost::Limited),
     /// A bug or an unexpected failure; the cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -216,7 +221,13 @@ impl AppError {
                 // What a stage refuses (a budget, a policy) a retry cannot cure
                 // until something changes; later stages bring their own codes.
                 LlmError::Refused { .. } => Code::FailedPrecondition,
+                // Converted to `AppError::Limited` on the way in.
+                LlmError::Limited(_) => Code::ResourceExhausted,
             },
+            AppError::Limited(Limited::Budget { .. } | Limited::Rate { .. }) => {
+                Code::ResourceExhausted
+            }
+            AppError::Limited(Limited::Unavailable(_)) => Code::Unavailable,
             AppError::Internal(_) => Code::Internal,
         }
     }
@@ -254,7 +265,11 @@ impl AppError {
                 LlmError::DeadlineExceeded => "DEADLINE_EXCEEDED",
                 LlmError::Refused { .. } => "CALL_REFUSED",
                 LlmError::Exhausted { .. } => "ROUTE_EXHAUSTED",
+                LlmError::Limited(_) => "LIMITED",
             },
+            AppError::Limited(Limited::Budget { .. }) => "BUDGET_EXHAUSTED",
+            AppError::Limited(Limited::Rate { .. }) => "RATE_LIMITED",
+            AppError::Limited(Limited::Unavailable(_)) => "BUDGET_LEDGER_UNAVAILABLE",
             AppError::Internal(_) => "INTERNAL",
         }
     }
@@ -280,8 +295,14 @@ impl AppError {
                 | LlmError::Rejected { .. }
                 | LlmError::Protocol(_)
                 | LlmError::DeadlineExceeded
-                | LlmError::Refused { .. } => None,
+                | LlmError::Refused { .. }
+                | LlmError::Limited(_) => None,
             },
+            AppError::Limited(Limited::Rate { wait, .. }) => Some(*wait),
+            AppError::Limited(Limited::Unavailable(_)) => Some(Duration::from_secs(1)),
+            // A budget refills with the next period or an operator's change,
+            // not by waiting a moment.
+            AppError::Limited(Limited::Budget { .. }) => None,
             AppError::InvalidArgument(_)
             | AppError::ToolNotAllowed { .. }
             | AppError::SessionNotFound(_)
@@ -355,6 +376,26 @@ impl AppError {
                 }
                 pairs
             }
+            AppError::Limited(Limited::Budget {
+                owner,
+                kind,
+                limit,
+                used,
+            }) => vec![
+                ("subject", owner.clone()),
+                ("budget", kind.as_str().to_owned()),
+                ("limit", limit.to_string()),
+                ("used", used.to_string()),
+                (
+                    "unit",
+                    if kind.is_usd() { "nano_usd" } else { "tokens" }.to_owned(),
+                ),
+            ],
+            AppError::Limited(Limited::Rate { limit, wait }) => vec![
+                ("limit", (*limit).to_owned()),
+                ("retry_after_ms", wait.as_millis().to_string()),
+            ],
+            AppError::Limited(Limited::Unavailable(_)) => vec![("store", "budgets".to_owned())],
             AppError::CollectionNotFound(name) => vec![("collection", name.clone())],
             AppError::ModelNotFound { name, .. } => vec![("model", name.clone())],
             AppError::VectorStore(_) | AppError::EmbeddingsRequired(_) => Vec::new(),
@@ -429,7 +470,12 @@ impl From<TurnError> for AppError {
             TurnError::CollectionNotFound(name) => AppError::CollectionNotFound(name.to_string()),
             TurnError::Session(err) => err.into(),
             TurnError::Knowledge(err) => err.into(),
+            TurnError::Upstream {
+                error: LlmError::Limited(limited),
+                ..
+            } => AppError::Limited(limited),
             TurnError::Upstream { provider, error } => AppError::Upstream { provider, error },
+            TurnError::Limited(limited) => AppError::Limited(limited),
             TurnError::DeadlineExceeded(timeout) => AppError::DeadlineExceeded { timeout },
             TurnError::ContextExhausted(_) | TurnError::Blocking(_) => {
                 AppError::Internal(err.into())
@@ -456,6 +502,12 @@ impl From<AppError> for Status {
         }
         if let Some(delay) = err.retry_after() {
             details.set_retry_info(Some(delay));
+        }
+        if let AppError::Limited(Limited::Budget { owner, kind, .. }) = &err {
+            details.set_quota_failure(vec![QuotaViolation::new(
+                owner.clone(),
+                format!("budget {} of {owner} is exhausted", kind.as_str()),
+            )]);
         }
         Status::with_error_details(err.code(), err.to_string(), details)
     }

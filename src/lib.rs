@@ -14,6 +14,7 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod cost;
 pub mod error;
 pub mod grpc;
 pub mod health;

@@ -220,6 +220,17 @@ fn assemble(
     }
 }
 
+/// An upper bound of a request's input tokens from byte lengths alone (see
+/// [`message_cost`]): no table, no counting.
+pub fn request_bound(messages: &[ChatMessage], tools: &[ToolSpec]) -> usize {
+    REPLY_PRIMING
+        + tools_cost(tools, str::len)
+        + messages
+            .iter()
+            .map(|m| message_cost(m, str::len))
+            .sum::<usize>()
+}
+
 /// Input tokens of a request (its messages and tool definitions), counted: the
 /// estimate used when the provider reports no usage.
 pub fn request_tokens(encoding: Encoding, messages: &[ChatMessage], tools: &[ToolSpec]) -> usize {

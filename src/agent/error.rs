@@ -84,6 +84,9 @@ pub enum TurnError {
     /// Tool results outgrew the model's context window mid-turn.
     #[error("tool results outgrew the context window: {0}")]
     ContextExhausted(String),
+    /// Cost control refused the turn before it started (a request-rate limit).
+    #[error(transparent)]
+    Limited(crate::cost::Limited),
     /// Work on a blocking thread failed (a panic there, most likely).
     #[error("blocking work failed: {0}")]
     Blocking(#[from] tokio::task::JoinError),
@@ -123,6 +126,9 @@ impl ErrorType for TurnError {
             TurnError::DeadlineExceeded(_) => "deadline_exceeded",
             TurnError::ContextExhausted(_) => "context_exhausted",
             TurnError::Blocking(_) => "internal",
+            TurnError::Limited(limited) => {
+                crate::llm::LlmError::Limited(limited.clone()).error_type()
+            }
         }
     }
 }

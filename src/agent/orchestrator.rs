@@ -56,6 +56,8 @@ pub struct Parts {
     pub metrics: Arc<GenAiMetrics>,
     /// The clock of deadlines, timeouts and stored times.
     pub clock: Clock,
+    /// Budgets and rate limits.
+    pub cost: Arc<crate::cost::CostControl>,
 }
 
 /// Runs agent turns.
@@ -69,6 +71,7 @@ pub struct Orchestrator {
     tool_config: ToolsConfig,
     metrics: Arc<GenAiMetrics>,
     clock: Clock,
+    cost: Arc<crate::cost::CostControl>,
     system_prompt: ChatMessage,
     system_prompt_version: String,
 }
@@ -90,7 +93,13 @@ impl Orchestrator {
             tool_config: parts.tool_config,
             metrics: parts.metrics,
             clock: parts.clock,
+            cost: parts.cost,
         }
+    }
+
+    /// Cost control.
+    pub fn cost(&self) -> &Arc<crate::cost::CostControl> {
+        &self.cost
     }
 
     /// The router behind every model and route turns may name.
@@ -239,6 +248,10 @@ impl Orchestrator {
             }
             turn.span.record("gen_ai.usage.input_tokens", i64::from(usage.input_tokens));
             turn.span.record("gen_ai.usage.output_tokens", i64::from(usage.output_tokens));
+            let cost = crate::cost::stage::TurnCost::of(&turn.context);
+            usage.cost = cost.cost;
+            usage.estimated |= cost.estimated;
+            turn.span.record("agentd.cost_usd", cost.cost.to_f64_usd());
             yield AgentEvent::Usage(usage);
             let appended = self.store(&turn, new_messages).await?;
             self.metrics.steps(&model.name, steps);

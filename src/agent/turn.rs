@@ -35,6 +35,8 @@ pub struct TurnRequest {
 pub struct TurnOrigin {
     /// The caller's tenant.
     pub tenant: TenantId,
+    /// The name of the caller's API key (`anonymous` with auth off).
+    pub key: String,
     /// The call's request id, for correlation.
     pub request_id: String,
     /// When the caller stops waiting, on the orchestrator's clock.
@@ -93,6 +95,9 @@ pub struct TurnUsage {
     pub output_tokens: u32,
     /// Whether any count is a tiktoken estimate.
     pub estimated: bool,
+    /// What the turn's model calls cost: every attempt that reached an
+    /// upstream, failed, retried and hedged ones included.
+    pub cost: crate::cost::money::Usd,
 }
 
 impl TurnUsage {

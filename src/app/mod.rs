@@ -25,7 +25,7 @@ use crate::grpc::agent::AgentApi;
 use crate::grpc::retrieval::RetrievalApi;
 use crate::health::Health;
 use crate::llm::catalog::ModelCatalog;
-use crate::llm::chain::CallChain;
+use crate::llm::chain::{CallChain, Slot};
 use crate::middleware::StageLayer;
 use crate::middleware::auth::Auth;
 use crate::middleware::catch_panic::CatchPanic;
@@ -47,7 +47,7 @@ mod background;
 mod open;
 
 use background::{sweep_sessions, watch_dependencies};
-use open::{bind, open_knowledge, open_sessions, prepare_data_dir};
+use open::{bind, open_cost, open_knowledge, open_sessions, prepare_data_dir};
 
 /// Streams a connection to the health-only listener may open at once.
 const HEALTH_STREAMS_PER_CONNECTION: u32 = 4;
@@ -121,7 +121,7 @@ pub struct AppBuilder {
     config: Config,
     clock: Clock,
     tools: Vec<Arc<dyn Tool>>,
-    chain: CallChain,
+    chain: Option<CallChain>,
 }
 
 impl AppBuilder {
@@ -137,9 +137,10 @@ impl AppBuilder {
         self
     }
 
-    /// Every model call passes `chain` (the pass-through chain by default).
+    /// Every model call passes `chain` instead of the production one (whose
+    /// admission slot holds cost control): a seam for tests.
     pub fn call_chain(mut self, chain: CallChain) -> Self {
-        self.chain = chain;
+        self.chain = Some(chain);
         self
     }
 
@@ -162,7 +163,7 @@ impl App {
             config,
             clock: Clock::system(),
             tools: Vec::new(),
-            chain: CallChain::default(),
+            chain: None,
         }
     }
 
@@ -176,6 +177,8 @@ impl App {
         prepare_data_dir(&config).await?;
         let sessions = open_sessions(&config, &clock).await?;
         let metrics = Arc::new(Metrics::new(VERSION, GIT_COMMIT));
+        let (cost, admission) = open_cost(&config, &clock, metrics.cost.clone()).await?;
+        let chain = chain.unwrap_or_else(|| CallChain::default().with(Slot::Admission, admission));
         let catalog =
             ModelCatalog::from_config(&config.llm, &clock, &chain, metrics.router.clone())?;
         let (knowledge, embedded) = open_knowledge(&config, &clock, metrics.router.clone()).await?;
@@ -198,6 +201,7 @@ impl App {
             tool_config: config.tools.clone(),
             metrics: metrics.genai.clone(),
             clock: clock.clone(),
+            cost: cost.clone(),
         }));
         let (grpc_listener, grpc_addr) = bind("server.grpc_addr", config.server.grpc_addr).await?;
         let (metrics_listener, metrics_addr) =
@@ -304,10 +308,12 @@ impl App {
         ))
         .max_decoding_message_size(server.max_request_bytes)
         .max_encoding_message_size(server.max_response_bytes);
-        let agent =
-            AgentServiceServer::new(AgentApi::new(self.orchestrator, self.sessions.clone()))
-                .max_decoding_message_size(server.max_request_bytes)
-                .max_encoding_message_size(server.max_response_bytes);
+        let agent = AgentServiceServer::new(AgentApi::new(
+            self.orchestrator.clone(),
+            self.sessions.clone(),
+        ))
+        .max_decoding_message_size(server.max_request_bytes)
+        .max_encoding_message_size(server.max_response_bytes);
 
         let watch_stop = CancellationToken::new();
         let watcher = tokio::spawn(watch_dependencies(
@@ -324,6 +330,14 @@ impl App {
             self.clock.clone(),
             watch_stop.clone(),
         ));
+        // Reservations stand at least `server.max_timeout` plus a minute, so
+        // the session sweeper's interval is often enough to charge them.
+        let reservations = tokio::spawn(
+            self.orchestrator
+                .cost()
+                .clone()
+                .sweep_every(self.config.sessions.sweep_interval, watch_stop.clone()),
+        );
 
         // Reflection serves agentd's contract, the standard services, and the
         // google.rpc error details (so grpcurl can decode ErrorInfo & co.).
@@ -465,6 +479,9 @@ impl App {
         watch_stop.cancel();
         if let Err(err) = watcher.await {
             tracing::warn!(error = %err, "the dependency watcher failed");
+        }
+        if let Err(err) = reservations.await {
+            tracing::warn!(error = %err, "the reservation sweeper failed");
         }
         if let Err(err) = sweeper.await {
             tracing::warn!(error = %err, "the session sweeper failed");

@@ -1,6 +1,14 @@
 //! What an app opens before it serves: its listeners, its data directory and
 //! its stores.
 
+use std::collections::HashMap;
+
+use crate::cost::CostControl;
+use crate::cost::ledger::{EmbeddedLedger, Ledger, RedisLedger};
+use crate::cost::prices::{self, Price};
+use crate::cost::requests::RequestLimiter;
+use crate::cost::stage::{Admission, Priced};
+use crate::llm::chain::CallStage;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -154,4 +162,80 @@ pub(super) async fn open_knowledge(
             .with_collection_prefix(&config.retrieval.qdrant_collection_prefix),
         embedded,
     ))
+}
+
+/// Cost control: the ledger (in Redis with `state.backend = "redis"`, else
+/// `cost.redb` under the data directory), the request-rate limiter, and the
+/// admission stage with every model's price.
+pub(super) async fn open_cost(
+    config: &Config,
+    clock: &Clock,
+    metrics: crate::telemetry::cost::CostMetrics,
+) -> Result<(Arc<CostControl>, Arc<dyn CallStage>), StartError> {
+    let (ledger, requests): (Arc<dyn Ledger>, RequestLimiter) =
+        if config.state.backend == StateBackend::Redis {
+            let pool = RedisPool::new(&config.state).map_err(|err| anyhow::anyhow!(err))?;
+            (
+                Arc::new(RedisLedger::new(pool.clone())),
+                RequestLimiter::redis(&config.cost, pool),
+            )
+        } else {
+            let path = config.storage.data_dir.join("cost.redb");
+            let opened = tokio::task::spawn_blocking({
+                let path = path.clone();
+                move || EmbeddedLedger::open(&path)
+            })
+            .await
+            .map_err(anyhow::Error::from)?;
+            let ledger = opened.map_err(|err| {
+                anyhow::anyhow!(
+                    "storage.data_dir: cannot open the budget ledger {}: {err}",
+                    path.display()
+                )
+            })?;
+            (
+                Arc::new(ledger),
+                RequestLimiter::embedded(&config.cost, clock),
+            )
+        };
+    let mut prices: HashMap<String, HashMap<String, Priced>> = HashMap::new();
+    for (name, model) in &config.llm.models {
+        let upstream = model.upstream_id(name);
+        let price = match (&model.price, prices::builtin(upstream)) {
+            (Some(price), _) => {
+                metrics.priced(name, true);
+                price.price()
+            }
+            (None, Some(price)) => {
+                metrics.priced(name, true);
+                price
+            }
+            (None, None) => {
+                tracing::warn!(
+                    model = name.as_str(),
+                    upstream,
+                    "no price for this model: its calls are accounted at 0 USD; set \
+                     llm.models.{name}.price"
+                );
+                metrics.unpriced(name);
+                Price::FREE
+            }
+        };
+        prices.entry(model.provider.clone()).or_default().insert(
+            upstream.to_owned(),
+            Priced {
+                model: name.clone(),
+                price,
+            },
+        );
+    }
+    let control = Arc::new(CostControl::new(
+        config,
+        ledger,
+        requests,
+        clock.clone(),
+        metrics,
+    ));
+    let stage: Arc<dyn CallStage> = Arc::new(Admission::new(control.clone(), prices));
+    Ok((control, stage))
 }

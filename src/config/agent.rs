@@ -154,6 +154,10 @@ pub struct ModelConfig {
     pub context_window: u32,
     /// Most output tokens per answer; also reserved out of the context window.
     pub max_output_tokens: u32,
+    /// USD per 1M tokens; unset for the built-in price of the upstream id
+    /// (`cost::prices`), or 0 (flagged unpriced) when there is none.
+    #[serde(default)]
+    pub price: Option<crate::cost::prices::PriceConfig>,
 }
 
 impl ModelConfig {
@@ -271,6 +275,7 @@ impl LlmConfig {
                     upstream_model: String::new(),
                     context_window: 128_000,
                     max_output_tokens: 16_384,
+                    price: None,
                 },
             );
         }

@@ -3,6 +3,7 @@
 //! values are errors that name the key.
 
 mod agent;
+pub mod cost;
 mod retrieval;
 mod routes;
 mod secret;
@@ -61,6 +62,8 @@ pub struct Config {
     pub sessions: SessionsConfig,
     /// Documents and search.
     pub retrieval: RetrievalConfig,
+    /// Budgets and rate limits.
+    pub cost: cost::CostConfig,
 }
 
 /// `[storage]`: local state.
@@ -234,6 +237,13 @@ impl Config {
         problems.extend(self.sessions.problems());
         problems.extend(self.retrieval.problems());
         problems.extend(self.state.problems());
+        let mut tenants: std::collections::BTreeSet<TenantId> =
+            self.auth.keys.iter().map(|k| k.tenant.clone()).collect();
+        if !self.auth.enabled {
+            tenants.insert(TenantId::default_tenant());
+        }
+        let keys = self.auth.keys.iter().map(|k| k.name.clone()).collect();
+        problems.extend(self.cost.problems(&tenants, &keys));
         if self.state.backend == StateBackend::Redis && self.retrieval.qdrant_url == "embedded" {
             problems.push(
                 "retrieval.qdrant_url: \"embedded\" cannot go with state.backend = \"redis\": \

@@ -58,6 +58,9 @@ pub struct EmbeddingsConfig {
     /// Limit on one request.
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// USD per 1M input tokens; unset for the built-in price of the model id.
+    #[serde(default)]
+    pub price: Option<crate::cost::prices::PriceConfig>,
 }
 
 fn default_batch_size() -> usize {

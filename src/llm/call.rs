@@ -4,6 +4,7 @@
 //! router keep for the turn) and which attempt
 //! of the call it is. Every [`super::LlmProvider`] call gets one.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,6 +49,11 @@ pub struct TurnContext {
     pub clock: Clock,
     /// How the answer reaches the client.
     pub delivery: Delivery,
+    /// The name of the API key the turn was asked with (`anonymous` with auth
+    /// off): key budgets and rate limits are its.
+    pub key: String,
+    /// Model calls that entered the per-call chain so far.
+    calls: AtomicU32,
     state: Mutex<http::Extensions>,
 }
 
@@ -67,8 +73,22 @@ impl TurnContext {
             deadline,
             clock,
             delivery: Delivery::Streamed,
+            key: "anonymous".to_owned(),
+            calls: AtomicU32::new(0),
             state: Mutex::new(http::Extensions::new()),
         }
+    }
+
+    /// The same context, asked with the API key named `key`.
+    pub fn keyed(mut self, key: String) -> Self {
+        self.key = key;
+        self
+    }
+
+    /// Numbers the turn's next call through the per-call chain, from 1: every
+    /// attempt of every model call of the turn gets its own number.
+    pub fn next_call(&self) -> u32 {
+        self.calls.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// The same context, its answer delivered as `delivery`.
@@ -98,6 +118,9 @@ pub struct CallContext {
     /// 1 for the first attempt of a model call; each retry, fallback or hedge
     /// of the same call counts up.
     pub attempt: u32,
+    /// The call's number in the turn ([`TurnContext::next_call`]), given by
+    /// the per-call chain as the call enters it; 0 before.
+    pub seq: u32,
 }
 
 impl CallContext {
@@ -106,6 +129,7 @@ impl CallContext {
         Self {
             turn: turn.clone(),
             attempt: 1,
+            seq: 0,
         }
     }
 
@@ -114,6 +138,7 @@ impl CallContext {
         Self {
             turn: self.turn.clone(),
             attempt: self.attempt + 1,
+            seq: 0,
         }
     }
 

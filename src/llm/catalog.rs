@@ -106,7 +106,7 @@ impl ModelCatalog {
             providers.insert(
                 name.clone(),
                 TargetSpec {
-                    provider: Arc::new(Chained::new(chain.clone(), upstream)),
+                    provider: Arc::new(Chained::new(chain.for_provider(name), upstream)),
                     provider_name: name.clone(),
                     local: provider.local,
                     first_token_timeout: provider.first_token_timeout,
@@ -115,7 +115,7 @@ impl ModelCatalog {
             );
         }
         let extractive: Arc<dyn LlmProvider> = Arc::new(Chained::new(
-            chain.clone(),
+            chain.for_provider(extractive::MODEL),
             Arc::new(ExtractiveProvider::fallback()),
         ));
         let router = Arc::new(Router::new(config, &providers, extractive, clock, metrics)?);
@@ -161,7 +161,7 @@ impl ModelCatalog {
     ) -> Self {
         let spec = TargetSpec {
             provider: Arc::new(Chained::new(
-                chain.clone(),
+                chain.for_provider(extractive::MODEL),
                 Arc::new(ExtractiveProvider::default()),
             )),
             provider_name: extractive::MODEL.to_owned(),

@@ -53,6 +53,12 @@ pub trait CallStage: Send + Sync + std::fmt::Debug {
     /// The stage's name, for logs and tests.
     fn name(&self) -> &str;
 
+    /// The stage for the calls to one provider, when it differs per provider
+    /// (prices are per provider and model); `None` keeps this one.
+    fn for_provider(&self, _provider: &str) -> Option<Arc<dyn CallStage>> {
+        None
+    }
+
     /// On the way out: may change the request, or refuse the call (nothing then
     /// reaches the upstream, and the stages before this one are settled).
     async fn before(
@@ -130,6 +136,16 @@ impl CallChain {
         self
     }
 
+    /// The chain for the calls to `provider`: each stage specialised to it.
+    pub fn for_provider(&self, provider: &str) -> CallChain {
+        Self {
+            stages: self
+                .stages
+                .clone()
+                .map(|stage| stage.for_provider(provider).unwrap_or(stage)),
+        }
+    }
+
     /// The stages' names, outermost first.
     pub fn names(&self) -> Vec<&str> {
         self.stages.iter().map(|stage| stage.name()).collect()
@@ -142,6 +158,10 @@ impl CallChain {
         call: &CallContext,
         mut request: LlmRequest,
     ) -> Result<LlmStream, LlmError> {
+        let call = &CallContext {
+            seq: call.turn.next_call(),
+            ..call.clone()
+        };
         // Settles the stages admitted so far, once, however the call ends; if
         // this future is dropped part-way (a cancel before the stream exists),
         // its drop settles them as cancelled.
@@ -420,6 +440,7 @@ mod tests {
                     Ok(LlmEvent::Usage(Usage {
                         input_tokens: 3,
                         output_tokens: 1,
+                        cached_tokens: 0,
                     })),
                     Ok(LlmEvent::Finished(FinishReason::Stop)),
                 ])
@@ -486,6 +507,7 @@ mod tests {
         let usage = Some(Usage {
             input_tokens: 3,
             output_tokens: 1,
+            cached_tokens: 0,
         });
         assert_eq!(
             log_of(&log),

@@ -112,6 +112,9 @@ pub struct Usage {
     pub input_tokens: u32,
     /// Completion tokens.
     pub output_tokens: u32,
+    /// Of the prompt tokens, those read from the provider's prompt cache
+    /// (priced at the cached-input rate).
+    pub cached_tokens: u32,
 }
 
 /// Why the model stopped.
@@ -234,6 +237,10 @@ pub enum LlmError {
         /// Why, for the caller.
         reason: String,
     },
+    /// Cost control refused the call: a budget or rate limit, or the ledger
+    /// could not be asked. Nothing reached the upstream.
+    #[error(transparent)]
+    Limited(crate::cost::Limited),
 }
 
 impl LlmError {
@@ -262,7 +269,8 @@ impl LlmError {
             | LlmError::Truncated
             | LlmError::DeadlineExceeded
             | LlmError::Exhausted { .. }
-            | LlmError::Refused { .. } => self.to_string(),
+            | LlmError::Refused { .. }
+            | LlmError::Limited(_) => self.to_string(),
         }
     }
 
@@ -279,7 +287,8 @@ impl LlmError {
             | LlmError::Rejected { .. }
             | LlmError::Protocol(_)
             | LlmError::DeadlineExceeded
-            | LlmError::Refused { .. } => false,
+            | LlmError::Refused { .. }
+            | LlmError::Limited(_) => false,
         }
     }
 }
@@ -298,6 +307,9 @@ impl crate::telemetry::traced::ErrorType for LlmError {
             LlmError::DeadlineExceeded => "deadline_exceeded",
             LlmError::Refused { .. } => "refused",
             LlmError::Exhausted { .. } => "exhausted",
+            LlmError::Limited(crate::cost::Limited::Budget { .. }) => "budget_exhausted",
+            LlmError::Limited(crate::cost::Limited::Rate { .. }) => "rate_limited",
+            LlmError::Limited(crate::cost::Limited::Unavailable(_)) => "ledger_unavailable",
         }
     }
 }

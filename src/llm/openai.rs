@@ -340,6 +340,10 @@ fn assemble(response: reqwest::Response, idle: IdleTimeout) -> LlmStream {
                 usage = Some(Usage {
                     input_tokens: reported.prompt_tokens,
                     output_tokens: reported.completion_tokens,
+                    cached_tokens: reported
+                        .prompt_tokens_details
+                        .and_then(|details| details.cached_tokens)
+                        .unwrap_or(0),
                 });
             }
             for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {

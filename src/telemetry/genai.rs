@@ -61,6 +61,8 @@ struct TokenLabels {
     gen_ai_provider_name: String,
     gen_ai_request_model: String,
     gen_ai_token_type: &'static str,
+    /// The tenant (from config, so bounded).
+    tenant: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -282,7 +284,7 @@ impl GenAiMetrics {
         operation: &OperationLabels,
         elapsed: Duration,
         error_type: &str,
-        tokens: Option<(u32, u32)>,
+        tokens: Option<(u32, u32, &crate::ids::TenantId)>,
     ) {
         self.operation_duration
             .get_or_create(&DurationLabels {
@@ -292,7 +294,7 @@ impl GenAiMetrics {
                 error_type: error_type.to_owned(),
             })
             .observe(elapsed.as_secs_f64());
-        if let Some((input, output)) = tokens {
+        if let Some((input, output, tenant)) = tokens {
             for (token_type, count) in [("input", input), ("output", output)] {
                 self.token_usage
                     .get_or_create(&TokenLabels {
@@ -300,6 +302,7 @@ impl GenAiMetrics {
                         gen_ai_provider_name: operation.gen_ai_provider_name.clone(),
                         gen_ai_request_model: operation.gen_ai_request_model.clone(),
                         gen_ai_token_type: token_type,
+                        tenant: tenant.to_string(),
                     })
                     .observe(f64::from(count));
             }

@@ -223,6 +223,8 @@ pub struct Metrics {
     pub tls: TlsMetrics,
     /// Model-router attempts and circuit breakers.
     pub router: super::resilience::RouterMetrics,
+    /// Spend, budgets and rate limits.
+    pub cost: super::cost::CostMetrics,
 }
 
 impl Metrics {
@@ -232,6 +234,7 @@ impl Metrics {
         let grpc = GrpcMetrics::register(&mut registry);
         let genai = std::sync::Arc::new(super::genai::GenAiMetrics::register(&mut registry));
         let router = super::resilience::RouterMetrics::register(&mut registry);
+        let cost = super::cost::CostMetrics::register(&mut registry);
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info
             .get_or_create(&BuildLabels {
@@ -273,6 +276,7 @@ impl Metrics {
             dependencies,
             tls,
             router,
+            cost,
         }
     }
 

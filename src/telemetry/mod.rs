@@ -1,6 +1,7 @@
 //! Logs, traces and metrics: the global tracing subscriber (JSON or pretty logs,
 //! optional OTLP export), W3C trace-context extraction and the Prometheus metrics.
 
+pub mod cost;
 pub mod genai;
 pub mod metrics;
 pub mod resilience;

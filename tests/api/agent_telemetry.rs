@@ -167,8 +167,12 @@ async fn a_run_with_two_tool_calls_makes_the_genai_span_tree_and_metrics() {
 
     let labels = r#"gen_ai_operation_name="chat",gen_ai_provider_name="mock",gen_ai_request_model="gpt-4o-mini""#;
     let samples = [
-        format!(r#"gen_ai_client_token_usage_count{{{labels},gen_ai_token_type="input"}}"#),
-        format!(r#"gen_ai_client_token_usage_sum{{{labels},gen_ai_token_type="output"}}"#),
+        format!(
+            r#"gen_ai_client_token_usage_count{{{labels},gen_ai_token_type="input",tenant="default"}}"#
+        ),
+        format!(
+            r#"gen_ai_client_token_usage_sum{{{labels},gen_ai_token_type="output",tenant="default"}}"#
+        ),
         format!(r#"gen_ai_client_operation_duration_seconds_count{{{labels},error_type=""}}"#),
         r#"agentd_tool_calls_total{gen_ai_tool_name="current_time",outcome="ok"}"#.to_owned(),
         r#"agentd_tool_calls_total{gen_ai_tool_name="current_time",outcome="invalid_arguments"}"#

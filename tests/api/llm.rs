@@ -101,7 +101,8 @@ async fn text_streams_as_deltas_with_the_providers_usage() {
             LlmEvent::TextDelta("!".into()),
             LlmEvent::Usage(Usage {
                 input_tokens: 21,
-                output_tokens: 3
+                output_tokens: 3,
+                cached_tokens: 0,
             }),
             LlmEvent::Finished(FinishReason::Stop),
         ]

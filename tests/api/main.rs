@@ -13,6 +13,7 @@ mod agent_tenants;
 mod auth;
 mod bench;
 mod cli;
+mod cost;
 mod embeddings;
 mod errors;
 mod eval_cli;

@@ -161,7 +161,8 @@ async fn scripted_scenario_scrape() -> String {
     let app = spawn_agent_with_llm(
         &mock,
         "degraded_default = \"unavailable\"",
-        "[llm.retry]\nmax_attempts = 1\n[llm.breaker]\nmin_calls = 1\nfailure_ratio = 0.3",
+        "[llm.retry]\nmax_attempts = 1\n[llm.breaker]\nmin_calls = 1\nfailure_ratio = 0.3\n\
+         [cost.tenants.default]\nbudget_usd_day = 100",
         |app| app,
     )
     .await;

@@ -112,8 +112,17 @@ async fn a_full_redis_refuses_the_turn_with_a_clear_status() {
         .start()
         .unwrap();
     let app = spawn_agent_built(&mock, &redis_config(&redis, &store), |app| app).await;
-    redis.command(&["CONFIG", "SET", "maxmemory", "1"]).unwrap();
-    let (_, end) = run_chat(&app, chat("no room")).await;
+    // Redis fills up once the model call is under way (its budget reserved):
+    // the turn's write is what finds it full.
+    let gate = Gate::new();
+    mock.script([Reply::Completion(
+        Completion::text(["no room"]).held(Hold::before_headers(&gate)),
+    )]);
+    let ((_, end), ()) = tokio::join!(run_chat(&app, chat("no room")), async {
+        gate.reached(1).await;
+        redis.command(&["CONFIG", "SET", "maxmemory", "1"]).unwrap();
+        gate.release();
+    });
     let status = end.unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     assert_eq!(
@@ -121,7 +130,14 @@ async fn a_full_redis_refuses_the_turn_with_a_clear_status() {
         "STATE_STORE_FULL"
     );
     redis.command(&["CONFIG", "SET", "maxmemory", "0"]).unwrap();
-    assert_eq!(redis.keys().unwrap(), Vec::<String>::new());
+    // No session was stored (the budget ledger's keys are under `:t:`).
+    let sessions: Vec<String> = redis
+        .keys()
+        .unwrap()
+        .into_iter()
+        .filter(|key| key.starts_with("agentd:s:"))
+        .collect();
+    assert_eq!(sessions, Vec::<String>::new());
 }
 
 #[tokio::test]
@@ -131,15 +147,26 @@ async fn a_slow_redis_fails_the_turn_within_its_deadline() {
     let redis = RedisServer::start().unwrap();
     let config = redis_config_with(&redis, &store, "redis_command_timeout = \"100ms\"");
     let app = spawn_agent_built(&mock, &config, |app| app).await;
-    redis
-        .command(&["CLIENT", "PAUSE", "60000", "WRITE"])
-        .unwrap();
+    // Redis stalls once the model call is under way (its budget reserved):
+    // the turn's write is what waits.
+    let gate = Gate::new();
+    mock.script([Reply::Completion(
+        Completion::text(["slow"]).held(Hold::before_headers(&gate)),
+    )]);
     let mut request = tonic::Request::new(AskRequest {
         message: "slow".into(),
         ..AskRequest::default()
     });
     request.set_timeout(Duration::from_secs(10));
-    let status = app.agent().ask(request).await.unwrap_err();
+    let mut agent = app.agent();
+    let (asked, ()) = tokio::join!(agent.ask(request), async {
+        gate.reached(1).await;
+        redis
+            .command(&["CLIENT", "PAUSE", "60000", "WRITE"])
+            .unwrap();
+        gate.release();
+    });
+    let status = asked.unwrap_err();
     redis.command(&["CLIENT", "UNPAUSE"]).unwrap();
     // The write was sent and not answered: it may still land, so the status
     // says so and invites no blind retry.

@@ -47,6 +47,11 @@ impl Orchestrator {
         request: TurnRequest,
     ) -> Result<Turn, TurnError> {
         let received_at = std::time::Instant::now();
+        // Request-rate limits first: a refused turn costs no session read.
+        self.cost
+            .admit_request(&origin.tenant, &origin.key)
+            .await
+            .map_err(TurnError::Limited)?;
         let mut problems = Vec::new();
         if request.message.len() > self.agent.max_message_bytes {
             problems.push(Problem::new(
@@ -147,6 +152,7 @@ impl Orchestrator {
             gen_ai.conversation.id = session.as_str(),
             agentd.turn.id = turn.as_str(),
             agentd.route = model.name.as_str(),
+            agentd.cost_usd = Empty,
             agentd.attempts = Empty,
             agentd.degraded = Empty,
             agentd.degradation_reason = Empty,
@@ -162,7 +168,8 @@ impl Orchestrator {
             origin.deadline,
             self.clock.clone(),
         )
-        .delivered(origin.delivery);
+        .delivered(origin.delivery)
+        .keyed(origin.key);
         if store_unavailable {
             crate::llm::router::report::update(&context, |report| {
                 report.vector_store_unavailable = true;

@@ -165,7 +165,7 @@ pub(super) fn model_step<'a>(
             answered.as_ref().unwrap_or(operation),
             started.elapsed(),
             "",
-            Some((reply.input_tokens, reply.output_tokens)),
+            Some((reply.input_tokens, reply.output_tokens, &turn.context.tenant)),
         );
         yield StepEvent::Done(reply);
     };

@@ -75,6 +75,7 @@ impl From<TurnUsage> for pb::Usage {
             input_tokens: usage.input_tokens,
             output_tokens: usage.output_tokens,
             estimated: usage.estimated,
+            cost_nano_usd: i64::try_from(usage.cost.nanos()).unwrap_or(i64::MAX),
         }
     }
 }

@@ -51,8 +51,10 @@ impl AgentApi {
     where
         TurnRequest: TryFrom<T, Error = AppError>,
     {
+        let caller = caller(&request)?;
         let origin = TurnOrigin {
-            tenant: caller(&request)?.tenant,
+            tenant: caller.tenant,
+            key: caller.key_name,
             request_id: request
                 .extensions()
                 .get::<RequestId>()

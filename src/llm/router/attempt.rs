@@ -50,6 +50,7 @@ pub(super) fn next_after(error: &LlmError) -> Next {
         LlmError::Rejected { .. }
         | LlmError::DeadlineExceeded
         | LlmError::Refused { .. }
+        | LlmError::Limited(_)
         | LlmError::Exhausted { .. } => Next::Stop,
     }
 }
@@ -274,6 +275,7 @@ impl CallState {
         let call = CallContext {
             turn: self.call.turn.clone(),
             attempt: number,
+            seq: 0,
         };
         let span = self.span(
             &target.name,

@@ -250,6 +250,7 @@ pub(super) fn route_call(
         let call = CallContext {
             turn: state.call.turn.clone(),
             attempt: number,
+            seq: 0,
         };
         let mut request = state.request.clone();
         extractive::MODEL.clone_into(&mut request.model);
