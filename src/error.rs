@@ -148,6 +148,14 @@ pub enum AppError {
     /// A stored record is in a format this version cannot read.
     #[error("{0}")]
     UnsupportedRecord(String),
+    /// An `admin` key asked about another tenant.
+    #[error("key {key_name:?} may act on its own tenant only, not on {tenant}")]
+    OutOfScope {
+        /// The tenant asked about.
+        tenant: TenantId,
+        /// Configured name of the caller's key.
+        key_name: String,
+    },
     /// Cost control refused: a budget is exhausted, a rate limit reached, or
     /// the budget ledger could not be asked.
     #[error(transparent)]
@@ -187,7 +195,9 @@ impl AppError {
         match self {
             AppError::InvalidArgument(_) => Code::InvalidArgument,
             AppError::Unauthenticated(_) => Code::Unauthenticated,
-            AppError::PermissionDenied { .. } => Code::PermissionDenied,
+            AppError::PermissionDenied { .. } | AppError::OutOfScope { .. } => {
+                Code::PermissionDenied
+            }
             AppError::Overloaded { .. } => Code::ResourceExhausted,
             AppError::RequestTooLarge { .. } => Code::ResourceExhausted,
             AppError::DeadlineExceeded { .. } => Code::DeadlineExceeded,
@@ -238,6 +248,7 @@ impl AppError {
             AppError::InvalidArgument(_) => "INVALID_ARGUMENT",
             AppError::Unauthenticated(_) => "UNAUTHENTICATED",
             AppError::PermissionDenied { .. } => "PERMISSION_DENIED",
+            AppError::OutOfScope { .. } => "TENANT_OUT_OF_SCOPE",
             AppError::Overloaded { .. } => "OVERLOADED",
             AppError::RequestTooLarge { .. } => "REQUEST_TOO_LARGE",
             AppError::DeadlineExceeded { .. } => "DEADLINE_EXCEEDED",
@@ -314,6 +325,7 @@ impl AppError {
             | AppError::UnsupportedRecord(_)
             | AppError::Unauthenticated(_)
             | AppError::PermissionDenied { .. }
+            | AppError::OutOfScope { .. }
             | AppError::RequestTooLarge { .. }
             | AppError::DeadlineExceeded { .. }
             | AppError::Internal(_) => None,
@@ -341,6 +353,7 @@ impl AppError {
                 ("method", method.clone()),
             ],
             AppError::Overloaded { limit } => vec![("limit", limit.to_string())],
+            AppError::OutOfScope { tenant, .. } => vec![("tenant", tenant.to_string())],
             AppError::RequestTooLarge { size, limit } => {
                 vec![
                     ("size_bytes", size.to_string()),

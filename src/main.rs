@@ -89,11 +89,50 @@ enum Command {
         #[arg(long, requires = "cert_file")]
         key_file: Option<PathBuf>,
     },
+    /// Show a tenant's spend and budgets (AdminService.GetUsage) on a
+    /// running server.
+    Usage {
+        /// The server's gRPC URL.
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        server: String,
+        /// An API key with the `admin` or `operator` role (when the server has auth on).
+        #[arg(long, env = "AGENTD_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+        /// The tenant; the key's own when not given (`operator` keys may name any).
+        #[arg(long, default_value = "")]
+        tenant: String,
+        /// One API key's usage only (its configured name).
+        #[arg(long, default_value = "")]
+        key: String,
+        /// A calendar day or month, in the server's cost.time_zone.
+        #[arg(long, value_enum, default_value_t = Period::Day)]
+        period: Period,
+        /// A day in the period (YYYY-MM-DD); today when not given.
+        #[arg(long, default_value = "")]
+        date: String,
+        /// One row per model, route, day or key.
+        #[arg(long, value_enum, default_value_t = GroupBy::Model)]
+        group_by: GroupBy,
+    },
     /// Measure quality against a running server.
     Eval {
         #[command(subcommand)]
         command: EvalCommand,
     },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Period {
+    Day,
+    Month,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum GroupBy {
+    Model,
+    Route,
+    Day,
+    Key,
 }
 
 #[derive(Debug, Subcommand)]
@@ -162,6 +201,28 @@ fn main() -> ExitCode {
         Command::Keys {
             command: KeysCommand::Hash,
         } => hash_key(),
+        Command::Usage {
+            server,
+            api_key,
+            tenant,
+            key,
+            period,
+            date,
+            group_by,
+        } => usage(agentd::cli::usage::UsageArgs {
+            server,
+            api_key,
+            tenant,
+            key,
+            month: matches!(period, Period::Month),
+            date,
+            group_by: match group_by {
+                GroupBy::Model => agentd::pb::UsageGrouping::Model,
+                GroupBy::Route => agentd::pb::UsageGrouping::Route,
+                GroupBy::Day => agentd::pb::UsageGrouping::Day,
+                GroupBy::Key => agentd::pb::UsageGrouping::Key,
+            },
+        }),
         Command::Ingest {
             collection,
             server,
@@ -265,6 +326,17 @@ fn eval_retrieval(
         complain(&failure, ExitCode::FAILURE);
     }
     code
+}
+
+fn usage(args: agentd::cli::usage::UsageArgs) -> ExitCode {
+    let runtime = match runtime(&mut tokio::runtime::Builder::new_current_thread()) {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    match runtime.block_on(agentd::cli::usage::run(args)) {
+        Ok(report) => say(&report, ExitCode::SUCCESS),
+        Err(err) => complain(&format!("usage failed: {err:#}"), ExitCode::FAILURE),
+    }
 }
 
 fn ingest(args: agentd::cli::ingest::IngestArgs) -> ExitCode {

@@ -251,6 +251,7 @@ impl Orchestrator {
             let cost = crate::cost::stage::TurnCost::of(&turn.context);
             usage.cost = cost.cost;
             usage.estimated |= cost.estimated;
+            usage.budgets = crate::cost::stage::LastBudgets::of(&turn.context);
             turn.span.record("agentd.cost_usd", cost.cost.to_f64_usd());
             yield AgentEvent::Usage(usage);
             let appended = self.store(&turn, new_messages).await?;

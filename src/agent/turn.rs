@@ -87,7 +87,7 @@ pub enum TurnFinish {
 }
 
 /// Tokens a turn used.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TurnUsage {
     /// Prompt tokens, summed over model calls.
     pub input_tokens: u32,
@@ -98,6 +98,9 @@ pub struct TurnUsage {
     /// What the turn's model calls cost: every attempt that reached an
     /// upstream, failed, retried and hedged ones included.
     pub cost: crate::cost::money::Usd,
+    /// The budgets the turn's last model call reserved against, with how full
+    /// each was then (that reservation included).
+    pub budgets: Vec<crate::cost::ledger::BudgetUse>,
 }
 
 impl TurnUsage {

@@ -181,7 +181,13 @@ impl App {
         let chain = chain.unwrap_or_else(|| CallChain::default().with(Slot::Admission, admission));
         let catalog =
             ModelCatalog::from_config(&config.llm, &clock, &chain, metrics.router.clone())?;
-        let (knowledge, embedded) = open_knowledge(&config, &clock, metrics.router.clone()).await?;
+        let (knowledge, embedded) = open_knowledge(
+            &config,
+            &clock,
+            metrics.router.clone(),
+            metrics.cost.clone(),
+        )
+        .await?;
         let mut tools = ToolRegistry::with_builtins().map_err(anyhow::Error::from)?;
         tools
             .register(Arc::new(SearchKnowledge::new(
@@ -299,9 +305,13 @@ impl App {
             self.clock.clone(),
         ));
 
-        let admin = AdminServiceServer::new(AdminApi::new(status, router))
-            .max_decoding_message_size(server.max_request_bytes)
-            .max_encoding_message_size(server.max_response_bytes);
+        let admin = AdminServiceServer::new(AdminApi::new(
+            status,
+            router,
+            self.orchestrator.cost().clone(),
+        ))
+        .max_decoding_message_size(server.max_request_bytes)
+        .max_encoding_message_size(server.max_response_bytes);
         let retrieval = RetrievalServiceServer::new(RetrievalApi::new(
             self.knowledge.clone(),
             self.config.retrieval.default_collection.clone(),

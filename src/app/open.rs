@@ -107,6 +107,7 @@ pub(super) async fn open_knowledge(
     config: &Config,
     clock: &Clock,
     metrics: RouterMetrics,
+    cost: crate::telemetry::cost::CostMetrics,
 ) -> Result<(KnowledgeStore, Option<EmbeddedStore>), StartError> {
     let retrieval = &config.retrieval;
     let (url, embedded) = if retrieval.qdrant_url == "embedded" {
@@ -143,6 +144,20 @@ pub(super) async fn open_knowledge(
                 breaker: config.llm.breaker.clone(),
                 clock: clock.clone(),
                 metrics,
+                price: match (&embeddings.price, prices::builtin(&embeddings.model)) {
+                    (Some(price), _) => price.price(),
+                    (None, Some(price)) => price,
+                    (None, None) => {
+                        tracing::warn!(
+                            model = embeddings.model.as_str(),
+                            "no price for the embedding model: its calls are accounted at 0 \
+                             USD; set retrieval.embeddings.price"
+                        );
+                        cost.unpriced("embeddings");
+                        Price::FREE
+                    }
+                },
+                cost,
             })
             .map_err(|err| anyhow::anyhow!("retrieval.embeddings: {err}"))?;
             Some(Arc::new(embedder) as Arc<dyn Embedder>)

@@ -3,3 +3,4 @@
 pub mod eval;
 pub mod health;
 pub mod ingest;
+pub mod usage;

@@ -66,6 +66,11 @@ pub struct Limits {
     /// Tokens one session may use in its lifetime. Tenants only.
     #[serde(default)]
     pub session_tokens: Option<u64>,
+    /// A route or model that answers instead when a budget refuses a model
+    /// call (a cheaper one; its calls reserve against every budget too).
+    /// Tenants only.
+    #[serde(default)]
+    pub downgrade_to: Option<String>,
     /// Requests (turns) per `rate_requests_per`; also the burst.
     #[serde(default)]
     pub rate_requests: Option<u32>,
@@ -110,6 +115,7 @@ impl Limits {
             for (name, set) in [
                 ("session_usd", self.session_usd.is_some()),
                 ("session_tokens", self.session_tokens.is_some()),
+                ("downgrade_to", self.downgrade_to.is_some()),
             ] {
                 if set {
                     problems.push(format!(
@@ -155,8 +161,14 @@ impl CostConfig {
     }
 
     /// Problems, each naming its key. `tenants` are those some key acts for
-    /// (or the default tenant with auth off), `keys` the configured key names.
-    pub fn problems(&self, tenants: &BTreeSet<TenantId>, keys: &BTreeSet<String>) -> Vec<String> {
+    /// (or the default tenant with auth off), `keys` the configured key names,
+    /// `routes` every name `options.model` accepts.
+    pub fn problems(
+        &self,
+        tenants: &BTreeSet<TenantId>,
+        keys: &BTreeSet<String>,
+        routes: &BTreeSet<String>,
+    ) -> Vec<String> {
         let mut problems = Vec::new();
         if jiff::tz::TimeZone::get(&self.time_zone).is_err() {
             problems.push(format!(
@@ -185,6 +197,13 @@ impl CostConfig {
                     } else {
                         ""
                     }
+                ));
+            }
+            if let Some(route) = &limits.downgrade_to
+                && !routes.contains(route)
+            {
+                problems.push(format!(
+                    "{key}.downgrade_to: {route:?} is neither a model nor a route"
                 ));
             }
             limits.problems(&key, true, &mut problems);
@@ -222,14 +241,15 @@ mod tests {
             .map(|t| TenantId::try_from(t).unwrap())
             .collect();
         let keys = ["ci".to_owned()].into_iter().collect();
-        cost.problems(&tenants, &keys)
+        let routes = ["cheap".to_owned()].into_iter().collect();
+        cost.problems(&tenants, &keys, &routes)
     }
 
     #[test]
     fn limits_parse_with_their_default_periods() {
         let cost = config(
             "[tenants.acme]\nbudget_usd_day = 1.5\nbudget_usd_month = \"20\"\nrate_requests = 5\n\
-             rate_tokens = 1000\nsession_tokens = 100\n",
+             rate_tokens = 1000\nsession_tokens = 100\ndowngrade_to = \"cheap\"\n",
         );
         let acme = &cost.tenants[&TenantId::try_from("acme").unwrap()];
         assert_eq!(acme.budget_usd_day, Some(Usd::from_nanos(1_500_000_000)));
@@ -244,7 +264,7 @@ mod tests {
     fn every_mistake_names_its_key() {
         let mut cost = config(
             "[tenants.nobody]\nbudget_usd_day = 1\n[tenants.acme]\nrate_requests = 0\n\
-             [keys.ci]\nsession_usd = 1\n[keys.stranger]\nrate_tokens = 5\n",
+             downgrade_to = \"gone\"\n[keys.ci]\nsession_usd = 1\n[keys.stranger]\nrate_tokens = 5\n",
         );
         cost.time_zone = "Mars/Olympus".to_owned();
         cost.soft_limit_percent = 0;
@@ -254,6 +274,7 @@ mod tests {
             "cost.soft_limit_percent:",
             "cost.tenants.nobody: unknown tenant",
             "cost.tenants.acme.rate_requests:",
+            "cost.tenants.acme.downgrade_to: \"gone\"",
             "cost.keys.ci.session_usd: only a tenant",
             "cost.keys.stranger: unknown key",
         ] {

@@ -243,7 +243,14 @@ impl Config {
             tenants.insert(TenantId::default_tenant());
         }
         let keys = self.auth.keys.iter().map(|k| k.name.clone()).collect();
-        problems.extend(self.cost.problems(&tenants, &keys));
+        let routes = self
+            .llm
+            .models
+            .keys()
+            .chain(self.llm.routes.keys())
+            .cloned()
+            .collect();
+        problems.extend(self.cost.problems(&tenants, &keys, &routes));
         if self.state.backend == StateBackend::Redis && self.retrieval.qdrant_url == "embedded" {
             problems.push(
                 "retrieval.qdrant_url: \"embedded\" cannot go with state.backend = \"redis\": \

@@ -14,6 +14,7 @@ pub mod ledger;
 pub mod money;
 pub mod period;
 pub mod prices;
+pub mod report;
 pub mod requests;
 pub mod stage;
 
@@ -91,6 +92,10 @@ pub struct CostControl {
     keys: HashMap<String, OwnerLimits>,
     /// Every tenant that can spend, for the sweep.
     known_tenants: Vec<TenantId>,
+    /// The tenant of each key, by the key's name.
+    key_tenants: HashMap<String, TenantId>,
+    /// Each tenant's `downgrade_to`.
+    downgrades: HashMap<TenantId, String>,
     zone: jiff::tz::TimeZone,
     soft_limit_percent: u64,
     rate_limits_fail_open: bool,
@@ -132,12 +137,27 @@ impl CostControl {
                 .iter()
                 .map(|(t, l)| (t.clone(), limits(l)))
                 .collect(),
+            downgrades: cost
+                .tenants
+                .iter()
+                .filter_map(|(t, l)| Some((t.clone(), l.downgrade_to.clone()?)))
+                .collect(),
             keys: cost
                 .keys
                 .iter()
                 .map(|(k, l)| (k.clone(), limits(l)))
                 .collect(),
             known_tenants: known.into_iter().collect(),
+            key_tenants: if config.auth.enabled {
+                config
+                    .auth
+                    .keys
+                    .iter()
+                    .map(|k| (k.name.clone(), k.tenant.clone()))
+                    .collect()
+            } else {
+                HashMap::from([("anonymous".to_owned(), TenantId::default_tenant())])
+            },
             zone: cost.zone(),
             soft_limit_percent: u64::from(cost.soft_limit_percent),
             rate_limits_fail_open: cost.rate_limits_fail_open,
@@ -147,6 +167,11 @@ impl CostControl {
             clock,
             metrics,
         }
+    }
+
+    /// The route `tenant`'s model calls go to when a budget refuses them.
+    pub fn downgrade_for(&self, tenant: &TenantId) -> Option<String> {
+        self.downgrades.get(tenant).cloned()
     }
 
     /// The ledger.

@@ -14,6 +14,10 @@
 //!   bytes over four (the average for English text with OpenAI's encodings),
 //!   never more than the input bound. A connection that never opened is
 //!   charged nothing.
+//! - **Ledger down.** A call of a tenant and key with a configured budget or
+//!   token-rate limit is refused (`UNAVAILABLE`): budgets fail closed. One
+//!   with none goes on, counted in the metrics but not in the ledger (and a
+//!   runtime override, which lives in the ledger, cannot apply meanwhile).
 //! - **Settlement** runs in a detached task, so a client that hangs up leaves
 //!   nothing reserved; a replica that dies leaves the reservation to expire
 //!   and be charged in full ([`super::ledger`]).
@@ -66,9 +70,30 @@ impl TurnCost {
     }
 }
 
+/// The budgets the turn's last reservation applied, with their use then.
+#[derive(Clone, Debug, Default)]
+pub struct LastBudgets(Vec<super::ledger::BudgetUse>);
+
+impl LastBudgets {
+    /// The turn's last reservation's budgets.
+    pub fn of(turn: &crate::llm::TurnContext) -> Vec<super::ledger::BudgetUse> {
+        turn.with_state(|state| state.get::<LastBudgets>().map(|last| last.0.clone()))
+            .unwrap_or_default()
+    }
+}
+
+/// A reservation, and whether the ledger holds it.
+struct Admitted {
+    reservation: Reservation,
+    ledgered: bool,
+}
+
 /// A reservation made for one call, until it is settled.
 struct Pending {
     reservation: Reservation,
+    /// False when the ledger could not be asked and nothing was configured
+    /// to enforce: there is nothing to settle in it.
+    ledgered: bool,
     priced: Priced,
     input_bound: u64,
     /// Bytes of answer (text and tool-call arguments) seen so far.
@@ -195,7 +220,7 @@ impl Admission {
         request: &LlmRequest,
         priced: &Priced,
         input_bound: u64,
-    ) -> Result<Reservation, LlmError> {
+    ) -> Result<Admitted, LlmError> {
         let output = u64::from(request.max_output_tokens.unwrap_or(0));
         let price_of = |input: u64| {
             priced.price.cost(&TokenCount {
@@ -207,19 +232,35 @@ impl Admission {
         let mut reservation = self.reservation(call, input_bound + output, price_of(input_bound));
         let mut counted = false;
         loop {
-            let answer = self
-                .control
-                .ledger
-                .reserve(&reservation)
-                .await
-                .map_err(|err| {
+            let answer = match self.control.ledger.reserve(&reservation).await {
+                Ok(answer) => answer,
+                Err(err) => {
                     self.control.metrics.ledger_failure("reserve");
-                    LlmError::Limited(Limited::Unavailable(err.to_string()))
-                })?;
+                    if reservation.limited() {
+                        return Err(LlmError::Limited(Limited::Unavailable(err.to_string())));
+                    }
+                    // Nothing configured to enforce: the call goes on, counted
+                    // in the metrics but not in the ledger.
+                    tracing::warn!(error = %err, tenant = %call.turn.tenant,
+                        "budget ledger unavailable; a call with no configured budget goes on unrecorded");
+                    return Ok(Admitted {
+                        reservation,
+                        ledgered: false,
+                    });
+                }
+            };
             match answer {
                 Reserved::Granted(uses) => {
                     self.granted(call, &uses);
-                    return Ok(reservation);
+                    // A repeated reservation (`uses` empty) keeps the last.
+                    if !uses.is_empty() {
+                        call.turn
+                            .with_state(|state| state.insert(LastBudgets(uses)));
+                    }
+                    return Ok(Admitted {
+                        reservation,
+                        ledgered: true,
+                    });
                 }
                 Reserved::RateLimited { limit, wait } => {
                     self.control.metrics.rate_limited(&call.turn.tenant, limit);
@@ -310,11 +351,15 @@ impl CallStage for Admission {
         let priced = self.priced(&request.model);
         let input_bound =
             u64::try_from(request_bound(&request.messages, &request.tools)).unwrap_or(u64::MAX);
-        let reservation = self.reserve(call, &request, &priced, input_bound).await?;
+        let Admitted {
+            reservation,
+            ledgered,
+        } = self.reserve(call, &request, &priced, input_bound).await?;
         InFlight::of(call).lock().insert(
             call.seq,
             Pending {
                 reservation,
+                ledgered,
                 priced,
                 input_bound,
                 output_bytes: Arc::default(),
@@ -371,6 +416,9 @@ impl CallStage for Admission {
                 &spent.model,
                 spent.cost.to_f64_usd(),
             );
+        }
+        if !pending.ledgered {
+            return;
         }
         let (control, reservation) = (self.control.clone(), pending.reservation);
         let settle = async move {

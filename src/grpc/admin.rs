@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::{caller, convert};
+use super::{caller, convert, cost};
 use crate::config::Degraded;
+use crate::cost::CostControl;
 use crate::error::{AppError, FieldProblem};
 use crate::llm::router::breaker::BreakerState;
 use crate::llm::router::{Router, TargetHealth};
@@ -21,15 +22,17 @@ use crate::status::{DependencyHealth, DependencyState, InstanceStatus, StatusRep
 pub struct AdminApi {
     status: Arc<InstanceStatus>,
     router: Arc<Router>,
+    cost: Arc<CostControl>,
     instance: String,
 }
 
 impl AdminApi {
-    /// The service for one instance and its router.
-    pub fn new(status: Arc<InstanceStatus>, router: Arc<Router>) -> Self {
+    /// The service for one instance, its router and its cost control.
+    pub fn new(status: Arc<InstanceStatus>, router: Arc<Router>, cost: Arc<CostControl>) -> Self {
         Self {
             status,
             router,
+            cost,
             instance: crate::status::instance_name(),
         }
     }
@@ -121,6 +124,32 @@ impl AdminService for AdminApi {
         Ok(Response::new(pb::ResetBreakerResponse {
             previous_state: breaker_state(previous).into(),
             instance: self.instance.clone(),
+        }))
+    }
+
+    async fn get_usage(
+        &self,
+        request: Request<pb::GetUsageRequest>,
+    ) -> Result<Response<pb::GetUsageResponse>, Status> {
+        let caller = caller(&request)?;
+        let query = cost::usage_query(&caller, request.into_inner())?;
+        let report = self.cost.usage(&query).await.map_err(AppError::from)?;
+        Ok(Response::new(cost::usage_response(&query.tenant, report)))
+    }
+
+    async fn set_budget(
+        &self,
+        request: Request<pb::SetBudgetRequest>,
+    ) -> Result<Response<pb::SetBudgetResponse>, Status> {
+        let caller = caller(&request)?;
+        let (tenant, key, kind, limit) = cost::budget_change(&caller, request.into_inner())?;
+        let budget = self
+            .cost
+            .set_budget(&tenant, key.as_deref(), kind, limit)
+            .await
+            .map_err(AppError::from)?;
+        Ok(Response::new(pb::SetBudgetResponse {
+            budget: Some(budget.into()),
         }))
     }
 }

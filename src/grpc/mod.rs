@@ -8,6 +8,7 @@ pub mod admin;
 pub mod agent;
 pub mod codec;
 mod convert;
+mod cost;
 pub mod retrieval;
 
 use tonic::Request;

@@ -52,6 +52,9 @@ pub struct TurnContext {
     /// The name of the API key the turn was asked with (`anonymous` with auth
     /// off): key budgets and rate limits are its.
     pub key: String,
+    /// The route a model call goes to instead when a budget refuses it (the
+    /// tenant's `downgrade_to`), if any.
+    pub downgrade_to: Option<String>,
     /// Model calls that entered the per-call chain so far.
     calls: AtomicU32,
     state: Mutex<http::Extensions>,
@@ -74,6 +77,7 @@ impl TurnContext {
             clock,
             delivery: Delivery::Streamed,
             key: "anonymous".to_owned(),
+            downgrade_to: None,
             calls: AtomicU32::new(0),
             state: Mutex::new(http::Extensions::new()),
         }
@@ -82,6 +86,12 @@ impl TurnContext {
     /// The same context, asked with the API key named `key`.
     pub fn keyed(mut self, key: String) -> Self {
         self.key = key;
+        self
+    }
+
+    /// The same context, downgraded to `route` when a budget refuses a call.
+    pub fn downgrading_to(mut self, route: Option<String>) -> Self {
+        self.downgrade_to = route;
         self
     }
 

@@ -53,6 +53,14 @@ pub const METHOD_ROLES: &[(&str, &[Role])] = &[
         "/agentd.v1.AdminService/ListModels",
         &[Role::Admin, Role::Operator],
     ),
+    (
+        "/agentd.v1.AdminService/GetUsage",
+        &[Role::Admin, Role::Operator],
+    ),
+    (
+        "/agentd.v1.AdminService/SetBudget",
+        &[Role::Admin, Role::Operator],
+    ),
     // Breakers are the instance's, shared by every tenant.
     ("/agentd.v1.AdminService/ResetBreaker", &[Role::Operator]),
 ];

@@ -16,6 +16,9 @@
 //! embedding call is safe to retry in place.) async-openai's own client is not
 //! used: its retries sleep on the real clock, outside the breaker and budget.
 
+use crate::cost::prices::{Price, TokenCount};
+use crate::ids::TenantId;
+use crate::telemetry::cost::CostMetrics;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -71,8 +74,9 @@ pub trait Embedder: Send + Sync + std::fmt::Debug {
     fn model(&self) -> &str;
     /// The size of every vector.
     fn dimensions(&self) -> usize;
-    /// One vector per text, in order.
-    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError>;
+    /// One vector per text, in order, for `tenant` (whose spend it is).
+    async fn embed(&self, tenant: &TenantId, texts: &[String])
+    -> Result<Vec<Vec<f32>>, EmbedError>;
 }
 
 /// How to reach an embedding endpoint.
@@ -100,6 +104,10 @@ pub struct EmbedderSettings {
     pub clock: Clock,
     /// Where the breaker's state is exported.
     pub metrics: RouterMetrics,
+    /// The endpoint's price (input tokens only).
+    pub price: Price,
+    /// Where what each request cost is counted.
+    pub cost: CostMetrics,
 }
 
 /// An embedder for one OpenAI-compatible endpoint.
@@ -177,7 +185,11 @@ impl OpenAiEmbedder {
     }
 
     /// One batch, retried on transient failures, behind the breaker.
-    async fn embed_batch(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
+    async fn embed_batch(
+        &self,
+        tenant: &TenantId,
+        texts: Vec<String>,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
         self.budget.deposit();
         let clock = self.settings.clock.clone();
         let config = &self.settings.retry;
@@ -190,7 +202,7 @@ impl OpenAiEmbedder {
                     retry_after: None,
                 });
             };
-            let result = self.request(texts.clone()).await;
+            let result = self.request(tenant, texts.clone()).await;
             match &result {
                 Ok(_) => permit.record(true),
                 Err(failed) if failed.counts => permit.record(false),
@@ -211,7 +223,11 @@ impl OpenAiEmbedder {
     }
 
     /// One request, bounded by the timeout on the clock.
-    async fn request(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, Failed> {
+    async fn request(
+        &self,
+        tenant: &TenantId,
+        texts: Vec<String>,
+    ) -> Result<Vec<Vec<f32>>, Failed> {
         let expected = texts.len();
         let request = CreateEmbeddingRequest {
             model: self.settings.model.clone(),
@@ -275,6 +291,17 @@ impl OpenAiEmbedder {
         };
         let response: CreateEmbeddingResponse = serde_json::from_slice(&body)
             .map_err(|err| malformed(format!("not an embeddings response: {err}")))?;
+        // Priced from the endpoint's own count: what it bills.
+        let cost = self.settings.price.cost(&TokenCount {
+            input: u64::from(response.usage.prompt_tokens),
+            ..TokenCount::default()
+        });
+        self.settings.cost.cost(
+            tenant,
+            "embeddings",
+            &self.settings.model,
+            cost.to_f64_usd(),
+        );
         let mut data = response.data;
         if data.len() != expected {
             return Err(malformed(format!(
@@ -305,7 +332,11 @@ impl Embedder for OpenAiEmbedder {
         self.settings.dimensions
     }
 
-    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+    async fn embed(
+        &self,
+        tenant: &TenantId,
+        texts: &[String],
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
         let keys: Vec<[u8; 32]> = texts.iter().map(|t| self.key(t)).collect();
         let mut vectors: Vec<Option<Vec<f32>>> = {
             let cache = self.cache();
@@ -314,7 +345,7 @@ impl Embedder for OpenAiEmbedder {
         let missing: Vec<usize> = (0..texts.len()).filter(|&i| vectors[i].is_none()).collect();
         for batch in missing.chunks(self.settings.batch_size.max(1)) {
             let batch_texts = batch.iter().map(|&i| texts[i].clone()).collect();
-            let embedded = self.embed_batch(batch_texts).await?;
+            let embedded = self.embed_batch(tenant, batch_texts).await?;
             let mut cache = self.cache();
             for (&i, vector) in batch.iter().zip(embedded) {
                 cache.insert(keys[i], vector.clone(), self.settings.cache_entries);

@@ -192,6 +192,7 @@ impl GenAiMetrics {
             "breaker_open",
             "deadline",
             "vector_store_unavailable",
+            "budget_downgrade",
         ] {
             metrics
                 .degraded_answers
@@ -202,7 +203,8 @@ impl GenAiMetrics {
             "agentd_degraded_answers",
             "Completed turns whose answer is degraded, by reason: upstream_failed, breaker_open \
              and deadline (the extractive answerer quoted the knowledge base instead of a model), \
-             vector_store_unavailable (answered without the knowledge base)",
+             vector_store_unavailable (answered without the knowledge base), budget_downgrade \
+             (a budget was exhausted and the tenant's cheaper downgrade_to route answered)",
             metrics.degraded_answers.clone(),
         );
         registry.register(

@@ -42,6 +42,8 @@ fn embedder_with(mock: &MockLlm, clock: &Clock, breaker: BreakerConfig) -> OpenA
         breaker,
         clock: clock.clone(),
         metrics: RouterMetrics::default(),
+        price: agentd::cost::prices::Price::FREE,
+        cost: agentd::telemetry::cost::CostMetrics::default(),
     })
     .unwrap()
 }
@@ -52,8 +54,9 @@ async fn embed(
     clock: &Clock,
     texts: &[String],
 ) -> Result<Vec<Vec<f32>>, agentd::retrieval::embed::EmbedError> {
+    let tenant = agentd::ids::TenantId::default_tenant();
     tokio::select! {
-        embedded = embedder.embed(texts) => embedded,
+        embedded = embedder.embed(&tenant, texts) => embedded,
         () = crate::resilience::pass_backoffs(clock) => unreachable!(),
     }
 }

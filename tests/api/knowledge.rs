@@ -252,6 +252,8 @@ async fn with_an_embedder_hybrid_search_fuses_dense_and_sparse() {
         breaker: agentd::config::BreakerConfig::default(),
         clock: agentd::clock::Clock::system(),
         metrics: agentd::telemetry::resilience::RouterMetrics::default(),
+        price: agentd::cost::prices::Price::FREE,
+        cost: agentd::telemetry::cost::CostMetrics::default(),
     })
     .unwrap();
     let (store, embedded, _dir) = store(Some(Arc::new(embedder))).await;

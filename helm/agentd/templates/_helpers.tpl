@@ -178,14 +178,49 @@ files:
 {{- end }}
 
 {{/*
+A price ({input, cachedInput, output}: USD per 1M tokens) as a TOML inline table.
+Amounts go through toJson as given: a string stays a string (agentd parses it
+exactly), a number a number.
+*/}}
+{{- define "agentd.price" -}}
+{{- $parts := list (printf "input = %s" (toJson .input)) }}
+{{- if hasKey . "cachedInput" }}{{ $parts = append $parts (printf "cached_input = %s" (toJson .cachedInput)) }}{{ end }}
+{{- if hasKey . "output" }}{{ $parts = append $parts (printf "output = %s" (toJson .output)) }}{{ end }}
+{{- printf "{ %s }" (join ", " $parts) }}
+{{- end }}
+
+{{/*
+The keys of one [cost.tenants.NAME] or [cost.keys.NAME] table, one per line, from
+its values (camelCase) in agentd's order: USD amounts through toJson (see
+agentd.price), counts through int64, periods and names as strings.
+agentd.validate refuses session limits and downgradeTo on a key.
+*/}}
+{{- define "agentd.costLimits" -}}
+{{- $limits := . | default dict }}
+{{- range list "budgetUsdDay budget_usd_day usd" "budgetUsdMonth budget_usd_month usd" "budgetTokensDay budget_tokens_day count" "budgetTokensMonth budget_tokens_month count" "sessionUsd session_usd usd" "sessionTokens session_tokens count" "downgradeTo downgrade_to text" "rateRequests rate_requests count" "rateRequestsPer rate_requests_per text" "rateTokens rate_tokens count" "rateTokensPer rate_tokens_per text" }}
+{{- $field := splitList " " . }}
+{{- $value := get $limits (index $field 0) }}
+{{- if and (hasKey $limits (index $field 0)) (not (kindIs "invalid" $value)) }}
+{{- if eq (index $field 2) "count" }}
+{{ index $field 1 }} = {{ $value | int64 }}
+{{- else }}
+{{ index $field 1 }} = {{ $value | toJson }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
 The TOML tables the chart writes; extraConfig may not open them again (TOML forbids
 defining a table twice).
 */}}
 {{- define "agentd.ownedTables" -}}
-{{- $tables := list "server" "server.tls" "storage" "auth" "auth.keys" "log" "llm" "llm.tiers" "llm.providers" "llm.models" "llm.routes" "llm.retry" "llm.breaker" "state" "retrieval" "retrieval.embeddings" }}
+{{- $tables := list "server" "server.tls" "storage" "auth" "auth.keys" "log" "llm" "llm.tiers" "llm.providers" "llm.models" "llm.routes" "llm.retry" "llm.breaker" "cost" "cost.tenants" "cost.keys" "state" "retrieval" "retrieval.embeddings" }}
 {{- range $name, $_ := .Values.llm.providers }}{{ $tables = append $tables (printf "llm.providers.%s" $name) }}{{ end }}
 {{- range $name, $_ := .Values.llm.models }}{{ $tables = append $tables (printf "llm.models.%s" $name) }}{{ end }}
 {{- range $name, $_ := .Values.llm.routes }}{{ $tables = append $tables (printf "llm.routes.%s" $name) }}{{ end }}
+{{- range $name, $_ := .Values.cost.tenants }}{{ $tables = append $tables (printf "cost.tenants.%s" $name) }}{{ end }}
+{{- range $name, $_ := .Values.cost.keys }}{{ $tables = append $tables (printf "cost.keys.%s" $name) }}{{ end }}
 {{- toJson $tables }}
 {{- end }}
 
@@ -291,6 +326,56 @@ extraConfig ([llm.models.NAME], [llm.routes.NAME]) count too.
 {{- if not (has $model $known) }}
 {{- fail (printf "llm.tiers.%s: %q is not a model of llm.models nor a route of llm.routes (%s); agentd would refuse the configuration at start. Add it or map the tier to one of those" $tier $model $list) }}
 {{- end }}
+{{- end }}
+{{- range $tenant, $limits := $v.cost.tenants }}
+{{- with ($limits | default dict).downgradeTo }}
+{{- if not (has . $known) }}
+{{- fail (printf "cost.tenants.%s.downgradeTo: %q is not a model of llm.models nor a route of llm.routes (%s); agentd would refuse the configuration at start" $tenant . $list) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- /*
+Prices: input is what every price has (agentd refuses a price without it).
+*/}}
+{{- range $name, $model := $v.llm.models }}
+{{- if and $model.price (kindIs "invalid" $model.price.input) }}
+{{- fail (printf "llm.models.%s.price.input: a price needs input (USD per 1M input tokens); cachedInput and output are optional" $name) }}
+{{- end }}
+{{- end }}
+{{- with $v.retrieval.embeddings.price }}
+{{- if kindIs "invalid" .input }}
+{{- fail "retrieval.embeddings.price.input: a price needs input (USD per 1M input tokens)" }}
+{{- end }}
+{{- end }}
+{{- /*
+Budgets and rate limits name tenants and keys of auth.keys. The chart writes
+[auth] (extraConfig cannot add keys), so it knows them all; agentd refuses any
+other name at start, which in embedded mode (Recreate) is an outage. A session
+belongs to a tenant, not to a key: session limits are the tenant's.
+*/}}
+{{- $tenants := list }}
+{{- $keyNames := list }}
+{{- range $v.auth.keys }}
+{{- $tenants = append $tenants .tenant }}
+{{- $keyNames = append $keyNames .name }}
+{{- end }}
+{{- range $name, $_ := $v.cost.tenants }}
+{{- if not (has $name $tenants) }}
+{{- fail (printf "cost.tenants.%s: no key of auth.keys acts for this tenant (tenants: %s); agentd would refuse the configuration at start. Give a key that tenant, or remove the entry" $name ($tenants | uniq | sortAlpha | join ", ")) }}
+{{- end }}
+{{- end }}
+{{- range $name, $limits := $v.cost.keys }}
+{{- if not (has $name $keyNames) }}
+{{- fail (printf "cost.keys.%s: no entry of auth.keys has this name (keys: %s); agentd would refuse the configuration at start" $name ($keyNames | sortAlpha | join ", ")) }}
+{{- end }}
+{{- range list "sessionUsd" "sessionTokens" }}
+{{- if hasKey ($limits | default dict) . }}
+{{- fail (printf "cost.keys.%s.%s: only a tenant can have a session limit (a session belongs to a tenant, not to a key); set it under cost.tenants" $name .) }}
+{{- end }}
+{{- end }}
+{{- if hasKey ($limits | default dict) "downgradeTo" }}
+{{- fail (printf "cost.keys.%s.downgradeTo: only a tenant has a downgrade route; set it under cost.tenants" $name) }}
 {{- end }}
 {{- end }}
 {{- if regexMatch (include "agentd.redisUrlSecret" .) $v.redis.url }}

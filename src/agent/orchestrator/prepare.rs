@@ -161,6 +161,7 @@ impl Orchestrator {
             gen_ai.usage.output_tokens = Empty,
             error.type = Empty,
         );
+        let downgrade_to = self.cost.downgrade_for(&origin.tenant);
         let context = TurnContext::new(
             origin.tenant,
             session,
@@ -169,6 +170,7 @@ impl Orchestrator {
             self.clock.clone(),
         )
         .delivered(origin.delivery)
+        .downgrading_to(downgrade_to)
         .keyed(origin.key);
         if store_unavailable {
             crate::llm::router::report::update(&context, |report| {

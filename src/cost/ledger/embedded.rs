@@ -20,7 +20,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{
     BudgetKind, BudgetState, BudgetUse, CallId, Exceeded, Ledger, LedgerError, Owner, Reservation,
-    Reserved, Spent, UsageCounts, UsageRow, amount, owners,
+    Reserved, Spent, UsageCounts, UsageRow, amount, kinds_of, owners,
 };
 use crate::cost::bucket::{Bucket, Limit, Take};
 use crate::cost::period::Periods;
@@ -649,18 +649,22 @@ impl Ledger for EmbeddedLedger {
         periods: &Periods,
     ) -> Result<Vec<BudgetState>, LedgerError> {
         let state = lock(&self.state);
-        Ok(BudgetKind::PERIODIC
-            .into_iter()
-            .map(|kind| {
-                let counter = state
-                    .counters
-                    .get(&(
-                        tenant.clone(),
-                        owner.to_string(),
-                        period_name(kind, periods, ""),
-                    ))
-                    .copied()
-                    .unwrap_or_default();
+        Ok(kinds_of(owner)
+            .iter()
+            .map(|&kind| {
+                let counter = if kind.is_session() {
+                    Counter::default()
+                } else {
+                    state
+                        .counters
+                        .get(&(
+                            tenant.clone(),
+                            owner.to_string(),
+                            period_name(kind, periods, ""),
+                        ))
+                        .copied()
+                        .unwrap_or_default()
+                };
                 let (spent, reserved) = if kind.is_usd() {
                     (counter.spent_nanos, counter.reserved_nanos)
                 } else {

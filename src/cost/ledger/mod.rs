@@ -196,6 +196,16 @@ pub struct Reservation {
     pub key_tokens: Option<Limit>,
 }
 
+impl Reservation {
+    /// Whether config sets any budget or token-rate limit on it.
+    pub fn limited(&self) -> bool {
+        self.tenant_budgets != Budgets::default()
+            || self.key_budgets != Budgets::default()
+            || self.tenant_tokens.is_some()
+            || self.key_tokens.is_some()
+    }
+}
+
 /// How full a budget is after a reservation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BudgetUse {
@@ -416,7 +426,8 @@ pub trait Ledger: Send + Sync + fmt::Debug {
         limit: Option<u64>,
     ) -> Result<(), LedgerError>;
 
-    /// The state of `owner`'s periodic budgets in `periods`.
+    /// The state of `owner`'s budgets ([`kinds_of`]) in `periods`; session
+    /// budgets show their override only (each session has its own counters).
     async fn budgets(
         &self,
         tenant: &TenantId,
@@ -446,6 +457,15 @@ fn owners(reservation: &Reservation) -> [(Owner, &Budgets); 2] {
             &reservation.key_budgets,
         ),
     ]
+}
+
+/// The kinds of budget `owner` can have: every kind for a tenant, the
+/// periodic ones for a key.
+pub fn kinds_of(owner: &Owner) -> &'static [BudgetKind] {
+    match owner {
+        Owner::Tenant => &BudgetKind::ALL,
+        Owner::Key(_) => &BudgetKind::PERIODIC,
+    }
 }
 
 /// The amount of a reservation or spend that counts toward `kind`.

@@ -576,12 +576,14 @@ impl Ledger for RedisLedger {
             })
             .await?
             .value;
-        Ok(BudgetKind::PERIODIC
-            .into_iter()
-            .map(|kind| {
+        let none = HashMap::new();
+        Ok(super::kinds_of(owner)
+            .iter()
+            .map(|&kind| {
                 let counters = match kind {
                     BudgetKind::UsdDay | BudgetKind::TokensDay => &day,
-                    _ => &month,
+                    BudgetKind::UsdMonth | BudgetKind::TokensMonth => &month,
+                    BudgetKind::SessionUsd | BudgetKind::SessionTokens => &none,
                 };
                 let (s, r) = if kind.is_usd() {
                     ("sn", "rn")

@@ -76,6 +76,20 @@ impl From<TurnUsage> for pb::Usage {
             output_tokens: usage.output_tokens,
             estimated: usage.estimated,
             cost_nano_usd: i64::try_from(usage.cost.nanos()).unwrap_or(i64::MAX),
+            budgets: usage
+                .budgets
+                .into_iter()
+                .map(|used| pb::BudgetLeft {
+                    subject: if used.kind.is_session() {
+                        "session".to_owned()
+                    } else {
+                        used.owner.to_string()
+                    },
+                    budget: used.kind.as_str().to_owned(),
+                    limit: used.limit,
+                    remaining: used.limit.saturating_sub(used.used),
+                })
+                .collect(),
         }
     }
 }
@@ -116,6 +130,7 @@ impl From<TurnOutcome> for pb::TurnOutcome {
                         pb::DegradationReason::VectorStoreUnavailable
                     }
                     DegradationReason::Deadline => pb::DegradationReason::Deadline,
+                    DegradationReason::BudgetDowngrade => pb::DegradationReason::BudgetDowngrade,
                 })
                 .into(),
         }

@@ -421,16 +421,62 @@ impl LlmProvider for RouteProvider {
         self.route.plan(turn).first().map(|t| t.name.clone())
     }
 
+    /// With a downgrade route for the turn (the tenant's `downgrade_to`), a
+    /// call a budget refuses before any output goes to that route instead,
+    /// and the turn is flagged `BUDGET_DOWNGRADE`; a refusal there ends it.
     async fn stream_chat(
         &self,
         call: &CallContext,
         request: LlmRequest,
     ) -> Result<LlmStream, LlmError> {
-        Ok(call::route_call(
+        let cheaper = call
+            .turn
+            .downgrade_to
+            .as_deref()
+            .filter(|name| *name != self.route.name)
+            .and_then(|name| self.router.route(name))
+            .cloned();
+        let Some(cheaper) = cheaper else {
+            return Ok(call::route_call(
+                self.router.clone(),
+                self.route.clone(),
+                call.clone(),
+                request,
+            ));
+        };
+        // Kept for the cheaper route: a copy only for tenants with a
+        // downgrade route.
+        let spare = request.clone();
+        let mut asked = call::route_call(
             self.router.clone(),
             self.route.clone(),
             call.clone(),
             request,
-        ))
+        );
+        let (router, call) = (self.router.clone(), call.clone());
+        Ok(Box::pin(async_stream::stream! {
+            use futures::StreamExt as _;
+            let first = asked.next().await;
+            if let Some(Err(LlmError::Limited(crate::cost::Limited::Budget { .. }))) = &first {
+                tracing::info!(
+                    tenant = %call.turn.tenant,
+                    route = cheaper.name.as_str(),
+                    "a budget is exhausted: the call goes to the tenant's downgrade route"
+                );
+                report::update(&call.turn, |report| report.downgraded = true);
+                drop(asked);
+                let mut downgraded = call::route_call(router, cheaper, call, spare);
+                while let Some(item) = downgraded.next().await {
+                    yield item;
+                }
+                return;
+            }
+            if let Some(item) = first {
+                yield item;
+            }
+            while let Some(item) = asked.next().await {
+                yield item;
+            }
+        }))
     }
 }

@@ -19,6 +19,9 @@ pub enum DegradationReason {
     /// The deadline left no time for another attempt; the extractive answerer
     /// answered in the time kept for it.
     Deadline,
+    /// A budget was exhausted on the route asked for, and the tenant's
+    /// `downgrade_to` route answered instead.
+    BudgetDowngrade,
 }
 
 impl DegradationReason {
@@ -29,6 +32,7 @@ impl DegradationReason {
             DegradationReason::BreakerOpen => "breaker_open",
             DegradationReason::VectorStoreUnavailable => "vector_store_unavailable",
             DegradationReason::Deadline => "deadline",
+            DegradationReason::BudgetDowngrade => "budget_downgrade",
         }
     }
 }
@@ -91,6 +95,9 @@ pub struct RouteReport {
     pub degraded: Option<DegradationReason>,
     /// Set by the knowledge search when the vector store could not be reached.
     pub vector_store_unavailable: bool,
+    /// Set when a model call of the turn was downgraded to the tenant's
+    /// `downgrade_to` route because a budget was exhausted.
+    pub downgraded: bool,
     /// The last failure of an attempt, over the turn's calls.
     pub last_failure: Option<crate::llm::LlmError>,
 }
@@ -99,9 +106,13 @@ impl RouteReport {
     /// Why the turn's answer is degraded, if it is: the last model call's
     /// reason first, then an unreachable knowledge base.
     pub fn degradation(&self) -> Option<DegradationReason> {
-        self.degraded.or(self
-            .vector_store_unavailable
-            .then_some(DegradationReason::VectorStoreUnavailable))
+        self.degraded
+            .or(self
+                .vector_store_unavailable
+                .then_some(DegradationReason::VectorStoreUnavailable))
+            .or(self
+                .downgraded
+                .then_some(DegradationReason::BudgetDowngrade))
     }
 }
 

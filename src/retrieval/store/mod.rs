@@ -291,7 +291,7 @@ impl KnowledgeStore {
             let vectors = match (&self.embedder, dense) {
                 (Some(embedder), true) => {
                     let texts: Vec<String> = points.iter().map(|p| p.text.clone()).collect();
-                    Some(embedder.embed(&texts).await?)
+                    Some(embedder.embed(tenant, &texts).await?)
                 }
                 _ => None,
             };

@@ -127,7 +127,7 @@ impl KnowledgeStore {
         let dense_query = match (mode, &self.embedder) {
             (SearchMode::Dense | SearchMode::Hybrid, Some(embedder)) => {
                 let vector = embedder
-                    .embed(&[query.to_owned()])
+                    .embed(tenant, &[query.to_owned()])
                     .await?
                     .pop()
                     .unwrap_or_default();
