@@ -169,6 +169,7 @@ fn events(c: &mut Criterion) {
         degraded: None,
         sources: Vec::new(),
         replication_unconfirmed: false,
+        usage: Default::default(),
     });
     c.bench_function("encode one delta event", |b| {
         b.iter(|| {

@@ -253,7 +253,7 @@ impl Orchestrator {
             usage.estimated |= cost.estimated;
             usage.budgets = crate::cost::stage::LastBudgets::of(&turn.context);
             turn.span.record("agentd.cost_usd", cost.cost.to_f64_usd());
-            yield AgentEvent::Usage(usage);
+            yield AgentEvent::Usage(usage.clone());
             let appended = self.store(&turn, new_messages).await?;
             self.metrics.steps(&model.name, steps);
             self.metrics.answer(!sources.is_empty(), sources.iter().any(|s| s.cited));
@@ -282,6 +282,7 @@ impl Orchestrator {
                 degraded,
                 sources,
                 replication_unconfirmed: appended.replication_unconfirmed,
+                usage,
             });
         };
         Traced::new(stream, span).boxed()

@@ -135,6 +135,8 @@ pub struct TurnOutcome {
     pub sources: Vec<Source>,
     /// Stored on the primary, but the required replicas did not confirm it.
     pub replication_unconfirmed: bool,
+    /// The turn's tokens and cost, as in the `usage` event.
+    pub usage: TurnUsage,
 }
 
 /// One document whose passages were given to the model.

@@ -197,8 +197,8 @@ pub(super) async fn open_cost(
         } else {
             let path = config.storage.data_dir.join("cost.redb");
             let opened = tokio::task::spawn_blocking({
-                let path = path.clone();
-                move || EmbeddedLedger::open(&path)
+                let (path, metrics) = (path.clone(), metrics.clone());
+                move || EmbeddedLedger::open(&path, metrics)
             })
             .await
             .map_err(anyhow::Error::from)?;

@@ -115,13 +115,17 @@ impl Limits {
             for (name, set) in [
                 ("session_usd", self.session_usd.is_some()),
                 ("session_tokens", self.session_tokens.is_some()),
-                ("downgrade_to", self.downgrade_to.is_some()),
             ] {
                 if set {
                     problems.push(format!(
                         "{key}.{name}: only a tenant can have it (a session belongs to a tenant, not a key)"
                     ));
                 }
+            }
+            if self.downgrade_to.is_some() {
+                problems.push(format!(
+                    "{key}.downgrade_to: only a tenant has a downgrade route"
+                ));
             }
         }
         for (name, value) in [

@@ -125,7 +125,9 @@ impl CostControl {
         };
         let mut known: BTreeSet<TenantId> =
             config.auth.keys.iter().map(|k| k.tenant.clone()).collect();
-        known.insert(TenantId::default_tenant());
+        if !config.auth.enabled {
+            known.insert(TenantId::default_tenant());
+        }
         for tenant in &known {
             metrics.tenant(tenant);
         }

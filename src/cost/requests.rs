@@ -47,7 +47,10 @@ fn quota(limit: &Limit) -> Option<Quota> {
     let capacity = u32::try_from(limit.capacity())
         .ok()
         .and_then(NonZeroU32::new)?;
-    let interval = Duration::from_millis(limit.period_ms()) / capacity.get();
+    // A limit finer than a nanosecond per request is kept at one a nanosecond
+    // (governor's resolution) rather than dropped.
+    let interval =
+        (Duration::from_millis(limit.period_ms()) / capacity.get()).max(Duration::from_nanos(1));
     Some(Quota::with_period(interval)?.allow_burst(capacity))
 }
 

@@ -82,6 +82,40 @@ impl LastBudgets {
     }
 }
 
+/// Settles a reservation at zero if dropped before [`Unsettled::disarm`]:
+/// a call dropped while the ledger was reserving for it.
+struct Unsettled {
+    armed: Option<(Arc<CostControl>, Reservation)>,
+}
+
+impl Unsettled {
+    fn arm(control: &Arc<CostControl>, reservation: &Reservation) -> Self {
+        Self {
+            armed: Some((control.clone(), reservation.clone())),
+        }
+    }
+
+    fn disarm(mut self) {
+        self.armed = None;
+    }
+}
+
+impl Drop for Unsettled {
+    fn drop(&mut self) {
+        let Some((control, reservation)) = self.armed.take() else {
+            return;
+        };
+        // Settling a call that was never reserved files nothing, and makes a
+        // reservation still on its way a duplicate.
+        let settle = async move {
+            let _ = control.ledger.settle(&reservation, &Spent::default()).await;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(settle);
+        }
+    }
+}
+
 /// A reservation, and whether the ledger holds it.
 struct Admitted {
     reservation: Reservation,
@@ -232,11 +266,18 @@ impl Admission {
         let mut reservation = self.reservation(call, input_bound + output, price_of(input_bound));
         let mut counted = false;
         loop {
-            let answer = match self.control.ledger.reserve(&reservation).await {
+            // Dropped while the ledger decides (a client that hangs up), the
+            // reservation may still be made: the guard settles it at zero.
+            let guard = Unsettled::arm(&self.control, &reservation);
+            let reserved = self.control.ledger.reserve(&reservation).await;
+            guard.disarm();
+            let answer = match reserved {
                 Ok(answer) => answer,
                 Err(err) => {
                     self.control.metrics.ledger_failure("reserve");
-                    if reservation.limited() {
+                    let fail_closed = reservation.budgeted()
+                        || (reservation.rate_limited() && !self.control.rate_limits_fail_open);
+                    if fail_closed {
                         return Err(LlmError::Limited(Limited::Unavailable(err.to_string())));
                     }
                     // Nothing configured to enforce: the call goes on, counted
@@ -262,7 +303,7 @@ impl Admission {
                         ledgered: true,
                     });
                 }
-                Reserved::RateLimited { limit, wait } => {
+                Reserved::RateLimited { limit, wait } if counted => {
                     self.control.metrics.rate_limited(&call.turn.tenant, limit);
                     return Err(LlmError::Limited(Limited::Rate { limit, wait }));
                 }
@@ -272,7 +313,9 @@ impl Admission {
                         .rejected(&call.turn.tenant, exceeded.kind.as_str());
                     return Err(LlmError::Limited(Limited::over_budget(&exceeded)));
                 }
-                Reserved::OverBudget(_) => {
+                // The byte bound did not fit: count the tokens and try once
+                // more with the count.
+                Reserved::OverBudget(_) | Reserved::RateLimited { .. } => {
                     counted = true;
                     let (messages, tools) = (request.messages.clone(), request.tools.clone());
                     let encoding = Encoding::for_model(&request.model);
@@ -297,10 +340,14 @@ impl Admission {
                 u64::from(usage.output_tokens),
                 false,
             ),
-            // Never reached the upstream: nothing to charge.
-            CallEnd::Failed(
-                LlmError::Connection(_) | LlmError::Limited(_) | LlmError::Refused { .. },
-            ) => {
+            // Never reached the upstream: nothing to charge. A connection
+            // error before any answer is taken as one (it may have been sent:
+            // a provider that billed it is the one case that escapes); after
+            // some answer it is charged like any cut stream.
+            CallEnd::Failed(LlmError::Limited(_) | LlmError::Refused { .. }) => return None,
+            CallEnd::Failed(LlmError::Connection(_))
+                if pending.output_bytes.load(Ordering::Relaxed) == 0 =>
+            {
                 return None;
             }
             CallEnd::Completed { usage: None } | CallEnd::Failed(_) | CallEnd::Cancelled => {
@@ -321,6 +368,7 @@ impl Admission {
             output_tokens: output,
             cost,
             estimated,
+            reached: true,
         })
     }
 }
@@ -395,8 +443,8 @@ impl CallStage for Admission {
             return;
         };
         let route = report::read(&call.turn, |r| r.route.clone()).unwrap_or_default();
-        let spent = Self::spent(&pending, end, route).unwrap_or_else(|| Spent {
-            route: String::new(),
+        let spent = Self::spent(&pending, end, route.clone()).unwrap_or_else(|| Spent {
+            route,
             model: pending.priced.model.clone(),
             ..Spent::default()
         });

@@ -68,7 +68,7 @@ impl CostMetrics {
     /// Registers the metrics in `registry`.
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self::default();
-        for operation in ["reserve", "settle", "sweep", "requests"] {
+        for operation in ["reserve", "settle", "sweep", "requests", "persist"] {
             metrics
                 .ledger_failures
                 .get_or_create(&OperationLabels {
@@ -120,7 +120,8 @@ impl CostMetrics {
         registry.register(
             "agentd_cost_ledger_failures",
             "Failures of the budget ledger's state backend by operation (reserve, settle, \
-             sweep, requests); budgets then fail closed",
+             sweep, requests; persist: the embedded ledger's writes to disk); budgets then \
+             fail closed",
             metrics.ledger_failures.clone(),
         );
         metrics

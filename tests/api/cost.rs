@@ -38,6 +38,7 @@ async fn usage_carries_the_turns_cost_at_the_built_in_price() {
     let app = spawn_agent(&mock, "").await;
     let reply = app.agent().ask(ask("Hello?")).await.unwrap().into_inner();
     let usage = reply.usage.unwrap();
+    assert_eq!(reply.outcome.unwrap().usage, Some(usage.clone()));
     // gpt-4o-mini: $0.15 and $0.60 per 1M tokens, i.e. 150 and 600 nano-USD
     // a token.
     assert_eq!((usage.input_tokens, usage.output_tokens), (40, 6));

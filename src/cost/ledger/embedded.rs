@@ -25,6 +25,7 @@ use super::{
 use crate::cost::bucket::{Bucket, Limit, Take};
 use crate::cost::period::Periods;
 use crate::ids::TenantId;
+use crate::telemetry::cost::CostMetrics;
 
 const LEDGER: TableDefinition<&str, &[u8]> = TableDefinition::new("ledger");
 
@@ -107,6 +108,56 @@ struct State {
     usage: BTreeMap<UsageKey, UsageCounts>,
     /// What changed since the writer last ran, as stored keys.
     dirty: HashSet<String>,
+    /// How long idle session counters and daily usage are kept (from the
+    /// last reservation; they come from config).
+    session_ttl_ms: i64,
+    usage_retention_ms: i64,
+}
+
+/// How long a day's and a month's counters are kept after their last change:
+/// past their period (a call that began before midnight settles into the day
+/// it reserved in), as Redis keeps them.
+const DAY_COUNTER_MS: i64 = 2 * 86_400_000;
+const MONTH_COUNTER_MS: i64 = 62 * 86_400_000;
+
+impl State {
+    /// Forgets settled ids, idle session counters, past periods' counters
+    /// and usage older than its retention.
+    fn prune(&mut self, now_ms: i64) {
+        let fresh = |at: i64, keep: i64| now_ms.saturating_sub(at) < keep;
+        self.settled.retain(|_, at| fresh(*at, SETTLED_MEMORY_MS));
+        self.expired.retain(|_, at| fresh(*at, SETTLED_MEMORY_MS));
+        let session_ttl = self.session_ttl_ms;
+        let mut gone = Vec::new();
+        self.counters.retain(|key, counter| {
+            let keep = match key.2.as_bytes().first() {
+                Some(b's') => session_ttl,
+                Some(b'd') => DAY_COUNTER_MS,
+                _ => MONTH_COUNTER_MS,
+            };
+            let busy = counter.reserved_tokens > 0 || counter.reserved_nanos > 0;
+            let kept = busy || fresh(counter.touched_ms, keep);
+            if !kept {
+                gone.push(stored_counter_key(key));
+            }
+            kept
+        });
+        if self.usage_retention_ms > 0 {
+            let cutoff = super::super::period::periods(
+                now_ms.saturating_sub(self.usage_retention_ms),
+                &jiff::tz::TimeZone::UTC,
+            )
+            .day;
+            self.usage.retain(|key, _| {
+                let kept = key.1 >= cutoff;
+                if !kept {
+                    gone.push(stored_usage_key(key));
+                }
+                kept
+            });
+        }
+        self.dirty.extend(gone);
+    }
 }
 
 fn period_of(kind: BudgetKind, reservation: &Reservation) -> String {
@@ -281,18 +332,20 @@ impl State {
                 }
             }
         }
-        let usage_key = (
-            reservation.tenant.clone(),
-            reservation.periods.day.clone(),
-            reservation.key.clone(),
-            spent.route.clone(),
-            spent.model.clone(),
-        );
-        self.dirty.insert(stored_usage_key(&usage_key));
-        self.usage
-            .entry(usage_key)
-            .or_default()
-            .add(&UsageCounts::of(spent));
+        if spent.reached {
+            let usage_key = (
+                reservation.tenant.clone(),
+                reservation.periods.day.clone(),
+                reservation.key.clone(),
+                spent.route.clone(),
+                spent.model.clone(),
+            );
+            self.dirty.insert(stored_usage_key(&usage_key));
+            self.usage
+                .entry(usage_key)
+                .or_default()
+                .add(&UsageCounts::of(spent));
+        }
         self.settled.insert(id.clone(), now);
     }
 }
@@ -334,7 +387,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl EmbeddedLedger {
     /// Opens (or creates) `path` and loads it; reservations left open by the
     /// previous process are charged in full. Blocking: call at start.
-    pub fn open(path: &Path) -> Result<Self, LedgerError> {
+    pub fn open(path: &Path, metrics: CostMetrics) -> Result<Self, LedgerError> {
         let failed =
             |err: &dyn std::fmt::Display| LedgerError::Failed(format!("{}: {err}", path.display()));
         let db = Database::create(path).map_err(|e| failed(&e))?;
@@ -366,7 +419,7 @@ impl EmbeddedLedger {
             .name("agentd-ledger".into())
             .spawn({
                 let state = Arc::clone(&state);
-                move || write_loop(&db, &state, &woken)
+                move || write_loop(&db, &state, &woken, &metrics)
             })
             .map_err(|e| failed(&e))?;
         let ledger = Self {
@@ -479,6 +532,7 @@ fn write_loop(
     db: &Database,
     state: &Mutex<State>,
     woken: &mpsc::Receiver<Option<tokio::sync::oneshot::Sender<()>>>,
+    metrics: &CostMetrics,
 ) {
     let mut closing = false;
     while !closing {
@@ -512,6 +566,7 @@ fn write_loop(
             && let Err(err) = write_batch(db, &batch)
         {
             tracing::error!(error = %err, "cannot write the budget ledger; retrying with the next batch");
+            metrics.ledger_failure("persist");
             let mut state = lock(state);
             state.dirty.extend(batch.into_iter().map(|(key, _)| key));
         }
@@ -563,6 +618,8 @@ impl Ledger for EmbeddedLedger {
                 });
             }
             state.open.insert(id.clone(), reservation.clone());
+            state.session_ttl_ms = reservation.session_ttl_ms;
+            state.usage_retention_ms = reservation.usage_retention_ms;
             Reserved::Granted(uses)
         };
         self.wake(None);
@@ -605,13 +662,7 @@ impl Ledger for EmbeddedLedger {
                 state.expired.insert(id, now_ms);
                 *counts.entry(reservation.tenant.clone()).or_default() += 1;
             }
-            // Forget settled ids and idle session counters after a while.
-            state
-                .settled
-                .retain(|_, at| now_ms.saturating_sub(*at) < SETTLED_MEMORY_MS);
-            state
-                .expired
-                .retain(|_, at| now_ms.saturating_sub(*at) < SETTLED_MEMORY_MS);
+            state.prune(now_ms);
         }
         self.wake(None);
         Ok(tenants
@@ -730,7 +781,11 @@ mod tests {
 
     fn make() -> suite::Subject {
         let dir = tempfile::tempdir().unwrap();
-        let ledger = super::EmbeddedLedger::open(&dir.path().join("cost.redb")).unwrap();
+        let ledger = super::EmbeddedLedger::open(
+            &dir.path().join("cost.redb"),
+            crate::telemetry::cost::CostMetrics::default(),
+        )
+        .unwrap();
         suite::Subject {
             ledger: std::sync::Arc::new(ledger),
             _backing: Box::new(dir),
@@ -738,4 +793,108 @@ mod tests {
     }
 
     crate::ledger_suite!(make);
+
+    use super::super::{BudgetKind, Ledger, Owner};
+    use super::EmbeddedLedger;
+    use crate::ids::SessionId;
+
+    fn open(dir: &tempfile::TempDir) -> EmbeddedLedger {
+        EmbeddedLedger::open(
+            &dir.path().join("cost.redb"),
+            crate::telemetry::cost::CostMetrics::default(),
+        )
+        .unwrap()
+    }
+
+    async fn spent_and_reserved(ledger: &EmbeddedLedger) -> (u64, u64) {
+        let states = ledger
+            .budgets(
+                &suite::tenant("acme"),
+                &Owner::Tenant,
+                &suite::day_periods(suite::NOON),
+            )
+            .await
+            .unwrap();
+        let day = states
+            .iter()
+            .find(|s| s.kind == BudgetKind::TokensDay)
+            .unwrap();
+        (day.spent, day.reserved)
+    }
+
+    #[tokio::test]
+    async fn spend_survives_a_restart_and_a_crash_charges_what_was_reserved() {
+        let dir = tempfile::tempdir().unwrap();
+        let session = SessionId::generate();
+        let settled = suite::reservation(&session, 1, 100, 10);
+        let open_at_crash = suite::reservation(&session, 2, 70, 10);
+        {
+            let ledger = open(&dir);
+            ledger.reserve(&settled).await.unwrap();
+            ledger
+                .settle(&settled, &suite::spent(20, 5, 3))
+                .await
+                .unwrap();
+            ledger.reserve(&open_at_crash).await.unwrap();
+            ledger.flush().await;
+            assert_eq!(spent_and_reserved(&ledger).await, (25, 70));
+        }
+        // The reservation left open is charged in full on start.
+        let ledger = open(&dir);
+        assert_eq!(spent_and_reserved(&ledger).await, (95, 0));
+        let rows = ledger
+            .usage(
+                &suite::tenant("acme"),
+                None,
+                &[suite::day_periods(suite::NOON).day],
+            )
+            .await
+            .unwrap();
+        assert_eq!(rows[0].counts.output_tokens, 5);
+    }
+
+    #[tokio::test]
+    async fn old_counters_and_usage_are_pruned_on_disk_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let call = suite::reservation(&SessionId::generate(), 1, 100, 10);
+        {
+            let ledger = open(&dir);
+            ledger.reserve(&call).await.unwrap();
+            ledger.settle(&call, &suite::spent(20, 5, 3)).await.unwrap();
+            // Three days on: the day's counters go; the month's stay. 91 days
+            // on, past the usage retention of 90 days, the usage goes too.
+            ledger
+                .sweep(&[], suite::NOON + 3 * 86_400_000)
+                .await
+                .unwrap();
+            assert_eq!(spent_and_reserved(&ledger).await, (0, 0));
+            let month = ledger
+                .budgets(
+                    &suite::tenant("acme"),
+                    &Owner::Tenant,
+                    &suite::day_periods(suite::NOON),
+                )
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|s| s.kind == BudgetKind::TokensMonth)
+                .unwrap();
+            assert_eq!(month.spent, 25);
+            ledger
+                .sweep(&[], suite::NOON + 91 * 86_400_000)
+                .await
+                .unwrap();
+            ledger.flush().await;
+        }
+        let ledger = open(&dir);
+        let rows = ledger
+            .usage(
+                &suite::tenant("acme"),
+                None,
+                &[suite::day_periods(suite::NOON).day],
+            )
+            .await
+            .unwrap();
+        assert!(rows.is_empty(), "{rows:?}");
+    }
 }

@@ -197,12 +197,14 @@ pub struct Reservation {
 }
 
 impl Reservation {
-    /// Whether config sets any budget or token-rate limit on it.
-    pub fn limited(&self) -> bool {
-        self.tenant_budgets != Budgets::default()
-            || self.key_budgets != Budgets::default()
-            || self.tenant_tokens.is_some()
-            || self.key_tokens.is_some()
+    /// Whether config sets any budget on it.
+    pub fn budgeted(&self) -> bool {
+        self.tenant_budgets != Budgets::default() || self.key_budgets != Budgets::default()
+    }
+
+    /// Whether config sets a token-rate limit on it.
+    pub fn rate_limited(&self) -> bool {
+        self.tenant_tokens.is_some() || self.key_tokens.is_some()
     }
 }
 
@@ -265,6 +267,10 @@ pub struct Spent {
     pub cost: Usd,
     /// Whether the counts are agentd's estimate (the provider reported none).
     pub estimated: bool,
+    /// Whether the call reached the upstream (and so counts as a call in
+    /// usage); a call that never did releases its reservation and files
+    /// nothing.
+    pub reached: bool,
 }
 
 impl Spent {
@@ -295,7 +301,7 @@ impl UsageCounts {
     /// The counts of one settled call.
     pub fn of(spent: &Spent) -> Self {
         Self {
-            calls: 1,
+            calls: u64::from(spent.reached),
             estimated_calls: u64::from(spent.estimated),
             input_tokens: spent.input_tokens,
             cached_tokens: spent.cached_tokens,

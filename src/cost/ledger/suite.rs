@@ -69,6 +69,7 @@ pub fn spent(tokens_in: u64, tokens_out: u64, nanos: u64) -> Spent {
         output_tokens: tokens_out,
         cost: Usd::from_nanos(nanos),
         estimated: false,
+        reached: true,
     }
 }
 

@@ -110,6 +110,7 @@ impl From<TurnOutcome> for pb::TurnOutcome {
             sources: outcome.sources.into_iter().map(Into::into).collect(),
             turn_id: outcome.turn_id.into(),
             replication_unconfirmed: outcome.replication_unconfirmed,
+            usage: Some(outcome.usage.into()),
             route: outcome.route,
             attempts: outcome
                 .attempts
