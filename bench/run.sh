@@ -2,7 +2,7 @@
 # Runs the benchmark scenarios of BENCHMARKS.md on this machine and writes each
 # result as JSON under bench/results/ (plus the tables on stdout).
 #
-#   bash bench/run.sh [passthrough|check|onethread|rate1000|tools|capacity|idle|cancel|soak|redis|all] [--no-peer]
+#   bash bench/run.sh [passthrough|check|onethread|rate1000|tools|capacity|idle|cancel|soak|redis|failover|cost|all] [--no-peer]
 #
 # `check` is the request-path regression check every change on the request path
 # re-runs: 1 in flight and 1,000 req/s against both mocks, agentd and direct only.
@@ -403,9 +403,63 @@ onethread() {
   done
 }
 
+# Cost control's added latency (rate limits, the budget reservation and its
+# settlement on every model call): the build before it (AGENTD_BENCH_BASE=DIR,
+# its binaries) against this one, with no limit and with a budget, a request
+# rate and a token rate on the tenant; each on a fresh agentd and mock,
+# alternated three times: embedded, then on Redis (a unix socket, as in
+# `redis`) fsyncing every write (`appendfsync always`, as `redis` runs it),
+# then fsyncing once a second (Redis's default with the AOF on). One in
+# flight, then 1,000 req/s. Compare the medians of the runs.
+cost_bench() {
+  local base="${AGENTD_BENCH_BASE:?set AGENTD_BENCH_BASE to the binaries of the build before cost control}"
+  local redis_dir="$work/redis"
+  mkdir -p "$redis_dir"
+  redis-server --port 0 --unixsocket "$redis_dir/redis.sock" --dir "$redis_dir" \
+    --appendonly yes --appendfsync always --save "" --daemonize no >"$work/redis.log" 2>&1 &
+  long_pids+=("$!")
+  for _ in $(seq 200); do [[ -S "$redis_dir/redis.sock" ]] && break; sleep 0.05; done
+  local vectors_dir="$work/vectors"
+  env AGENTD__SERVER__GRPC_ADDR=127.0.0.1:18641 AGENTD__SERVER__METRICS_ADDR=127.0.0.1:18642 \
+    AGENTD__STORAGE__DATA_DIR="$vectors_dir" AGENTD__RETRIEVAL__EMBEDDED_ADDR=127.0.0.1:18643 \
+    AGENTD__LOG__LEVEL=warn AGENTD__SERVER__DRAIN_DELAY=0s "$base/agentd" serve >"$work/vectors.log" 2>&1 &
+  long_pids+=("$!")
+  wait_port 18643
+  local on_redis=(AGENTD__STATE__BACKEND=redis "AGENTD__STATE__REDIS_URL=redis+unix://$redis_dir/redis.sock"
+    AGENTD__RETRIEVAL__QDRANT_URL=http://127.0.0.1:18643)
+  local limits=(AGENTD__COST__TENANTS__DEFAULT__BUDGET_USD_DAY=1000000
+    AGENTD__COST__TENANTS__DEFAULT__RATE_REQUESTS=100000
+    AGENTD__COST__TENANTS__DEFAULT__RATE_TOKENS=1000000000)
+  local this="$bin"
+  for backend in embedded redis redis-everysec; do
+    [[ $backend == redis-everysec ]] && redis-cli -s "$redis_dir/redis.sock" config set appendfsync everysec >/dev/null
+    for run in 1 2 3; do
+      for variant in before none limits; do
+        local extra=()
+        [[ $backend != embedded ]] && extra=("${on_redis[@]}")
+        [[ $variant == limits ]] && extra+=("${limits[@]}")
+        bin="$this"
+        [[ $variant == before ]] && bin="$base"
+        [[ $backend != embedded ]] && redis-cli -s "$redis_dir/redis.sock" flushall >/dev/null
+        PEER_PID=""
+        start_mock --tokens 32
+        start_agentd "${extra[@]}"
+        load "cost-$backend-$variant-1inflight-run$run" --targets agentd,direct --concurrency 1 --duration 10s --rounds 2
+        load "cost-$backend-$variant-1000rps-run$run" --targets agentd,direct --rate 1000 --duration 10s --rounds 2
+        stop_all
+      done
+    done
+  done
+  bin="$this"
+  for pid in "${long_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  long_pids=()
+  python3 bench/summarize.py --cost "$results"/cost-*-run*.json >&2
+}
+
 case "$scenario" in
   passthrough | check | onethread | rate1000 | tools | capacity | idle | cancel | soak | failover) "$scenario" ;;
   redis) redis_bench ;;
+  cost) cost_bench ;;
   all) passthrough; onethread; rate1000; tools; capacity; idle; cancel; soak; failover ;;
   *) echo "unknown scenario $scenario" >&2; exit 64 ;;
 esac

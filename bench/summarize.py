@@ -7,6 +7,9 @@
   summarize.py --stages BEFORE AFTER     mean time per stage from two /metrics scrapes
   summarize.py --repeats FILE...         added p50/p99 of each run of one setting, and
                                          their median
+  summarize.py --cost FILE...            `cost` scenario files (cost-BACKEND-VARIANT-LOAD-runN):
+                                         per backend and load, the median added TTFT and
+                                         total p50 of each variant, and the change from `before`
 """
 import json
 import re
@@ -101,6 +104,36 @@ def repeats(paths):
     print(f"  {'median of ' + str(len(rows)) + ' runs':<40} added ttft p50 {median[0]:7.3f} p99 {median[1]:7.3f} | total p50 {median[2]:7.3f} p99 {median[3]:7.3f} (ms)")
 
 
+def cost(paths):
+    groups = {}
+    for path in paths:
+        m = re.search(r"cost-([\w-]+?)-(before|none|limits)-(\w+)-run\d+\.json$", path)
+        if not m:
+            continue
+        backend, variant, load = m.groups()
+        added = json.load(open(path))["latency"]["agentd added"]
+        groups.setdefault((backend, load), {}).setdefault(variant, []).append(
+            (added["ttft_ms"]["p50"], added["total_ms"]["p50"])
+        )
+    for (backend, load), variants in sorted(groups.items()):
+        med = {
+            v: [sorted(col)[len(col) // 2] for col in zip(*rows)]
+            for v, rows in variants.items()
+        }
+        base = med.get("before")
+        for variant in ("before", "none", "limits"):
+            if variant not in med:
+                continue
+            ttft, total = med[variant]
+            delta = ""
+            if base and variant != "before":
+                delta = f"  change ttft {ttft - base[0]:+.3f} total {total - base[1]:+.3f}"
+            print(
+                f"{backend:<15} {load:<10} {variant:<7} runs {len(variants[variant])}: "
+                f"added ttft p50 {ttft:.3f} total p50 {total:.3f} (ms){delta}"
+            )
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
     if args[0] == "--sustained":
@@ -109,5 +142,7 @@ if __name__ == "__main__":
         stages(args[1], args[2])
     elif args[0] == "--repeats":
         repeats(args[1:])
+    elif args[0] == "--cost":
+        cost(args[1:])
     else:
         summary(args[0])

@@ -48,6 +48,12 @@ impl Encoding {
         bpe
     }
 
+    /// Whether tiktoken knows `model`: its count is then the model's own, not
+    /// an estimate with another model's encoding.
+    pub fn knows(model: &str) -> bool {
+        tiktoken_rs::tokenizer::get_tokenizer(model).is_some()
+    }
+
     /// Whether this encoding's tables are in memory, so counting with it is
     /// quick enough for an async task.
     pub fn is_loaded(self) -> bool {

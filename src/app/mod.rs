@@ -282,6 +282,7 @@ impl App {
         let health = Arc::new(Health::new(reporter));
         health.publish().await;
         let router = self.orchestrator.router().clone();
+        let cost = self.orchestrator.cost().clone();
         let dependencies = Dependencies {
             sessions: self.sessions.clone(),
             knowledge: self.knowledge.clone(),
@@ -493,6 +494,8 @@ impl App {
         if let Err(err) = reservations.await {
             tracing::warn!(error = %err, "the reservation sweeper failed");
         }
+        // The calls have ended; their settlements may still be on their way.
+        cost.settled(std::time::Duration::from_secs(5)).await;
         if let Err(err) = sweeper.await {
             tracing::warn!(error = %err, "the session sweeper failed");
         }

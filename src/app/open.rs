@@ -198,7 +198,8 @@ pub(super) async fn open_cost(
             let path = config.storage.data_dir.join("cost.redb");
             let opened = tokio::task::spawn_blocking({
                 let (path, metrics) = (path.clone(), metrics.clone());
-                move || EmbeddedLedger::open(&path, metrics)
+                let (sessions, usage) = (config.sessions.max_age, config.cost.usage_retention);
+                move || EmbeddedLedger::open(&path, metrics, sessions, usage)
             })
             .await
             .map_err(anyhow::Error::from)?;

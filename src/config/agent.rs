@@ -300,6 +300,11 @@ impl LlmConfig {
         let mut problems = Vec::new();
         for (name, provider) in &self.providers {
             let key = format!("llm.providers.{name}");
+            if name == crate::llm::extractive::MODEL {
+                // The extractive answerer's calls are free and pass no budget:
+                // no real provider may take its name.
+                problems.push(format!("{key}: the name is reserved; choose another"));
+            }
             let url_ok = reqwest::Url::parse(&provider.base_url)
                 .is_ok_and(|url| matches!(url.scheme(), "http" | "https"));
             if !url_ok {

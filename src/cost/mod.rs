@@ -105,6 +105,8 @@ pub struct CostControl {
     usage_retention: Duration,
     clock: Clock,
     metrics: CostMetrics,
+    /// Settlements on their way to the ledger, awaited at shutdown.
+    settlements: tokio_util::task::TaskTracker,
 }
 
 impl CostControl {
@@ -168,6 +170,23 @@ impl CostControl {
             usage_retention: cost.usage_retention,
             clock,
             metrics,
+            settlements: tokio_util::task::TaskTracker::new(),
+        }
+    }
+
+    /// Waits, at most `limit`, for the settlements still on their way to the
+    /// ledger (at shutdown: one that never arrives is charged in full when
+    /// its reservation expires).
+    pub async fn settled(&self, limit: Duration) {
+        self.settlements.close();
+        if tokio::time::timeout(limit, self.settlements.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = self.settlements.len(),
+                "settlements still unfinished at shutdown; their reservations will be charged in full when they expire"
+            );
         }
     }
 
@@ -223,7 +242,7 @@ impl CostControl {
     }
 
     /// Charges reservations that expired unsettled (a replica crashed
-    /// between reserving and settling); run every few seconds.
+    /// between reserving and settling); run every `sessions.sweep_interval`.
     pub async fn sweep(&self) -> Result<usize, LedgerError> {
         let swept = self
             .ledger

@@ -14,12 +14,14 @@
 //!   bytes over four (the average for English text with OpenAI's encodings),
 //!   never more than the input bound. A connection that never opened is
 //!   charged nothing.
-//! - **Ledger down.** A call of a tenant and key with a configured budget or
-//!   token-rate limit is refused (`UNAVAILABLE`): budgets fail closed. One
-//!   with none goes on, counted in the metrics but not in the ledger (and a
-//!   runtime override, which lives in the ledger, cannot apply meanwhile).
-//! - **Settlement** runs in a detached task, so a client that hangs up leaves
-//!   nothing reserved; a replica that dies leaves the reservation to expire
+//! - **Ledger down.** A call of a tenant and key with a configured budget is
+//!   refused (`UNAVAILABLE`): budgets fail closed; so is one with a
+//!   token-rate limit unless `cost.rate_limits_fail_open`. Others go on,
+//!   counted in the metrics (and settled, should the ledger come back), but a
+//!   runtime override, which lives in the ledger, cannot apply meanwhile.
+//! - **Settlement** is made at once in memory (embedded) or in a detached
+//!   task (Redis) that the turn's next call waits for, so a client that hangs
+//!   up leaves nothing reserved; a replica that dies leaves the reservation to expire
 //!   and be charged in full ([`super::ledger`]).
 
 use std::collections::HashMap;
@@ -116,18 +118,9 @@ impl Drop for Unsettled {
     }
 }
 
-/// A reservation, and whether the ledger holds it.
-struct Admitted {
-    reservation: Reservation,
-    ledgered: bool,
-}
-
 /// A reservation made for one call, until it is settled.
 struct Pending {
     reservation: Reservation,
-    /// False when the ledger could not be asked and nothing was configured
-    /// to enforce: there is nothing to settle in it.
-    ledgered: bool,
     priced: Priced,
     input_bound: u64,
     /// Bytes of answer (text and tool-call arguments) seen so far.
@@ -136,7 +129,17 @@ struct Pending {
 
 /// The reservations of a turn's calls in flight, by the call's number.
 #[derive(Clone, Default)]
-struct InFlight(Arc<std::sync::Mutex<HashMap<u32, Pending>>>);
+struct InFlight(Arc<std::sync::Mutex<Calls>>);
+
+/// A turn's calls between reservation and settlement, and the settlements
+/// still on their way to the ledger.
+#[derive(Default)]
+struct Calls {
+    pending: HashMap<u32, Pending>,
+    /// The next call of the turn waits for these, so that a failover does not
+    /// find its failed predecessor's reservation still held.
+    settling: Vec<tokio::task::JoinHandle<()>>,
+}
 
 impl InFlight {
     fn of(call: &CallContext) -> InFlight {
@@ -148,7 +151,7 @@ impl InFlight {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Pending>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Calls> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -254,7 +257,7 @@ impl Admission {
         request: &LlmRequest,
         priced: &Priced,
         input_bound: u64,
-    ) -> Result<Admitted, LlmError> {
+    ) -> Result<Reservation, LlmError> {
         let output = u64::from(request.max_output_tokens.unwrap_or(0));
         let price_of = |input: u64| {
             priced.price.cost(&TokenCount {
@@ -265,29 +268,37 @@ impl Admission {
         };
         let mut reservation = self.reservation(call, input_bound + output, price_of(input_bound));
         let mut counted = false;
+        // Only a tokenizer that is the model's own gives a count to trust
+        // (an open model's would under-count and let calls overshoot).
+        let countable = Encoding::knows(&request.model);
         loop {
             // Dropped while the ledger decides (a client that hangs up), the
             // reservation may still be made: the guard settles it at zero.
             let guard = Unsettled::arm(&self.control, &reservation);
             let reserved = self.control.ledger.reserve(&reservation).await;
-            guard.disarm();
             let answer = match reserved {
-                Ok(answer) => answer,
+                Ok(answer) => {
+                    guard.disarm();
+                    answer
+                }
                 Err(err) => {
                     self.control.metrics.ledger_failure("reserve");
                     let fail_closed = reservation.budgeted()
                         || (reservation.rate_limited() && !self.control.rate_limits_fail_open);
                     if fail_closed {
+                        // The reservation may have landed all the same (a
+                        // timeout): the guard releases it.
+                        drop(guard);
                         return Err(LlmError::Limited(Limited::Unavailable(err.to_string())));
                     }
+                    // Settled as usual after the call: that releases a
+                    // reservation that landed, or files the spend if none did.
+                    guard.disarm();
                     // Nothing configured to enforce: the call goes on, counted
                     // in the metrics but not in the ledger.
                     tracing::warn!(error = %err, tenant = %call.turn.tenant,
                         "budget ledger unavailable; a call with no configured budget goes on unrecorded");
-                    return Ok(Admitted {
-                        reservation,
-                        ledgered: false,
-                    });
+                    return Ok(reservation);
                 }
             };
             match answer {
@@ -298,16 +309,22 @@ impl Admission {
                         call.turn
                             .with_state(|state| state.insert(LastBudgets(uses)));
                     }
-                    return Ok(Admitted {
-                        reservation,
-                        ledgered: true,
-                    });
+                    return Ok(reservation);
                 }
-                Reserved::RateLimited { limit, wait } if counted => {
+                Reserved::RateLimited { limit, wait } if counted || !countable => {
                     self.control.metrics.rate_limited(&call.turn.tenant, limit);
                     return Err(LlmError::Limited(Limited::Rate { limit, wait }));
                 }
-                Reserved::OverBudget(exceeded) if counted => {
+                // Counting cannot help when the output cap alone does not fit.
+                Reserved::OverBudget(exceeded)
+                    if counted
+                        || !countable
+                        || exceeded.used.saturating_add(super::ledger::amount(
+                            exceeded.kind,
+                            output,
+                            price_of(0),
+                        )) > exceeded.limit =>
+                {
                     self.control
                         .metrics
                         .rejected(&call.turn.tenant, exceeded.kind.as_str());
@@ -396,18 +413,19 @@ impl CallStage for Admission {
         call: &CallContext,
         request: LlmRequest,
     ) -> Result<LlmRequest, LlmError> {
+        // The turn's earlier calls settled first (a failover's predecessor).
+        let settling = std::mem::take(&mut InFlight::of(call).lock().settling);
+        for handle in settling {
+            let _ = handle.await;
+        }
         let priced = self.priced(&request.model);
         let input_bound =
             u64::try_from(request_bound(&request.messages, &request.tools)).unwrap_or(u64::MAX);
-        let Admitted {
-            reservation,
-            ledgered,
-        } = self.reserve(call, &request, &priced, input_bound).await?;
-        InFlight::of(call).lock().insert(
+        let reservation = self.reserve(call, &request, &priced, input_bound).await?;
+        InFlight::of(call).lock().pending.insert(
             call.seq,
             Pending {
                 reservation,
-                ledgered,
                 priced,
                 input_bound,
                 output_bytes: Arc::default(),
@@ -419,6 +437,7 @@ impl CallStage for Admission {
     fn after(&self, call: &CallContext, stream: LlmStream) -> LlmStream {
         let Some(bytes) = InFlight::of(call)
             .lock()
+            .pending
             .get(&call.seq)
             .map(|p| p.output_bytes.clone())
         else {
@@ -439,7 +458,8 @@ impl CallStage for Admission {
     }
 
     fn settle(&self, call: &CallContext, end: &CallEnd) {
-        let Some(pending) = InFlight::of(call).lock().remove(&call.seq) else {
+        let in_flight = InFlight::of(call);
+        let Some(pending) = in_flight.lock().pending.remove(&call.seq) else {
             return;
         };
         let route = report::read(&call.turn, |r| r.route.clone()).unwrap_or_default();
@@ -465,7 +485,8 @@ impl CallStage for Admission {
                 spent.cost.to_f64_usd(),
             );
         }
-        if !pending.ledgered {
+        // In memory, at once; in Redis, by a task the client cannot cancel.
+        if self.control.ledger.settle_now(&pending.reservation, &spent) {
             return;
         }
         let (control, reservation) = (self.control.clone(), pending.reservation);
@@ -478,7 +499,8 @@ impl CallStage for Admission {
         };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                runtime.spawn(settle);
+                let handle = self.control.settlements.spawn_on(settle, &runtime);
+                in_flight.lock().settling.push(handle);
             }
             Err(_) => tracing::warn!("no runtime to settle a reservation on; it will expire"),
         }

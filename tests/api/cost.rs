@@ -669,3 +669,17 @@ fn bad_prices_are_config_errors_naming_the_key() {
     .to_string();
     assert!(err.contains("llm.models.unknown"), "{err}");
 }
+
+#[test]
+fn no_provider_may_take_the_extractive_answerers_name() {
+    // Its calls are free and pass no budget.
+    let err = agentd::config::Config::from_toml(
+        "[llm.providers.extractive]\nbase_url = \"http://127.0.0.1:1/v1\"\nkeyless = true\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("llm.providers.extractive: the name is reserved"),
+        "{err}"
+    );
+}

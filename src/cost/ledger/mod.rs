@@ -415,6 +415,12 @@ pub trait Ledger: Send + Sync + fmt::Debug {
     /// charge made at expiry.
     async fn settle(&self, reservation: &Reservation, spent: &Spent) -> Result<(), LedgerError>;
 
+    /// Settles at once, without waiting, when the ledger can (in memory);
+    /// `false` when it cannot and [`Ledger::settle`] must be awaited.
+    fn settle_now(&self, _reservation: &Reservation, _spent: &Spent) -> bool {
+        false
+    }
+
     /// Charges in full the reservations of `tenants` that expired unsettled
     /// before `now_ms`; returns how many per tenant.
     async fn sweep(
@@ -474,7 +480,8 @@ pub fn kinds_of(owner: &Owner) -> &'static [BudgetKind] {
     }
 }
 
-/// The amount of a reservation or spend that counts toward `kind`.
-fn amount(kind: BudgetKind, tokens: u64, cost: Usd) -> u64 {
+/// The amount of a reservation or spend that counts toward `kind`: its cost
+/// for a USD budget, its tokens for the others.
+pub fn amount(kind: BudgetKind, tokens: u64, cost: Usd) -> u64 {
     if kind.is_usd() { cost.nanos() } else { tokens }
 }

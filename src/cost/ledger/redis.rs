@@ -32,9 +32,16 @@ use crate::cost::period::Periods;
 use crate::ids::TenantId;
 use crate::state::redis::{RedisPool, Retry, escape};
 
-/// How long a settled reservation's record is kept, so that a late duplicate
-/// settlement charges nothing.
-const RECORD_TTL_MS: i64 = 48 * 3_600_000;
+/// How long a settled record (its state alone) is kept, so that a duplicate
+/// (a command sent again after a dropped connection, a zero settlement that
+/// beat its reservation) charges nothing. Those come within seconds; a short
+/// life keeps a thousand calls a second from filling Redis with records.
+const RECORD_TTL_MS: i64 = 10 * 60_000;
+
+/// An open reservation's record outlives its expiry by this much, so a sweep
+/// that runs late still finds what to charge (and a settlement after it what
+/// to correct).
+const OPEN_RECORD_GRACE_MS: i64 = 48 * 3_600_000;
 
 /// Counters outlive their period by this much: a call that began before
 /// midnight settles into the day it reserved in.
@@ -98,7 +105,8 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[20])
 redis.call('PEXPIREAT', KEYS[2], ARGV[21])
 redis.call('PEXPIRE', KEYS[3], ARGV[22])
 redis.call('HSET', KEYS[5], 'state', 'reserved', 'tok', ARGV[3], 'nusd', ARGV[4],
-  'day', ARGV[23], 'month', ARGV[24], 'session', ARGV[25], 'key', K)
+  'day', ARGV[23], 'month', ARGV[24], 'session', ARGV[25], 'key', K,
+  'dexp', ARGV[20], 'mexp', ARGV[21], 'sttl', ARGV[22])
 redis.call('PEXPIRE', KEYS[5], ARGV[26])
 redis.call('ZADD', KEYS[6], ARGV[2], ARGV[27])
 return granted
@@ -109,6 +117,18 @@ local function neg(s) if s == '0' then return '0' end return '-' .. s end
 local state = redis.call('HGET', KEYS[4], 'state')
 if state == 'settled' then return 0 end
 local K = ARGV[6]
+local function tombstone()
+  redis.call('HDEL', KEYS[4], 'tok', 'nusd', 'day', 'month', 'session', 'key')
+  redis.call('HSET', KEYS[4], 'state', 'settled')
+  redis.call('PEXPIRE', KEYS[4], ARGV[18])
+  redis.call('ZREM', KEYS[5], ARGV[19])
+end
+-- Never reserved and nothing spent (a call dropped while reserving): only
+-- the tombstone, so the reservation, if it comes later, is a duplicate.
+if not state and ARGV[4] == '0' and ARGV[5] == '0' then
+  tombstone()
+  return 1
+end
 local rtok, rnusd, atok, anusd = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local function charge(field, amount)
   for i = 1, 3 do redis.call('HINCRBY', KEYS[i], 'tenant:' .. field, amount) end
@@ -135,9 +155,11 @@ elseif state == 'expired' then
 else
   charge('st', atok); charge('sn', anusd)
 end
-redis.call('HSET', KEYS[4], 'state', 'settled')
-redis.call('PEXPIRE', KEYS[4], ARGV[18])
-redis.call('ZREM', KEYS[5], ARGV[19])
+tombstone()
+-- The counters live as long as the reservation gave them.
+redis.call('PEXPIREAT', KEYS[1], ARGV[21])
+redis.call('PEXPIREAT', KEYS[2], ARGV[22])
+redis.call('PEXPIRE', KEYS[3], ARGV[23])
 local names = {'calls', 'estimated', 'input', 'cached', 'output', 'nusd'}
 for i = 1, 6 do
   if ARGV[11 + i] ~= '0' then
@@ -167,6 +189,10 @@ for _, f in ipairs({{'rt', 'st', ARGV[2]}, {'rn', 'sn', ARGV[3]}}) do
 end
 redis.call('HSET', KEYS[4], 'state', 'expired')
 redis.call('ZREM', KEYS[5], ARGV[4])
+local ttl = redis.call('HMGET', KEYS[4], 'dexp', 'mexp', 'sttl')
+if ttl[1] then redis.call('PEXPIREAT', KEYS[1], ttl[1]) end
+if ttl[2] then redis.call('PEXPIREAT', KEYS[2], ttl[2]) end
+if ttl[3] then redis.call('PEXPIRE', KEYS[3], ttl[3]) end
 return 1
 "#;
 
@@ -406,7 +432,7 @@ impl Ledger for RedisLedger {
             .arg(&periods.day)
             .arg(&periods.month)
             .arg(reservation.session.as_str())
-            .arg(RECORD_TTL_MS.max(reservation.expires_ms - reservation.now_ms + RECORD_TTL_MS))
+            .arg((reservation.expires_ms - reservation.now_ms).max(0) + OPEN_RECORD_GRACE_MS)
             .arg(&member);
         let answer: Vec<redis::Value> = self.invoke(&invocation).await?;
         parse_reserved(&answer)
@@ -449,7 +475,10 @@ impl Ledger for RedisLedger {
         invocation
             .arg(RECORD_TTL_MS)
             .arg(&member)
-            .arg(periods.day_end_ms.saturating_add(retention));
+            .arg(periods.day_end_ms.saturating_add(retention))
+            .arg(periods.day_end_ms.saturating_add(PERIOD_GRACE_MS))
+            .arg(periods.month_end_ms.saturating_add(PERIOD_GRACE_MS))
+            .arg(reservation.session_ttl_ms.max(1));
         let _: i64 = self.invoke(&invocation).await?;
         Ok(())
     }
@@ -568,7 +597,9 @@ impl Ledger for RedisLedger {
             .hgetall(keys.overrides());
         let pipe = &pipe;
         let mut lease = self.pool.shared();
-        type Hash = HashMap<String, u64>;
+        // Signed: a counter can dip below zero for a moment if its key
+        // expired under a call; it reads as 0.
+        type Hash = HashMap<String, i64>;
         let (day, month, overrides): (Hash, Hash, Hash) = self
             .pool
             .run(&mut lease, Retry::Once, |mut connection| async move {
@@ -595,13 +626,15 @@ impl Ledger for RedisLedger {
                         .get(&format!("{owner_name}:{field}"))
                         .copied()
                         .unwrap_or(0)
+                        .max(0)
+                        .unsigned_abs()
                 };
                 BudgetState {
                     owner: owner.clone(),
                     kind,
                     runtime: overrides
                         .get(&format!("{owner_name}:{}", kind.as_str()))
-                        .copied(),
+                        .map(|&limit| limit.max(0).unsigned_abs()),
                     spent: get(s),
                     reserved: get(r),
                 }
@@ -688,6 +721,44 @@ mod tests {
     }
 
     crate::ledger_suite!(make);
+
+    #[tokio::test]
+    async fn every_key_the_scripts_write_expires() {
+        let server = agentd_test_redis::RedisServer::start().unwrap();
+        let mut config = crate::config::Config::from_toml("").unwrap().state;
+        config.redis_url = server.url();
+        let ledger = RedisLedger::new(RedisPool::new(&config).unwrap());
+        let session = crate::ids::SessionId::generate();
+        let mut limited = suite::reservation(&session, 1, 100, 600);
+        limited.tenant_tokens = Some(Limit::new(1_000, Duration::from_secs(60)).unwrap());
+        // Reserved and settled; reserved and expired, then settled late; a
+        // settlement that beats its reservation.
+        ledger.reserve(&limited).await.unwrap();
+        ledger
+            .settle(&limited, &suite::spent(10, 5, 100))
+            .await
+            .unwrap();
+        let expiring = suite::reservation(&session, 2, 100, 600);
+        ledger.reserve(&expiring).await.unwrap();
+        let acme = [suite::tenant("acme")];
+        ledger.sweep(&acme, expiring.expires_ms).await.unwrap();
+        ledger
+            .settle(&expiring, &suite::spent(10, 5, 100))
+            .await
+            .unwrap();
+        let early = suite::reservation(&session, 3, 100, 600);
+        ledger.settle(&early, &Spent::default()).await.unwrap();
+        ledger.reserve(&early).await.unwrap();
+        let keys = server.keys().unwrap();
+        assert!(keys.len() >= 6, "{keys:?}");
+        for key in keys {
+            let ttl = server.command(&["PTTL", &key]).unwrap();
+            assert!(
+                matches!(ttl, redis::Value::Int(ms) if ms > 0),
+                "{key} has no expiry: {ttl:?}"
+            );
+        }
+    }
 
     #[test]
     fn unescape_inverts_escape() {

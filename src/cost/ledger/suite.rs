@@ -327,6 +327,27 @@ pub async fn a_new_day_starts_fresh_but_the_month_does_not(subject: Subject) {
     assert!(granted(&ledger.reserve(&tomorrow).await.unwrap()));
 }
 
+pub async fn a_settlement_that_beats_its_reservation_makes_it_a_duplicate(subject: Subject) {
+    let ledger = &*subject.ledger;
+    // A call dropped while its reservation was on its way: settled at zero
+    // first, then the reservation lands.
+    let call = reservation(&SessionId::generate(), 1, 100, 600);
+    ledger.settle(&call, &Spent::default()).await.unwrap();
+    assert_eq!(
+        ledger.reserve(&call).await.unwrap(),
+        Reserved::Granted(Vec::new())
+    );
+    assert_eq!(
+        spent_now(ledger, &Owner::Tenant, BudgetKind::UsdDay).await,
+        (0, 0)
+    );
+    let rows = ledger
+        .usage(&tenant("acme"), None, &[day_periods(NOON).day])
+        .await
+        .unwrap();
+    assert!(rows.is_empty(), "{rows:?}");
+}
+
 /// Runs every case of the suite against the ledgers `make` returns.
 #[macro_export]
 macro_rules! ledger_suite {
@@ -340,6 +361,7 @@ macro_rules! ledger_suite {
             a_session_has_a_lifetime_ceiling,
             the_token_bucket_waits_and_refunds,
             a_new_day_starts_fresh_but_the_month_does_not,
+            a_settlement_that_beats_its_reservation_makes_it_a_duplicate,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

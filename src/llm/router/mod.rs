@@ -422,8 +422,11 @@ impl LlmProvider for RouteProvider {
     }
 
     /// With a downgrade route for the turn (the tenant's `downgrade_to`), a
-    /// call a budget refuses before any output goes to that route instead,
-    /// and the turn is flagged `BUDGET_DOWNGRADE`; a refusal there ends it.
+    /// call a budget refuses before any output goes to that route instead
+    /// (its output cap lowered to the route's), and the turn is flagged
+    /// `BUDGET_DOWNGRADE`; a refusal there ends it. The conversation was
+    /// fitted to the route asked for: a downgrade route with a smaller
+    /// context window may refuse it.
     async fn stream_chat(
         &self,
         call: &CallContext,
@@ -445,8 +448,12 @@ impl LlmProvider for RouteProvider {
             ));
         };
         // Kept for the cheaper route: a copy only for tenants with a
-        // downgrade route.
-        let spare = request.clone();
+        // downgrade route, its output cap within the cheaper route's.
+        let mut spare = request.clone();
+        if let Some(cap) = cheaper.chain.iter().map(|t| t.max_output_tokens).min() {
+            spare.max_output_tokens =
+                Some(spare.max_output_tokens.map_or(cap, |asked| asked.min(cap)));
+        }
         let mut asked = call::route_call(
             self.router.clone(),
             self.route.clone(),
