@@ -327,26 +327,33 @@ soak() {
   stop_all
 }
 
+# A Redis on a unix socket (appendonly yes, appendfsync always, as the README
+# advises) and a third agentd (from DIR) whose embedded Qdrant serves as the
+# external vector store of the Redis-backed processes; sets redis_dir and
+# on_redis (the environment that puts an agentd on them).
+start_shared() { # DIR
+  redis_dir="$work/redis"
+  mkdir -p "$redis_dir"
+  redis-server --port 0 --unixsocket "$redis_dir/redis.sock" --dir "$redis_dir" \
+    --appendonly yes --appendfsync always --save "" --daemonize no >"$work/redis.log" 2>&1 &
+  long_pids+=("$!")
+  for _ in $(seq 200); do [[ -S "$redis_dir/redis.sock" ]] && break; sleep 0.05; done
+  env AGENTD__SERVER__GRPC_ADDR=127.0.0.1:18641 AGENTD__SERVER__METRICS_ADDR=127.0.0.1:18642 \
+    AGENTD__STORAGE__DATA_DIR="$work/vectors" AGENTD__RETRIEVAL__EMBEDDED_ADDR=127.0.0.1:18643 \
+    AGENTD__LOG__LEVEL=warn AGENTD__SERVER__DRAIN_DELAY=0s "$1/agentd" serve >"$work/vectors.log" 2>&1 &
+  long_pids+=("$!")
+  wait_port 18643
+  on_redis=(AGENTD__STATE__BACKEND=redis "AGENTD__STATE__REDIS_URL=redis+unix://$redis_dir/redis.sock"
+    AGENTD__RETRIEVAL__QDRANT_URL=http://127.0.0.1:18643)
+}
+
 # Sessions on Redis against the embedded store, same run: added latency at one
 # request in flight and at 1,000 req/s, then the highest sustained rate of one
 # process on Redis against two sharing it. Redis runs as the README advises
 # (appendonly yes, appendfsync always) on a unix socket; the Redis-backed
 # processes use a third agentd's embedded Qdrant as their external vector store.
 redis_bench() {
-  local redis_dir="$work/redis"
-  mkdir -p "$redis_dir"
-  redis-server --port 0 --unixsocket "$redis_dir/redis.sock" --dir "$redis_dir" \
-    --appendonly yes --appendfsync always --save "" --daemonize no >"$work/redis.log" 2>&1 &
-  long_pids+=("$!")
-  for _ in $(seq 200); do [[ -S "$redis_dir/redis.sock" ]] && break; sleep 0.05; done
-  local vectors_dir="$work/vectors"
-  env AGENTD__SERVER__GRPC_ADDR=127.0.0.1:18641 AGENTD__SERVER__METRICS_ADDR=127.0.0.1:18642 \
-    AGENTD__STORAGE__DATA_DIR="$vectors_dir" AGENTD__RETRIEVAL__EMBEDDED_ADDR=127.0.0.1:18643 \
-    AGENTD__LOG__LEVEL=warn AGENTD__SERVER__DRAIN_DELAY=0s "$bin/agentd" serve >"$work/vectors.log" 2>&1 &
-  long_pids+=("$!")
-  wait_port 18643
-  local on_redis=(AGENTD__STATE__BACKEND=redis "AGENTD__STATE__REDIS_URL=redis+unix://$redis_dir/redis.sock"
-    AGENTD__RETRIEVAL__QDRANT_URL=http://127.0.0.1:18643)
+  start_shared "$bin"
   for backend in embedded redis; do
     local extra=()
     [[ $backend == redis ]] && extra=("${on_redis[@]}")
@@ -413,20 +420,7 @@ onethread() {
 # flight, then 1,000 req/s. Compare the medians of the runs.
 cost_bench() {
   local base="${AGENTD_BENCH_BASE:?set AGENTD_BENCH_BASE to the binaries of the build before cost control}"
-  local redis_dir="$work/redis"
-  mkdir -p "$redis_dir"
-  redis-server --port 0 --unixsocket "$redis_dir/redis.sock" --dir "$redis_dir" \
-    --appendonly yes --appendfsync always --save "" --daemonize no >"$work/redis.log" 2>&1 &
-  long_pids+=("$!")
-  for _ in $(seq 200); do [[ -S "$redis_dir/redis.sock" ]] && break; sleep 0.05; done
-  local vectors_dir="$work/vectors"
-  env AGENTD__SERVER__GRPC_ADDR=127.0.0.1:18641 AGENTD__SERVER__METRICS_ADDR=127.0.0.1:18642 \
-    AGENTD__STORAGE__DATA_DIR="$vectors_dir" AGENTD__RETRIEVAL__EMBEDDED_ADDR=127.0.0.1:18643 \
-    AGENTD__LOG__LEVEL=warn AGENTD__SERVER__DRAIN_DELAY=0s "$base/agentd" serve >"$work/vectors.log" 2>&1 &
-  long_pids+=("$!")
-  wait_port 18643
-  local on_redis=(AGENTD__STATE__BACKEND=redis "AGENTD__STATE__REDIS_URL=redis+unix://$redis_dir/redis.sock"
-    AGENTD__RETRIEVAL__QDRANT_URL=http://127.0.0.1:18643)
+  start_shared "$base"
   local limits=(AGENTD__COST__TENANTS__DEFAULT__BUDGET_USD_DAY=1000000
     AGENTD__COST__TENANTS__DEFAULT__RATE_REQUESTS=100000
     AGENTD__COST__TENANTS__DEFAULT__RATE_TOKENS=1000000000)
