@@ -71,23 +71,8 @@ enum Command {
         /// Time limit for the whole check, connection included.
         #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
-        /// Connect with TLS (implied by an https:// address and by any other TLS flag), trusting the
-        /// system's roots unless --ca-file is given.
-        #[arg(long)]
-        tls: bool,
-        /// PEM file with the CA that signed the server's certificate.
-        #[arg(long)]
-        ca_file: Option<PathBuf>,
-        /// The name the server's certificate must carry, when it is not the
-        /// address's host (e.g. checking a pod by IP).
-        #[arg(long)]
-        domain: Option<String>,
-        /// Client certificate (PEM), for a server that requires mutual TLS.
-        #[arg(long, requires = "key_file")]
-        cert_file: Option<PathBuf>,
-        /// The client certificate's private key (PEM).
-        #[arg(long, requires = "cert_file")]
-        key_file: Option<PathBuf>,
+        #[command(flatten)]
+        tls: TlsFlags,
     },
     /// Show a tenant's spend and budgets (AdminService.GetUsage) on a
     /// running server.
@@ -113,12 +98,54 @@ enum Command {
         /// One row per model, route, day or key.
         #[arg(long, value_enum, default_value_t = GroupBy::Model)]
         group_by: GroupBy,
+        #[command(flatten)]
+        tls: TlsFlags,
     },
     /// Measure quality against a running server.
     Eval {
         #[command(subcommand)]
         command: EvalCommand,
     },
+}
+
+/// How a client command reaches a server that speaks TLS.
+#[derive(Debug, clap::Args)]
+struct TlsFlags {
+    /// Connect with TLS (implied by an https:// address and by any other TLS flag), trusting the
+    /// system's roots unless --ca-file is given.
+    #[arg(long)]
+    tls: bool,
+    /// PEM file with the CA that signed the server's certificate.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// The name the server's certificate must carry, when it is not the
+    /// address's host (e.g. checking a pod by IP).
+    #[arg(long)]
+    domain: Option<String>,
+    /// Client certificate (PEM), for a server that requires mutual TLS.
+    #[arg(long, requires = "key_file")]
+    cert_file: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, requires = "cert_file")]
+    key_file: Option<PathBuf>,
+}
+
+impl TlsFlags {
+    /// TLS when any flag or an https:// address asks for it: a client
+    /// certificate sent in plaintext would only fail with an unhelpful
+    /// transport error.
+    fn client(self, addr: &str) -> Option<agentd::cli::health::ClientTls> {
+        (self.tls
+            || self.ca_file.is_some()
+            || self.domain.is_some()
+            || self.cert_file.is_some()
+            || addr.starts_with("https://"))
+        .then(|| agentd::cli::health::ClientTls {
+            ca_file: self.ca_file,
+            domain: self.domain,
+            identity: self.cert_file.zip(self.key_file),
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -209,7 +236,9 @@ fn main() -> ExitCode {
             period,
             date,
             group_by,
+            tls,
         } => usage(agentd::cli::usage::UsageArgs {
+            tls: tls.client(&server),
             server,
             api_key,
             tenant,
@@ -239,23 +268,8 @@ fn main() -> ExitCode {
             service,
             timeout,
             tls,
-            ca_file,
-            domain,
-            cert_file,
-            key_file,
         } => health(agentd::cli::health::HealthArgs {
-            // Any TLS flag means TLS: a client certificate sent in plaintext
-            // would only fail with an unhelpful transport error.
-            tls: (tls
-                || ca_file.is_some()
-                || domain.is_some()
-                || cert_file.is_some()
-                || addr.starts_with("https://"))
-            .then(|| agentd::cli::health::ClientTls {
-                ca_file,
-                domain,
-                identity: cert_file.zip(key_file),
-            }),
+            tls: tls.client(&addr),
             addr,
             service,
             timeout,

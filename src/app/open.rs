@@ -144,10 +144,9 @@ pub(super) async fn open_knowledge(
                 breaker: config.llm.breaker.clone(),
                 clock: clock.clone(),
                 metrics,
-                price: match (&embeddings.price, prices::builtin(&embeddings.model)) {
-                    (Some(price), _) => price.price(),
-                    (None, Some(price)) => price,
-                    (None, None) => {
+                price: match prices::for_model(embeddings.price.as_ref(), &embeddings.model) {
+                    Some(price) => price,
+                    None => {
                         tracing::warn!(
                             model = embeddings.model.as_str(),
                             "no price for the embedding model: its calls are accounted at 0 \
@@ -217,16 +216,12 @@ pub(super) async fn open_cost(
     let mut prices: HashMap<String, HashMap<String, Priced>> = HashMap::new();
     for (name, model) in &config.llm.models {
         let upstream = model.upstream_id(name);
-        let price = match (&model.price, prices::builtin(upstream)) {
-            (Some(price), _) => {
-                metrics.priced(name, true);
-                price.price()
-            }
-            (None, Some(price)) => {
+        let price = match prices::for_model(model.price.as_ref(), upstream) {
+            Some(price) => {
                 metrics.priced(name, true);
                 price
             }
-            (None, None) => {
+            None => {
                 tracing::warn!(
                     model = name.as_str(),
                     upstream,

@@ -35,7 +35,8 @@ pub struct ClientTls {
 }
 
 impl ClientTls {
-    fn config(&self) -> anyhow::Result<ClientTlsConfig> {
+    /// tonic's TLS settings for these flags.
+    pub fn config(&self) -> anyhow::Result<ClientTlsConfig> {
         let read = |flag: &str, path: &PathBuf| {
             std::fs::read(path).with_context(|| format!("{flag}: cannot read {}", path.display()))
         };
@@ -57,22 +58,33 @@ impl ClientTls {
     }
 }
 
-/// The server's answer: SERVING, NOT_SERVING, ... (an unknown service is an
-/// error, NOT_FOUND, as the health protocol says).
-pub async fn check(args: &HealthArgs) -> anyhow::Result<ServingStatus> {
-    let url = match (args.addr.split_once("://"), &args.tls) {
+/// The endpoint of `addr` (`host:port` or a URL), over TLS when `tls` is set;
+/// `flag` names the address's flag in errors.
+pub fn endpoint(
+    flag: &str,
+    addr: &str,
+    tls: Option<&ClientTls>,
+) -> anyhow::Result<(Endpoint, String)> {
+    let url = match (addr.split_once("://"), tls) {
         (Some(("http", rest)), Some(_)) => format!("https://{rest}"),
-        (Some(_), _) => args.addr.clone(),
-        (None, Some(_)) => format!("https://{}", args.addr),
-        (None, None) => format!("http://{}", args.addr),
+        (Some(_), _) => addr.to_owned(),
+        (None, Some(_)) => format!("https://{addr}"),
+        (None, None) => format!("http://{addr}"),
     };
     let mut endpoint = Endpoint::from_shared(url.clone())
-        .with_context(|| format!("--addr {:?} is not an address", args.addr))?;
-    if let Some(tls) = &args.tls {
+        .with_context(|| format!("{flag} {addr:?} is not an address"))?;
+    if let Some(tls) = tls {
         endpoint = endpoint
             .tls_config(tls.config()?)
             .with_context(|| format!("cannot set up TLS for {url}"))?;
     }
+    Ok((endpoint, url))
+}
+
+/// The server's answer: SERVING, NOT_SERVING, ... (an unknown service is an
+/// error, NOT_FOUND, as the health protocol says).
+pub async fn check(args: &HealthArgs) -> anyhow::Result<ServingStatus> {
+    let (endpoint, url) = endpoint("--addr", &args.addr, args.tls.as_ref())?;
     let ask = async {
         let channel = endpoint
             .connect()

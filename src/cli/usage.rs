@@ -29,15 +29,17 @@ pub struct UsageArgs {
     pub date: String,
     /// `model`, `route`, `day` or `key`.
     pub group_by: UsageGrouping,
+    /// TLS, when the server speaks it.
+    pub tls: Option<super::health::ClientTls>,
 }
 
 /// Asks the server; the report as text.
 pub async fn run(args: UsageArgs) -> anyhow::Result<String> {
-    let channel = tonic::transport::Channel::from_shared(args.server.clone())
-        .with_context(|| format!("--server {:?} is not a URL", args.server))?
+    let (endpoint, url) = super::health::endpoint("--server", &args.server, args.tls.as_ref())?;
+    let channel = endpoint
         .connect()
         .await
-        .with_context(|| format!("cannot connect to {}", args.server))?;
+        .with_context(|| format!("cannot connect to {url}"))?;
     let mut client = AdminServiceClient::new(channel);
     let mut request = tonic::Request::new(GetUsageRequest {
         tenant: args.tenant.clone(),

@@ -127,6 +127,14 @@ const TABLE: &[(&str, u64, u64, u64)] = &[
 /// does not know it.
 ///
 /// An exact match wins; otherwise a dated snapshot id `<base>-YYYY-MM-DD`
+/// A model's price: the configured one, else the built-in list price of its
+/// upstream id; `None` when it has neither (it is then unpriced).
+pub fn for_model(configured: Option<&PriceConfig>, upstream_model: &str) -> Option<Price> {
+    configured
+        .map(PriceConfig::price)
+        .or_else(|| builtin(upstream_model))
+}
+
 /// (`gpt-4o-mini-2024-07-18`) takes the price of `<base>`.
 pub fn builtin(upstream_model: &str) -> Option<Price> {
     lookup(upstream_model).or_else(|| snapshot_base(upstream_model).and_then(lookup))

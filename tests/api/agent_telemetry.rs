@@ -85,6 +85,11 @@ async fn a_run_with_two_tool_calls_makes_the_genai_span_tree_and_metrics() {
         attribute(agent, "gen_ai.usage.output_tokens"),
         Some(Value::I64(16))
     );
+    // gpt-4o-mini: 130 × 150 + 16 × 600 nano-USD.
+    let Some(Value::F64(cost)) = attribute(agent, "agentd.cost_usd") else {
+        panic!("no cost on the turn's span");
+    };
+    assert!((cost - 29_100e-9).abs() < 1e-12, "{cost}");
 
     assert_eq!(
         attribute(agent, "agentd.route"),
@@ -140,6 +145,10 @@ async fn a_run_with_two_tool_calls_makes_the_genai_span_tree_and_metrics() {
             Some(Value::from("gpt-4o-mini"))
         );
         assert!(attribute(chat, "gen_ai.usage.input_tokens").is_some());
+        assert!(
+            matches!(attribute(chat, "agentd.cost_usd"), Some(Value::F64(cost)) if cost > 0.0),
+            "no cost on the attempt's span"
+        );
         assert!(attribute(chat, "error.type").is_none());
     }
 

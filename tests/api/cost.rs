@@ -683,3 +683,44 @@ fn no_provider_may_take_the_extractive_answerers_name() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn agentd_usage_prints_the_spend_and_the_budgets() {
+    let mock = mock_llm().await;
+    mock.script([answer((40, 6))]);
+    let app = spawn_agent(&mock, "[cost.tenants.default]\nbudget_usd_day = 5").await;
+    app.agent().ask(ask("Hello?")).await.unwrap();
+    let server = format!("http://{}", app.grpc_addr);
+    let output = crate::helpers::agentd_command()
+        .args(["usage", "--server", &server, "--group-by", "route"])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.starts_with("tenant default, "), "{stdout}");
+    let route = stdout
+        .lines()
+        .find(|l| l.starts_with("mock-model"))
+        .unwrap();
+    // 1 call, 40 in, 0 cached, 6 out, $0.0000096.
+    let fields: Vec<&str> = route.split_whitespace().collect();
+    assert_eq!(
+        fields,
+        ["mock-model", "1", "40", "0", "6", "$0.0000096"],
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("tenant       usd_day          limit $5.00 (config), spent $0.0000096"),
+        "{stdout}"
+    );
+    // A server that is not there: a clear failure.
+    let output = crate::helpers::agentd_command()
+        .args(["usage", "--server", "http://127.0.0.1:1"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("cannot connect"), "{stderr}");
+}

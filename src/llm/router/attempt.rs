@@ -2,6 +2,7 @@
 //! the time it may take, how it is recorded (metrics, the turn's report, the
 //! target's health, its `chat` span), and the retries on the same target.
 
+use crate::cost::prices::{Price, TokenCount};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -228,6 +229,7 @@ impl CallState {
             agentd.target = target,
             agentd.attempt = number,
             agentd.attempt.outcome = Empty,
+            agentd.cost_usd = Empty,
             error.type = Empty,
         )
     }
@@ -314,7 +316,7 @@ impl CallState {
             let mut held = Vec::new();
             while let Some(event) = stream.next().await {
                 let event = event?;
-                describe(&span, &event);
+                describe(&span, &event, &target.price);
                 let first = matches!(
                     event,
                     LlmEvent::TextDelta(_) | LlmEvent::ToolCalls(_) | LlmEvent::Finished(_)
@@ -395,7 +397,7 @@ impl CallState {
 }
 
 /// Records on an attempt's span what `event` says about the answer.
-pub(super) fn describe(span: &tracing::Span, event: &LlmEvent) {
+pub(super) fn describe(span: &tracing::Span, event: &LlmEvent, price: &Price) {
     match event {
         LlmEvent::ResponseModel(model) => {
             span.record("gen_ai.response.model", model.as_str());
@@ -403,6 +405,12 @@ pub(super) fn describe(span: &tracing::Span, event: &LlmEvent) {
         LlmEvent::Usage(usage) => {
             span.record("gen_ai.usage.input_tokens", i64::from(usage.input_tokens));
             span.record("gen_ai.usage.output_tokens", i64::from(usage.output_tokens));
+            let cost = price.cost(&TokenCount {
+                input: u64::from(usage.input_tokens),
+                cached_input: u64::from(usage.cached_tokens),
+                output: u64::from(usage.output_tokens),
+            });
+            span.record("agentd.cost_usd", cost.to_f64_usd());
         }
         LlmEvent::Finished(reason) => {
             span.record(

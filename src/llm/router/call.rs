@@ -173,7 +173,7 @@ pub(super) fn route_call(
                 };
                 match next {
                     Some(Some(Ok(event))) => {
-                        describe(&attempt.unfinished.span, &event);
+                        describe(&attempt.unfinished.span, &event, &attempt.target.price);
                         yield Ok(event);
                     }
                     Some(None) => break,
@@ -276,7 +276,7 @@ pub(super) fn route_call(
                     );
                 }
                 for event in events {
-                    describe(&span, &event);
+                    describe(&span, &event, &crate::cost::prices::Price::FREE);
                     yield Ok(event);
                 }
             }

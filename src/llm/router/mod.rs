@@ -59,6 +59,8 @@ pub struct Target {
     pub total_timeout: Duration,
     /// Its circuit breaker, shared by every route that names it.
     pub breaker: Arc<Breaker>,
+    /// Its price (0 when unpriced), for the cost on its attempts' spans.
+    pub price: crate::cost::prices::Price,
     stats: Mutex<TargetStats>,
 }
 
@@ -91,6 +93,7 @@ impl Target {
         limits: (u32, u32),
         spec: &TargetSpec,
         breaker: Breaker,
+        price: crate::cost::prices::Price,
     ) -> Self {
         Self {
             name: name.to_owned(),
@@ -104,6 +107,7 @@ impl Target {
             first_token_timeout: spec.first_token_timeout,
             total_timeout: spec.total_timeout,
             breaker: Arc::new(breaker),
+            price,
             stats: Mutex::new(TargetStats::default()),
         }
     }
@@ -247,6 +251,8 @@ impl Router {
                     (model.context_window, model.max_output_tokens),
                     spec,
                     Breaker::new(name, config.breaker.clone(), clock.clone(), metrics.clone()),
+                    crate::cost::prices::for_model(model.price.as_ref(), model.upstream_id(name))
+                        .unwrap_or(crate::cost::prices::Price::FREE),
                 )),
             );
         }
@@ -314,6 +320,7 @@ impl Router {
             (128_000, 4_096),
             spec,
             Breaker::new(name, config.breaker.clone(), clock.clone(), metrics.clone()),
+            crate::cost::prices::Price::FREE,
         ));
         let route = Arc::new(Route {
             name: name.to_owned(),
