@@ -6,10 +6,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use agentd::agent::context::{ContextWindow, message_tokens};
+use agentd::agent::context::ContextWindow;
 use agentd::agent::turn::{AgentEvent, TurnFinish, TurnOutcome};
 use agentd::ids::{SessionId, TurnId};
 use agentd::llm::router::report::AttemptRecord;
+use agentd::llm::tokens::message_tokens;
 use agentd::llm::{ChatMessage, ToolCall, ToolSpec};
 use agentd::pb;
 use agentd::tokenizer::Encoding;

@@ -5,60 +5,11 @@
 //! definitions follow OpenAI's published recipe.
 
 use crate::agent::error::TurnError;
+use crate::llm::tokens::{
+    REPLY_PRIMING, message_cost, message_tokens, request_tokens, tools_cost, tools_tokens,
+};
 use crate::llm::{ChatMessage, ToolSpec};
 use crate::tokenizer::Encoding;
-
-/// Tokens every message costs beyond its content (role and separators), as in
-/// OpenAI's published counting recipe.
-const PER_MESSAGE: usize = 3;
-/// Tokens that prime the model's reply.
-const REPLY_PRIMING: usize = 3;
-/// Tokens a tool call or tool definition costs beyond its text.
-const PER_TOOL: usize = 3;
-
-/// Tokens one message costs in a request.
-pub fn message_tokens(encoding: Encoding, message: &ChatMessage) -> usize {
-    message_cost(message, |text| encoding.count(text))
-}
-
-/// Tokens the definitions of `tools` cost in a request.
-pub fn tools_tokens(encoding: Encoding, tools: &[ToolSpec]) -> usize {
-    tools_cost(tools, |text| encoding.count(text))
-}
-
-/// The cost of one message, its text measured by `count`: exact with an
-/// encoding's `count`, an upper bound with `str::len` (a BPE token covers at
-/// least one byte of UTF-8, so a text never has more tokens than bytes).
-fn message_cost(message: &ChatMessage, count: impl Fn(&str) -> usize) -> usize {
-    PER_MESSAGE
-        + match message {
-            ChatMessage::System { content } | ChatMessage::User { content } => count(content),
-            ChatMessage::Assistant {
-                content,
-                tool_calls,
-            } => {
-                count(content)
-                    + tool_calls
-                        .iter()
-                        .map(|call| PER_TOOL + count(&call.name) + count(&call.arguments))
-                        .sum::<usize>()
-            }
-            ChatMessage::Tool { call_id, content } => count(call_id) + count(content),
-        }
-}
-
-/// The cost of tool definitions, their text measured by `count` (as above).
-fn tools_cost(tools: &[ToolSpec], count: impl Fn(&str) -> usize) -> usize {
-    tools
-        .iter()
-        .map(|tool| {
-            PER_TOOL
-                + count(&tool.name)
-                + count(&tool.description)
-                + count(&tool.parameters.to_string())
-        })
-        .sum()
-}
 
 /// Why a conversation cannot be sent to a model.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -218,28 +169,6 @@ fn assemble(
         input_tokens,
         dropped: history.len() - kept,
     }
-}
-
-/// An upper bound of a request's input tokens from byte lengths alone (see
-/// [`message_cost`]): no table, no counting.
-pub fn request_bound(messages: &[ChatMessage], tools: &[ToolSpec]) -> usize {
-    REPLY_PRIMING
-        + tools_cost(tools, str::len)
-        + messages
-            .iter()
-            .map(|m| message_cost(m, str::len))
-            .sum::<usize>()
-}
-
-/// Input tokens of a request (its messages and tool definitions), counted: the
-/// estimate used when the provider reports no usage.
-pub fn request_tokens(encoding: Encoding, messages: &[ChatMessage], tools: &[ToolSpec]) -> usize {
-    REPLY_PRIMING
-        + tools_tokens(encoding, tools)
-        + messages
-            .iter()
-            .map(|m| message_tokens(encoding, m))
-            .sum::<usize>()
 }
 
 /// Fits the conversation: by its byte length when that proves the fit (cheap,

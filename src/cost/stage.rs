@@ -35,9 +35,9 @@ use super::money::Usd;
 use super::period::periods;
 use super::prices::{Price, TokenCount};
 use super::{CostControl, Limited};
-use crate::agent::context::{request_bound, request_tokens};
 use crate::llm::chain::{CallEnd, CallStage};
 use crate::llm::router::report;
+use crate::llm::tokens::{request_bound, request_tokens};
 use crate::llm::{CallContext, LlmError, LlmEvent, LlmRequest, LlmStream};
 use crate::tokenizer::Encoding;
 

@@ -9,6 +9,7 @@ pub mod chain;
 pub mod extractive;
 pub mod openai;
 pub mod router;
+pub mod tokens;
 
 pub use call::{CallContext, CallDeadline, Delivery, TurnContext};
 
