@@ -214,7 +214,9 @@ impl Admission {
             periods: periods(now_ms, &control.zone),
             now_ms,
             expires_ms: now_ms.saturating_add(ms(control.reservation_ttl)),
-            session_ttl_ms: ms(control.session_ttl),
+            // A session's counters outlive any call of it, whatever
+            // `sessions.max_age` says.
+            session_ttl_ms: ms(control.session_ttl.max(control.reservation_ttl)),
             usage_retention_ms: ms(control.usage_retention),
             tokens,
             cost,
