@@ -495,7 +495,9 @@ impl App {
             tracing::warn!(error = %err, "the reservation sweeper failed");
         }
         // The calls have ended; their settlements may still be on their way.
-        cost.settled(std::time::Duration::from_secs(5)).await;
+        // Each is one Redis command, bounded by twice the command timeout.
+        cost.settled(self.config.state.redis_command_timeout * 2)
+            .await;
         if let Err(err) = sweeper.await {
             tracing::warn!(error = %err, "the session sweeper failed");
         }

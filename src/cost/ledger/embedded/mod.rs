@@ -174,8 +174,7 @@ impl Ledger for EmbeddedLedger {
     }
 
     async fn settle(&self, reservation: &Reservation, spent: &Spent) -> Result<(), LedgerError> {
-        lock(&self.state).settle(reservation, spent);
-        self.wake(None);
+        self.settle_now(reservation, spent);
         Ok(())
     }
 

@@ -51,8 +51,8 @@ const OPEN_RECORD_GRACE_MS: i64 = 48 * 3_600_000;
 /// midnight settles into the day it reserved in.
 const PERIOD_GRACE_MS: i64 = 24 * 3_600_000;
 
-/// Reservations expired per tenant per sweep, at most.
-const SWEEP_BATCH: isize = 100;
+/// Reservations read per round trip of the sweep.
+const SWEEP_BATCH: usize = 100;
 
 /// The Redis ledger.
 #[derive(Clone)]
@@ -351,55 +351,63 @@ impl Ledger for RedisLedger {
             let keys = self.keys(tenant);
             let open = keys.open();
             let mut lease = self.pool.shared();
-            let members: Vec<String> = self
-                .pool
-                .run(&mut lease, Retry::Once, |mut connection| {
-                    let open = open.clone();
-                    async move {
-                        redis::cmd("ZRANGEBYSCORE")
-                            .arg(&open)
-                            .arg("-inf")
-                            .arg(now_ms)
-                            .arg("LIMIT")
-                            .arg(0)
-                            .arg(SWEEP_BATCH)
-                            .query_async(&mut connection)
-                            .await
-                    }
-                })
-                .await?
-                .value;
             let mut count = 0;
-            for member in members {
-                let record_key = keys.record(&member);
-                let record: HashMap<String, String> = self
+            // Batch after batch until none is left: each member taken is
+            // removed from the index, charged or not.
+            loop {
+                let members: Vec<String> = self
                     .pool
                     .run(&mut lease, Retry::Once, |mut connection| {
-                        let record_key = record_key.clone();
+                        let open = open.clone();
                         async move {
-                            redis::cmd("HGETALL")
-                                .arg(&record_key)
+                            redis::cmd("ZRANGEBYSCORE")
+                                .arg(&open)
+                                .arg("-inf")
+                                .arg(now_ms)
+                                .arg("LIMIT")
+                                .arg(0)
+                                .arg(SWEEP_BATCH)
                                 .query_async(&mut connection)
                                 .await
                         }
                     })
                     .await?
                     .value;
-                let field = |name: &str| record.get(name).cloned().unwrap_or_default();
-                let mut invocation = self.expire.prepare_invoke();
-                invocation
-                    .key(keys.day(&field("day")))
-                    .key(keys.month(&field("month")))
-                    .key(keys.session(&field("session")))
-                    .key(&record_key)
-                    .key(&open)
-                    .arg(field("key"))
-                    .arg(field("tok"))
-                    .arg(field("nusd"))
-                    .arg(&member);
-                let charged: i64 = self.invoke(&invocation).await?;
-                if charged == 1 {
-                    count += 1;
+                let members_taken = members.len();
+                for member in members {
+                    let record_key = keys.record(&member);
+                    let record: HashMap<String, String> = self
+                        .pool
+                        .run(&mut lease, Retry::Once, |mut connection| {
+                            let record_key = record_key.clone();
+                            async move {
+                                redis::cmd("HGETALL")
+                                    .arg(&record_key)
+                                    .query_async(&mut connection)
+                                    .await
+                            }
+                        })
+                        .await?
+                        .value;
+                    let field = |name: &str| record.get(name).cloned().unwrap_or_default();
+                    let mut invocation = self.expire.prepare_invoke();
+                    invocation
+                        .key(keys.day(&field("day")))
+                        .key(keys.month(&field("month")))
+                        .key(keys.session(&field("session")))
+                        .key(&record_key)
+                        .key(&open)
+                        .arg(field("key"))
+                        .arg(field("tok"))
+                        .arg(field("nusd"))
+                        .arg(&member);
+                    let charged: i64 = self.invoke(&invocation).await?;
+                    if charged == 1 {
+                        count += 1;
+                    }
+                }
+                if members_taken < SWEEP_BATCH {
+                    break;
                 }
             }
             if count > 0 {
@@ -616,6 +624,33 @@ mod tests {
                 "{key} has no expiry: {ttl:?}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_sweep_charges_every_expired_reservation_in_batches() {
+        let server = agentd_test_redis::RedisServer::start().unwrap();
+        let mut config = crate::config::Config::from_toml("").unwrap().state;
+        config.redis_url = server.url();
+        let ledger = RedisLedger::new(RedisPool::new(&config).unwrap());
+        let session = crate::ids::SessionId::generate();
+        let calls: Vec<Reservation> = (1..=250)
+            .map(|call| suite::reservation(&session, call, 1, 1))
+            .collect();
+        for call in &calls {
+            ledger.reserve(call).await.unwrap();
+        }
+        let acme = [suite::tenant("acme")];
+        assert_eq!(
+            ledger.sweep(&acme, calls[0].expires_ms).await.unwrap(),
+            vec![(suite::tenant("acme"), 250)]
+        );
+        assert!(
+            ledger
+                .sweep(&acme, calls[0].expires_ms)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
