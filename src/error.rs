@@ -34,6 +34,10 @@ pub trait FieldPath {
 /// The `domain` of every ErrorInfo agentd sends.
 pub const ERROR_DOMAIN: &str = "agentd";
 
+/// The ErrorInfo reason of a request agentd could not read
+/// ([`AppError::MalformedRequest`]); the observe layer counts and logs by it.
+pub const MALFORMED_REQUEST: &str = "MALFORMED_REQUEST";
+
 /// One problem with one field of a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FieldProblem {
@@ -78,6 +82,10 @@ pub enum AppError {
         /// The configured limit.
         limit: usize,
     },
+    /// The request could not be read: its bytes are not a message of the
+    /// method's type, or its gRPC framing is broken. The text is the decoder's.
+    #[error("{0}")]
+    MalformedRequest(String),
     /// A request message is larger than the configured maximum.
     #[error("request message of {size} bytes exceeds the limit of {limit} bytes")]
     RequestTooLarge {
@@ -238,7 +246,10 @@ impl AppError {
                 Code::ResourceExhausted
             }
             AppError::Limited(Limited::Unavailable(_)) => Code::Unavailable,
-            AppError::Internal(_) => Code::Internal,
+            // The gRPC spec lists INTERNAL for a message that cannot be parsed
+            // (doc/statuscodes.md), and clients expect it; the reason tells it
+            // apart from agentd's own failures.
+            AppError::MalformedRequest(_) | AppError::Internal(_) => Code::Internal,
         }
     }
 
@@ -281,6 +292,7 @@ impl AppError {
             AppError::Limited(Limited::Budget { .. }) => "BUDGET_EXHAUSTED",
             AppError::Limited(Limited::Rate { .. }) => "RATE_LIMITED",
             AppError::Limited(Limited::Unavailable(_)) => "BUDGET_LEDGER_UNAVAILABLE",
+            AppError::MalformedRequest(_) => MALFORMED_REQUEST,
             AppError::Internal(_) => "INTERNAL",
         }
     }
@@ -327,6 +339,7 @@ impl AppError {
             | AppError::PermissionDenied { .. }
             | AppError::OutOfScope { .. }
             | AppError::RequestTooLarge { .. }
+            | AppError::MalformedRequest(_)
             | AppError::DeadlineExceeded { .. }
             | AppError::Internal(_) => None,
         }
@@ -419,6 +432,7 @@ impl AppError {
             AppError::InvalidArgument(_)
             | AppError::Unauthenticated(_)
             | AppError::ShuttingDown
+            | AppError::MalformedRequest(_)
             | AppError::Internal(_) => Vec::new(),
         };
         pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()

@@ -370,6 +370,12 @@ impl App {
         let stop_accepting = CancellationToken::new();
 
         let served = Arc::new(KnownMethods::from_descriptor_sets(&descriptor_sets)?);
+        // agentd's own methods start at zero malformed requests: the P1 alert
+        // subtracts their rate, and a series that appears with its first
+        // request would hide that request from rate().
+        metrics.grpc.start_malformed(
+            KnownMethods::from_descriptor_sets(&[crate::pb::FILE_DESCRIPTOR_SET])?.all_labels(),
+        );
 
         // Outer to inner; each layer's reason is in its module docs.
         let layers = tower::ServiceBuilder::new()

@@ -1,5 +1,6 @@
 //! The protobuf codec of agentd's services (server and generated clients):
-//! tonic-prost's, with a smaller encode buffer.
+//! tonic-prost's, with a smaller encode buffer, and decode errors marked as the
+//! caller's.
 //!
 //! tonic allocates the encoder's buffer when a call starts and keeps it as long
 //! as the call's response body lives, so for an open `Chat` stream it is held for
@@ -8,9 +9,22 @@
 //! hundreds of bytes. 512 bytes covers those; a larger message (a long
 //! `completed`, a `GetSession` history) grows the buffer as needed. Decoding keeps
 //! tonic's default: its buffer lives only while a request is read.
+//!
+//! A message that does not parse ends INTERNAL, as the gRPC spec lists it, so
+//! random bytes from a broken client looked like agentd failing: logged at
+//! ERROR and counted by the P1 alert's error ratio. [`MarkingDecoder`] gives
+//! that status the ErrorInfo reason `MALFORMED_REQUEST`, which the observe
+//! layer logs at WARN and counts in `agentd_malformed_requests_total`, and
+//! which the alert subtracts. The generated clients share this codec, so a
+//! response they cannot decode carries the same reason; only agentd's own
+//! commands use them (`agentd usage`, `ingest`, `eval`, the bench), and they
+//! print the message, which says what failed.
 
-use tonic::codec::{BufferSettings, Codec};
+use tonic::Status;
+use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
 use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
+
+use crate::error::AppError;
 
 /// Initial size of a call's encode buffer.
 const ENCODE_BUFFER_BYTES: usize = 512;
@@ -35,7 +49,7 @@ where
     type Encode = T;
     type Decode = U;
     type Encoder = ProstEncoder<T>;
-    type Decoder = ProstDecoder<U>;
+    type Decoder = MarkingDecoder<U>;
 
     fn encoder(&mut self) -> Self::Encoder {
         ProstEncoder::new(BufferSettings::new(
@@ -45,6 +59,27 @@ where
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        ProstCodec::<T, U>::default().decoder()
+        MarkingDecoder(ProstCodec::<T, U>::default().decoder())
+    }
+}
+
+/// [`ProstDecoder`] whose errors are [`AppError::MalformedRequest`]: still
+/// INTERNAL with prost's text, plus the ErrorInfo reason `MALFORMED_REQUEST`.
+#[derive(Debug)]
+pub struct MarkingDecoder<U>(ProstDecoder<U>);
+
+impl<U: prost::Message + Default> Decoder for MarkingDecoder<U> {
+    type Item = U;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
+        // ProstDecoder fails only on prost's DecodeError, as INTERNAL with its text.
+        self.0
+            .decode(buf)
+            .map_err(|status| AppError::MalformedRequest(status.message().to_owned()).into())
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        self.0.buffer_settings()
     }
 }

@@ -9,6 +9,7 @@ pub mod catch_panic;
 pub mod deadline;
 pub mod drain;
 pub mod load_shed;
+mod malformed;
 pub mod observe;
 pub mod request_limit;
 

@@ -3,8 +3,15 @@
 //! line when it ends, and makes sure every error status carries an ErrorInfo in
 //! domain "agentd" whose metadata names the request id — also for errors that
 //! tonic itself produces (unknown method, undecodable message).
+//!
+//! A call whose request could not be read (reason `MALFORMED_REQUEST`, from
+//! agentd's codec or given here to tonic's own framing errors) keeps its code,
+//! INTERNAL, but is the caller's doing: its access-log line is a WARN with the
+//! decode error and the peer's address instead of an ERROR, and it counts in
+//! `agentd_malformed_requests_total`, which the P1 alert subtracts.
 
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -19,14 +26,16 @@ use prost::Message;
 use tokio::time::Instant;
 use tonic::Code;
 use tonic::body::Body;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic_types::StatusExt;
 use tower::Service;
 use tracing::Instrument;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use super::malformed::is_unreadable_by_tonic;
 use super::{Stage, error_response};
-use crate::error::{AppError, ERROR_DOMAIN};
+use crate::error::{AppError, ERROR_DOMAIN, MALFORMED_REQUEST};
 use crate::telemetry::HeaderExtractor;
 use crate::telemetry::metrics::{MethodLabels, Metrics, code_name};
 
@@ -67,6 +76,11 @@ impl KnownMethods {
     /// Whether the server serves `path` (`/package.Service/Method`).
     pub fn contains(&self, path: &str) -> bool {
         self.0.contains(path)
+    }
+
+    /// The metric labels of every method.
+    pub fn all_labels(&self) -> impl Iterator<Item = MethodLabels> + '_ {
+        self.0.iter().map(|path| self.labels(path))
     }
 
     fn labels(&self, path: &str) -> MethodLabels {
@@ -114,14 +128,32 @@ fn default_reason(code: Code) -> String {
     reason
 }
 
+/// What the access log and the metrics need of a call's final status.
+#[derive(Debug, PartialEq, Eq)]
+struct Outcome {
+    code: Code,
+    /// Why the request could not be read, when that is how the call ended.
+    malformed: Option<String>,
+}
+
+impl From<Code> for Outcome {
+    fn from(code: Code) -> Self {
+        Self {
+            code,
+            malformed: None,
+        }
+    }
+}
+
 /// Reads the call's final status from `headers` (trailers, or the headers of a
 /// trailers-only response) and, for an error, ensures its ErrorInfo is present and
-/// carries the request id. `None` when `headers` carry no status.
-fn finalize_status(headers: &mut HeaderMap, request_id: &str) -> Option<Code> {
+/// carries the request id; tonic's own statuses for a request it could not read
+/// get the reason `MALFORMED_REQUEST`. `None` when `headers` carry no status.
+fn finalize_status(headers: &mut HeaderMap, request_id: &str) -> Option<Outcome> {
     let status = tonic::Status::from_header_map(headers)?;
     let code = status.code();
     if code == Code::Ok {
-        return Some(code);
+        return Some(code.into());
     }
     let mut details = status.get_error_details();
     let (reason, domain, mut metadata) = match details.error_info() {
@@ -130,19 +162,39 @@ fn finalize_status(headers: &mut HeaderMap, request_id: &str) -> Option<Code> {
             info.domain.clone(),
             info.metadata.clone(),
         ),
+        None if is_unreadable_by_tonic(code, status.message()) => (
+            MALFORMED_REQUEST.to_owned(),
+            ERROR_DOMAIN.to_owned(),
+            HashMap::new(),
+        ),
         None => (
             default_reason(code),
             ERROR_DOMAIN.to_owned(),
             HashMap::new(),
         ),
     };
+    let malformed = (reason == MALFORMED_REQUEST && domain == ERROR_DOMAIN)
+        .then(|| status.message().to_owned());
     metadata.insert("request_id".to_owned(), request_id.to_owned());
     details.set_error_info(reason, domain, metadata);
     let enriched = tonic::Status::with_error_details(code, status.message(), details);
     if enriched.add_header(headers).is_err() {
         tracing::warn!("could not encode the details of an error status");
     }
-    Some(code)
+    Some(Outcome { code, malformed })
+}
+
+/// The address of the connection `request` came on (a proxy's, behind one).
+fn peer_of<B>(request: &Request<B>) -> Option<SocketAddr> {
+    let extensions = request.extensions();
+    extensions
+        .get::<TcpConnectInfo>()
+        .and_then(TcpConnectInfo::remote_addr)
+        .or_else(|| {
+            extensions
+                .get::<TlsConnectInfo<TcpConnectInfo>>()
+                .and_then(|info| info.get_ref().remote_addr())
+        })
 }
 
 /// Whether a final status is the server's failure rather than the caller's, by the
@@ -231,6 +283,7 @@ impl Stage for Observe {
             start,
             span: span.clone(),
             request_id,
+            peer: peer_of(&request),
             finished: false,
         };
         request
@@ -244,7 +297,7 @@ impl Stage for Observe {
             let mut response = match call.instrument(span).await {
                 Ok(response) => response,
                 Err(err) => {
-                    record.finish(Code::Unknown);
+                    record.finish(Code::Unknown.into());
                     return Err(err);
                 }
             };
@@ -252,8 +305,8 @@ impl Stage for Observe {
             if let Ok(value) = HeaderValue::from_str(&record.request_id) {
                 response.headers_mut().insert(REQUEST_ID_HEADER, value);
             }
-            if let Some(code) = finalize_status(response.headers_mut(), &record.request_id) {
-                record.finish(code);
+            if let Some(outcome) = finalize_status(response.headers_mut(), &record.request_id) {
+                record.finish(outcome);
                 return Ok(response);
             }
             Ok(response.map(|body| {
@@ -275,14 +328,17 @@ struct CallRecord {
     start: Instant,
     span: tracing::Span,
     request_id: String,
+    /// Logged only for a malformed request, to find the client that sent it.
+    peer: Option<SocketAddr>,
     finished: bool,
 }
 
 impl CallRecord {
-    fn finish(&mut self, code: Code) {
+    fn finish(&mut self, outcome: Outcome) {
         if std::mem::replace(&mut self.finished, true) {
             return;
         }
+        let code = outcome.code;
         let elapsed = self.start.elapsed();
         self.metrics.grpc.handled(&self.labels, code, elapsed);
         self.span.record("rpc.grpc.status_code", code as i32);
@@ -293,6 +349,12 @@ impl CallRecord {
         let _entered = self.span.enter();
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
         let grpc_code = code_name(code);
+        if let Some(decode_error) = outcome.malformed {
+            self.metrics.grpc.malformed(&self.labels);
+            let peer = self.peer.map(tracing::field::display);
+            tracing::warn!(grpc_code, latency_ms, decode_error, peer, "call finished");
+            return;
+        }
         match code {
             Code::Internal | Code::Unknown | Code::DataLoss => {
                 tracing::error!(grpc_code, latency_ms, "call finished");
@@ -307,7 +369,7 @@ impl CallRecord {
 
 impl Drop for CallRecord {
     fn drop(&mut self) {
-        self.finish(Code::Cancelled);
+        self.finish(Code::Cancelled.into());
     }
 }
 
@@ -332,17 +394,18 @@ impl http_body::Body for ObservedBody {
         match polled {
             Some(Ok(mut frame)) => {
                 if let Some(trailers) = frame.trailers_mut() {
-                    let code = finalize_status(trailers, &this.record.request_id);
-                    this.record.finish(code.unwrap_or(Code::Unknown));
+                    let outcome = finalize_status(trailers, &this.record.request_id);
+                    this.record
+                        .finish(outcome.unwrap_or_else(|| Code::Unknown.into()));
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Some(Err(status)) => {
-                this.record.finish(status.code());
+                this.record.finish(status.code().into());
                 Poll::Ready(Some(Err(status)))
             }
             None => {
-                this.record.finish(Code::Unknown);
+                this.record.finish(Code::Unknown.into());
                 Poll::Ready(None)
             }
         }
@@ -400,12 +463,68 @@ mod tests {
             .unwrap();
         assert_eq!(
             finalize_status(&mut headers, "rid-1"),
-            Some(Code::Unimplemented)
+            Some(Code::Unimplemented.into())
         );
         let status = tonic::Status::from_header_map(&headers).unwrap();
         let info = status.get_details_error_info().unwrap();
         assert_eq!(info.reason, "UNIMPLEMENTED");
         assert_eq!(info.domain, ERROR_DOMAIN);
         assert_eq!(info.metadata["request_id"], "rid-1");
+    }
+
+    #[test]
+    fn a_request_agentd_could_not_read_is_malformed_and_keeps_its_reason() {
+        let mut headers = HeaderMap::new();
+        tonic::Status::from(AppError::MalformedRequest(
+            "failed to decode Protobuf message: invalid tag value: 0".to_owned(),
+        ))
+        .add_header(&mut headers)
+        .unwrap();
+        let outcome = finalize_status(&mut headers, "rid-2").unwrap();
+        assert_eq!(outcome.code, Code::Internal);
+        assert_eq!(
+            outcome.malformed.as_deref(),
+            Some("failed to decode Protobuf message: invalid tag value: 0")
+        );
+        let status = tonic::Status::from_header_map(&headers).unwrap();
+        let info = status.get_details_error_info().unwrap();
+        assert_eq!(info.reason, MALFORMED_REQUEST);
+        assert_eq!(info.metadata["request_id"], "rid-2");
+    }
+
+    #[test]
+    fn tonics_framing_errors_are_malformed_and_other_internal_errors_are_not() {
+        let mut headers = HeaderMap::new();
+        tonic::Status::internal("Missing request message.")
+            .add_header(&mut headers)
+            .unwrap();
+        let outcome = finalize_status(&mut headers, "rid-3").unwrap();
+        assert_eq!(
+            outcome.malformed.as_deref(),
+            Some("Missing request message.")
+        );
+        let status = tonic::Status::from_header_map(&headers).unwrap();
+        assert_eq!(
+            status.get_details_error_info().unwrap().reason,
+            MALFORMED_REQUEST
+        );
+
+        let mut headers = HeaderMap::new();
+        tonic::Status::from(AppError::Internal(anyhow::anyhow!("a bug")))
+            .add_header(&mut headers)
+            .unwrap();
+        let outcome = finalize_status(&mut headers, "rid-4").unwrap();
+        assert_eq!(outcome, Code::Internal.into());
+    }
+
+    #[test]
+    fn every_known_method_has_labels() {
+        let methods = KnownMethods::of(["/a.v1.S/One", "/a.v1.S/Two"]);
+        let mut labels: Vec<_> = methods
+            .all_labels()
+            .map(|l| format!("{}/{}", l.grpc_service, l.grpc_method))
+            .collect();
+        labels.sort();
+        assert_eq!(labels, ["a.v1.S/One", "a.v1.S/Two"]);
     }
 }

@@ -145,13 +145,18 @@ struct BuildLabels {
     git_commit: String,
 }
 
-/// The gRPC server metrics, named as in go-grpc-prometheus.
+/// The gRPC server metrics, named as in go-grpc-prometheus, and agentd's count
+/// of requests it could not read.
 #[derive(Debug)]
 pub struct GrpcMetrics {
     started: Family<MethodLabels, Counter>,
     handled: Family<CodeLabels, Counter>,
     handling: Family<MethodLabels, Histogram>,
     in_flight: Family<MethodLabels, Gauge>,
+    /// `agentd_malformed_requests_total`. The issue asked for `{grpc_method}`;
+    /// it carries `grpc_service` too because method names repeat across
+    /// services and the P1 alert's rule keeps only agentd's own services.
+    malformed: Family<MethodLabels, Counter>,
 }
 
 impl GrpcMetrics {
@@ -163,6 +168,7 @@ impl GrpcMetrics {
                 Histogram::new(DURATION_BUCKETS.iter().copied())
             }),
             in_flight: Family::default(),
+            malformed: Family::default(),
         };
         registry.register(
             "grpc_server_started",
@@ -185,7 +191,26 @@ impl GrpcMetrics {
             "RPCs started and not yet completed",
             metrics.in_flight.clone(),
         );
+        registry.register(
+            "agentd_malformed_requests",
+            "Calls whose request could not be read (a message that does not parse, broken gRPC framing); each also counts in grpc_server_handled_total as Internal",
+            metrics.malformed.clone(),
+        );
         metrics
+    }
+
+    /// Creates the malformed-request series of `methods` at zero, so that the
+    /// first malformed request is an increase a rule can see.
+    pub fn start_malformed(&self, methods: impl IntoIterator<Item = MethodLabels>) {
+        for method in methods {
+            // Getting a series creates it, at zero.
+            drop(self.malformed.get_or_create(&method));
+        }
+    }
+
+    /// Counts a call whose request could not be read.
+    pub fn malformed(&self, method: &MethodLabels) {
+        self.malformed.get_or_create(method).inc();
     }
 
     /// Counts a call that has started.
