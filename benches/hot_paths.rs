@@ -171,6 +171,7 @@ fn events(c: &mut Criterion) {
         sources: Vec::new(),
         replication_unconfirmed: false,
         usage: Default::default(),
+        guardrails: Vec::new(),
     });
     c.bench_function("encode one delta event", |b| {
         b.iter(|| {
@@ -195,5 +196,62 @@ fn events(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, tokens, fit, events);
+/// A 2 KB support message: prose, a log line, an order number, an email,
+/// a phone number and an IBAN.
+fn message_2k() -> String {
+    let mut text = String::from(
+        "Hello team, I am writing about order 2024-118-55731 which has not arrived yet. \
+         Please reach me at ana.lima@example.com or +44 20 7946 0958; refunds can go to \
+         DE89 3704 0044 0532 0130 00. ",
+    );
+    let filler = "The release notes for version 4.12.1 say the sync job retries every 30 \
+                  seconds, but the dashboard showed 12:30:45 as the last run and nothing \
+                  since. Could you check what happened and tell me when it will be fixed? ";
+    while text.len() < 2048 {
+        text.push_str(filler);
+    }
+    text.truncate(2048);
+    text
+}
+
+fn guardrails(c: &mut Criterion) {
+    use agentd::guardrails::injection::InjectionDetector;
+    use agentd::guardrails::mask::{PlaceholderMap, Restorer, mask};
+    use agentd::guardrails::pii::PiiScanner;
+    let message = message_2k();
+    let scanner = PiiScanner::new();
+    let detector = InjectionDetector::new();
+    c.bench_function("guardrails: PII scan of a 2 KB message (3 values)", |b| {
+        b.iter(|| black_box(scanner.scan(black_box(&message), None)))
+    });
+    c.bench_function("guardrails: injection score of a 2 KB message", |b| {
+        b.iter(|| black_box(detector.score(black_box(&message))))
+    });
+    let findings = scanner.scan(&message, None);
+    c.bench_function("guardrails: mask a 2 KB message", |b| {
+        b.iter(|| {
+            let mut map = PlaceholderMap::default();
+            black_box(mask(black_box(&message), &findings, &mut map))
+        })
+    });
+    let mut map = PlaceholderMap::default();
+    let masked = mask(&message, &findings, &mut map);
+    let deltas: Vec<&str> = masked
+        .as_bytes()
+        .chunks(8)
+        .map(|chunk| std::str::from_utf8(chunk).unwrap_or(""))
+        .collect();
+    c.bench_function("guardrails: restore a 2 KB answer in 8-byte deltas", |b| {
+        b.iter(|| {
+            let mut restorer = Restorer::new();
+            let mut out = 0;
+            for delta in &deltas {
+                out += restorer.push(delta, &map).len();
+            }
+            black_box(out + restorer.finish(&map).len())
+        })
+    });
+}
+
+criterion_group!(benches, tokens, fit, events, guardrails);
 criterion_main!(benches);

@@ -18,6 +18,7 @@ use tonic_types::{ErrorDetails, FieldViolation, QuotaViolation, StatusExt};
 use crate::agent::error::TurnError;
 use crate::agent::sessions::SessionError;
 use crate::cost::Limited;
+use crate::guardrails::GuardrailError;
 use crate::identity::Role;
 use crate::ids::TenantId;
 use crate::llm::LlmError;
@@ -168,6 +169,10 @@ pub enum AppError {
     /// the budget ledger could not be asked.
     #[error(transparent)]
     Limited(crate::cost::Limited),
+    /// The guardrails refused the turn (the message), or a webhook that fails
+    /// closed could not check it.
+    #[error(transparent)]
+    Guardrail(crate::guardrails::GuardrailError),
     /// A bug or an unexpected failure; the cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -239,13 +244,17 @@ impl AppError {
                 // What a stage refuses (a budget, a policy) a retry cannot cure
                 // until something changes; later stages bring their own codes.
                 LlmError::Refused { .. } => Code::FailedPrecondition,
-                // Converted to `AppError::Limited` on the way in.
+                // Converted to `AppError::Limited` and `AppError::Guardrail`
+                // on the way in.
                 LlmError::Limited(_) => Code::ResourceExhausted,
+                LlmError::Guardrail(_) => Code::InvalidArgument,
             },
             AppError::Limited(Limited::Budget { .. } | Limited::Rate { .. }) => {
                 Code::ResourceExhausted
             }
             AppError::Limited(Limited::Unavailable(_)) => Code::Unavailable,
+            AppError::Guardrail(GuardrailError::Blocked { .. }) => Code::InvalidArgument,
+            AppError::Guardrail(GuardrailError::Unavailable { .. }) => Code::Unavailable,
             // The gRPC spec lists INTERNAL for a message that cannot be parsed
             // (doc/statuscodes.md), and clients expect it; the reason tells it
             // apart from agentd's own failures.
@@ -288,10 +297,13 @@ impl AppError {
                 LlmError::Refused { .. } => "CALL_REFUSED",
                 LlmError::Exhausted { .. } => "ROUTE_EXHAUSTED",
                 LlmError::Limited(_) => "LIMITED",
+                LlmError::Guardrail(_) => "GUARDRAIL_BLOCKED",
             },
             AppError::Limited(Limited::Budget { .. }) => "BUDGET_EXHAUSTED",
             AppError::Limited(Limited::Rate { .. }) => "RATE_LIMITED",
             AppError::Limited(Limited::Unavailable(_)) => "BUDGET_LEDGER_UNAVAILABLE",
+            AppError::Guardrail(GuardrailError::Blocked { .. }) => "GUARDRAIL_BLOCKED",
+            AppError::Guardrail(GuardrailError::Unavailable { .. }) => "GUARDRAIL_UNAVAILABLE",
             AppError::MalformedRequest(_) => MALFORMED_REQUEST,
             AppError::Internal(_) => "INTERNAL",
         }
@@ -319,13 +331,17 @@ impl AppError {
                 | LlmError::Protocol(_)
                 | LlmError::DeadlineExceeded
                 | LlmError::Refused { .. }
-                | LlmError::Limited(_) => None,
+                | LlmError::Limited(_)
+                | LlmError::Guardrail(_) => None,
             },
             AppError::Limited(Limited::Rate { wait, .. }) => Some(*wait),
             AppError::Limited(Limited::Unavailable(_)) => Some(Duration::from_secs(1)),
             // A budget refills with the next period or an operator's change,
             // not by waiting a moment.
             AppError::Limited(Limited::Budget { .. }) => None,
+            AppError::Guardrail(GuardrailError::Unavailable { .. }) => Some(Duration::from_secs(1)),
+            // The same message is blocked again.
+            AppError::Guardrail(GuardrailError::Blocked { .. }) => None,
             AppError::InvalidArgument(_)
             | AppError::ToolNotAllowed { .. }
             | AppError::SessionNotFound(_)
@@ -422,6 +438,23 @@ impl AppError {
                 ("retry_after_ms", wait.as_millis().to_string()),
             ],
             AppError::Limited(Limited::Unavailable(_)) => vec![("store", "budgets".to_owned())],
+            AppError::Guardrail(GuardrailError::Blocked {
+                kind,
+                place,
+                detail,
+            }) => {
+                let mut pairs = vec![
+                    ("type", (*kind).to_owned()),
+                    ("where", place.as_str().to_owned()),
+                ];
+                if !detail.is_empty() {
+                    pairs.push(("detail", detail.clone()));
+                }
+                pairs
+            }
+            AppError::Guardrail(GuardrailError::Unavailable { webhook }) => {
+                vec![("webhook", webhook.clone())]
+            }
             AppError::CollectionNotFound(name) => vec![("collection", name.clone())],
             AppError::ModelNotFound { name, .. } => vec![("model", name.clone())],
             AppError::VectorStore(_) | AppError::EmbeddingsRequired(_) => Vec::new(),
@@ -501,6 +534,11 @@ impl From<TurnError> for AppError {
                 error: LlmError::Limited(limited),
                 ..
             } => AppError::Limited(limited),
+            TurnError::Upstream {
+                error: LlmError::Guardrail(refused),
+                ..
+            }
+            | TurnError::Guardrail(refused) => AppError::Guardrail(refused),
             TurnError::Upstream { provider, error } => AppError::Upstream { provider, error },
             TurnError::Limited(limited) => AppError::Limited(limited),
             TurnError::DeadlineExceeded(timeout) => AppError::DeadlineExceeded { timeout },

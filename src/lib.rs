@@ -17,6 +17,7 @@ pub mod config;
 pub mod cost;
 pub mod error;
 pub mod grpc;
+pub mod guardrails;
 pub mod health;
 pub mod identity;
 pub mod ids;

@@ -87,6 +87,9 @@ pub enum TurnError {
     /// Cost control refused the turn before it started (a request-rate limit).
     #[error(transparent)]
     Limited(crate::cost::Limited),
+    /// The guardrails refused the turn's message.
+    #[error(transparent)]
+    Guardrail(crate::guardrails::GuardrailError),
     /// Work on a blocking thread failed (a panic there, most likely).
     #[error("blocking work failed: {0}")]
     Blocking(#[from] tokio::task::JoinError),
@@ -128,6 +131,9 @@ impl ErrorType for TurnError {
             TurnError::Blocking(_) => "internal",
             TurnError::Limited(limited) => {
                 crate::llm::LlmError::Limited(limited.clone()).error_type()
+            }
+            TurnError::Guardrail(refused) => {
+                crate::llm::LlmError::Guardrail(refused.clone()).error_type()
             }
         }
     }

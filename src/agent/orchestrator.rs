@@ -58,6 +58,8 @@ pub struct Parts {
     pub clock: Clock,
     /// Budgets and rate limits.
     pub cost: Arc<crate::cost::CostControl>,
+    /// What leaves for models and returns to users.
+    pub guardrails: Arc<crate::guardrails::Guardrails>,
 }
 
 /// Runs agent turns.
@@ -72,6 +74,7 @@ pub struct Orchestrator {
     metrics: Arc<GenAiMetrics>,
     clock: Clock,
     cost: Arc<crate::cost::CostControl>,
+    guardrails: Arc<crate::guardrails::Guardrails>,
     system_prompt: ChatMessage,
     system_prompt_version: String,
 }
@@ -94,6 +97,7 @@ impl Orchestrator {
             metrics: parts.metrics,
             clock: parts.clock,
             cost: parts.cost,
+            guardrails: parts.guardrails,
         }
     }
 
@@ -186,7 +190,15 @@ impl Orchestrator {
                 }
                 usage.add(reply.input_tokens, reply.output_tokens, reply.estimated);
 
-                // 3. No tool calls: the answer is complete.
+                // 3. No tool calls, or the output guardrails stopped the
+                //    answer: it is complete.
+                if reply.finish == FinishReason::Guardrail {
+                    new_messages.push(ChatMessage::Assistant {
+                        content: reply.text,
+                        tool_calls: Vec::new(),
+                    });
+                    break TurnFinish::Guardrail;
+                }
                 if reply.tool_calls.is_empty() {
                     new_messages.push(ChatMessage::Assistant {
                         content: reply.text,
@@ -196,6 +208,7 @@ impl Orchestrator {
                         FinishReason::Length => TurnFinish::Length,
                         FinishReason::ContentFilter => TurnFinish::ContentFilter,
                         FinishReason::Stop | FinishReason::ToolCalls => TurnFinish::Stop,
+                        FinishReason::Guardrail => TurnFinish::Guardrail,
                     };
                 }
 
@@ -230,6 +243,7 @@ impl Orchestrator {
                     }
                 }
                 for (call, content) in calls.iter().zip(results) {
+                    let content = self.guardrails.screen_tool_result(&turn.context, &call.name, content);
                     new_messages.push(ChatMessage::Tool {
                         call_id: call.id.clone(),
                         content,
@@ -258,6 +272,13 @@ impl Orchestrator {
             self.metrics.steps(&model.name, steps);
             self.metrics.answer(!sources.is_empty(), sources.iter().any(|s| s.cited));
             let routed = report::of(&turn.context).unwrap_or_default();
+            let guardrails = crate::guardrails::decisions::TurnDecisions::of(&turn.context);
+            if !guardrails.is_empty() {
+                turn.span.record(
+                    "agentd.guardrails",
+                    crate::guardrails::decisions::span_value(&guardrails).as_str(),
+                );
+            }
             let degraded = routed.degradation();
             turn.span.record("agentd.attempts", routed.attempts.len() as i64);
             if let Some(answered_by) = &routed.answered_by {
@@ -283,6 +304,7 @@ impl Orchestrator {
                 sources,
                 replication_unconfirmed: appended.replication_unconfirmed,
                 usage,
+                guardrails,
             });
         };
         Traced::new(stream, span).boxed()
@@ -292,6 +314,7 @@ impl Orchestrator {
     async fn store(&self, turn: &Turn, messages: Vec<ChatMessage>) -> Result<Appended, TurnError> {
         let writing = std::time::Instant::now();
         let context = &turn.context;
+        let messages = self.guardrails.for_storage(&context.tenant, messages);
         let written = self
             .sessions
             .append_turn(

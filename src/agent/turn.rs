@@ -84,6 +84,8 @@ pub enum TurnFinish {
     ContentFilter,
     /// The model still wanted tools after `agent.max_steps` calls.
     MaxSteps,
+    /// agentd's output guardrails withheld or cut the answer.
+    Guardrail,
 }
 
 /// Tokens a turn used.
@@ -137,6 +139,8 @@ pub struct TurnOutcome {
     pub replication_unconfirmed: bool,
     /// The turn's tokens and cost, as in the `usage` event.
     pub usage: TurnUsage,
+    /// Each guardrail decision that affected the turn.
+    pub guardrails: Vec<crate::guardrails::decisions::Decision>,
 }
 
 /// One document whose passages were given to the model.

@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::grpc::admin::AdminApi;
 use crate::grpc::agent::AgentApi;
 use crate::grpc::retrieval::RetrievalApi;
+use crate::guardrails::stage::GuardStage;
 use crate::health::Health;
 use crate::llm::catalog::ModelCatalog;
 use crate::llm::chain::{CallChain, Slot};
@@ -47,7 +48,7 @@ mod background;
 mod open;
 
 use background::{sweep_sessions, watch_dependencies};
-use open::{bind, open_cost, open_knowledge, open_sessions, prepare_data_dir};
+use open::{bind, build_guardrails, open_cost, open_knowledge, open_sessions, prepare_data_dir};
 
 /// Streams a connection to the health-only listener may open at once.
 const HEALTH_STREAMS_PER_CONNECTION: u32 = 4;
@@ -178,7 +179,12 @@ impl App {
         let sessions = open_sessions(&config, &clock).await?;
         let metrics = Arc::new(Metrics::new(VERSION, GIT_COMMIT));
         let (cost, admission) = open_cost(&config, &clock, metrics.cost.clone()).await?;
-        let chain = chain.unwrap_or_else(|| CallChain::default().with(Slot::Admission, admission));
+        let guardrails = Arc::new(build_guardrails(&config, metrics.guardrails.clone())?);
+        let chain = chain.unwrap_or_else(|| {
+            CallChain::default()
+                .with(Slot::Admission, admission)
+                .with(Slot::Guard, Arc::new(GuardStage::new(guardrails.clone())))
+        });
         let catalog =
             ModelCatalog::from_config(&config.llm, &clock, &chain, metrics.router.clone())?;
         let (knowledge, embedded) = open_knowledge(
@@ -186,6 +192,7 @@ impl App {
             &clock,
             metrics.router.clone(),
             metrics.cost.clone(),
+            &guardrails,
         )
         .await?;
         let mut tools = ToolRegistry::with_builtins().map_err(anyhow::Error::from)?;
@@ -208,6 +215,7 @@ impl App {
             metrics: metrics.genai.clone(),
             clock: clock.clone(),
             cost: cost.clone(),
+            guardrails,
         }));
         let (grpc_listener, grpc_addr) = bind("server.grpc_addr", config.server.grpc_addr).await?;
         let (metrics_listener, metrics_addr) =

@@ -21,7 +21,7 @@ use crate::agent::sessions::{
 use crate::clock::Clock;
 use crate::config::{Config, StateBackend, redacted_url};
 use crate::retrieval::chunking::Chunker;
-use crate::retrieval::embed::{Embedder, EmbedderSettings, OpenAiEmbedder};
+use crate::retrieval::embed::{EmbedderSettings, OpenAiEmbedder};
 use crate::retrieval::embedded::EmbeddedStore;
 use crate::retrieval::ingest::IngestLimits;
 use crate::retrieval::store::KnowledgeStore;
@@ -108,6 +108,7 @@ pub(super) async fn open_knowledge(
     clock: &Clock,
     metrics: RouterMetrics,
     cost: crate::telemetry::cost::CostMetrics,
+    guardrails: &Arc<crate::guardrails::Guardrails>,
 ) -> Result<(KnowledgeStore, Option<EmbeddedStore>), StartError> {
     let retrieval = &config.retrieval;
     let (url, embedded) = if retrieval.qdrant_url == "embedded" {
@@ -159,7 +160,11 @@ pub(super) async fn open_knowledge(
                 cost,
             })
             .map_err(|err| anyhow::anyhow!("retrieval.embeddings: {err}"))?;
-            Some(Arc::new(embedder) as Arc<dyn Embedder>)
+            Some(crate::guardrails::embed::GuardedEmbedder::wrap(
+                Arc::new(embedder),
+                guardrails.clone(),
+                embeddings.local,
+            ))
         }
     };
     let chunker = Chunker {
@@ -249,4 +254,25 @@ pub(super) async fn open_cost(
     ));
     let stage: Arc<dyn CallStage> = Arc::new(Admission::new(control.clone(), prices));
     Ok((control, stage))
+}
+
+/// The guardrails of every tenant, their webhooks over one HTTP client.
+pub(super) fn build_guardrails(
+    config: &Config,
+    metrics: crate::telemetry::guardrails::GuardrailMetrics,
+) -> Result<crate::guardrails::Guardrails, StartError> {
+    let http = reqwest::Client::builder().build().map_err(|err| {
+        anyhow::anyhow!("guardrails.webhooks: cannot build the HTTP client: {err}")
+    })?;
+    let providers = config
+        .llm
+        .providers
+        .iter()
+        .map(|(name, provider)| (name.clone(), provider.local));
+    Ok(crate::guardrails::Guardrails::new(
+        &config.guardrails,
+        providers,
+        http,
+        metrics,
+    ))
 }

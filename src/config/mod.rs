@@ -4,6 +4,7 @@
 
 mod agent;
 pub mod cost;
+pub mod guardrails;
 mod retrieval;
 mod routes;
 mod secret;
@@ -64,6 +65,9 @@ pub struct Config {
     pub retrieval: RetrievalConfig,
     /// Budgets and rate limits.
     pub cost: cost::CostConfig,
+    /// What leaves for models and what returns to users.
+    #[serde(default)]
+    pub guardrails: guardrails::GuardrailsConfig,
 }
 
 /// `[storage]`: local state.
@@ -251,6 +255,8 @@ impl Config {
             .cloned()
             .collect();
         problems.extend(self.cost.problems(&tenants, &keys, &routes));
+        let providers = self.llm.providers.keys().cloned().collect();
+        problems.extend(self.guardrails.problems(&tenants, &providers));
         if self.state.backend == StateBackend::Redis && self.retrieval.qdrant_url == "embedded" {
             problems.push(
                 "retrieval.qdrant_url: \"embedded\" cannot go with state.backend = \"redis\": \

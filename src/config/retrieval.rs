@@ -61,6 +61,11 @@ pub struct EmbeddingsConfig {
     /// USD per 1M input tokens; unset for the built-in price of the model id.
     #[serde(default)]
     pub price: Option<crate::cost::prices::PriceConfig>,
+    /// The endpoint runs inside the trust boundary (the cluster's own
+    /// nodes): embedding inputs are sent as written. Otherwise PII in them is
+    /// redacted by `guardrails.pii.embeddings`.
+    #[serde(default)]
+    pub local: bool,
 }
 
 fn default_batch_size() -> usize {

@@ -363,7 +363,9 @@ impl Admission {
             // error before any answer is taken as one (it may have been sent:
             // a provider that billed it is the one case that escapes); after
             // some answer it is charged like any cut stream.
-            CallEnd::Failed(LlmError::Limited(_) | LlmError::Refused { .. }) => return None,
+            CallEnd::Failed(
+                LlmError::Limited(_) | LlmError::Refused { .. } | LlmError::Guardrail(_),
+            ) => return None,
             CallEnd::Failed(LlmError::Connection(_))
                 if pending.output_bytes.load(Ordering::Relaxed) == 0 =>
             {

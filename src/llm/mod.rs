@@ -129,6 +129,8 @@ pub enum FinishReason {
     ToolCalls,
     /// The provider's content filter cut the answer.
     ContentFilter,
+    /// agentd's output guardrails withheld or cut the answer.
+    Guardrail,
 }
 
 impl FinishReason {
@@ -139,6 +141,7 @@ impl FinishReason {
             FinishReason::Length => "length",
             FinishReason::ToolCalls => "tool_calls",
             FinishReason::ContentFilter => "content_filter",
+            FinishReason::Guardrail => "guardrail",
         }
     }
 }
@@ -242,6 +245,10 @@ pub enum LlmError {
     /// could not be asked. Nothing reached the upstream.
     #[error(transparent)]
     Limited(crate::cost::Limited),
+    /// The guardrails refused the call: the message holds what the tenant's
+    /// policy blocks for this provider. Nothing reached the upstream.
+    #[error(transparent)]
+    Guardrail(crate::guardrails::GuardrailError),
 }
 
 impl LlmError {
@@ -271,7 +278,8 @@ impl LlmError {
             | LlmError::DeadlineExceeded
             | LlmError::Exhausted { .. }
             | LlmError::Refused { .. }
-            | LlmError::Limited(_) => self.to_string(),
+            | LlmError::Limited(_)
+            | LlmError::Guardrail(_) => self.to_string(),
         }
     }
 
@@ -289,7 +297,8 @@ impl LlmError {
             | LlmError::Protocol(_)
             | LlmError::DeadlineExceeded
             | LlmError::Refused { .. }
-            | LlmError::Limited(_) => false,
+            | LlmError::Limited(_)
+            | LlmError::Guardrail(_) => false,
         }
     }
 }
@@ -311,6 +320,12 @@ impl crate::telemetry::traced::ErrorType for LlmError {
             LlmError::Limited(crate::cost::Limited::Budget { .. }) => "budget_exhausted",
             LlmError::Limited(crate::cost::Limited::Rate { .. }) => "rate_limited",
             LlmError::Limited(crate::cost::Limited::Unavailable(_)) => "ledger_unavailable",
+            LlmError::Guardrail(crate::guardrails::GuardrailError::Blocked { .. }) => {
+                "guardrail_blocked"
+            }
+            LlmError::Guardrail(crate::guardrails::GuardrailError::Unavailable { .. }) => {
+                "guardrail_unavailable"
+            }
         }
     }
 }

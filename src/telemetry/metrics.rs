@@ -250,6 +250,8 @@ pub struct Metrics {
     pub router: super::resilience::RouterMetrics,
     /// Spend, budgets and rate limits.
     pub cost: super::cost::CostMetrics,
+    /// Guardrail decisions and webhooks.
+    pub guardrails: super::guardrails::GuardrailMetrics,
 }
 
 impl Metrics {
@@ -260,6 +262,7 @@ impl Metrics {
         let genai = std::sync::Arc::new(super::genai::GenAiMetrics::register(&mut registry));
         let router = super::resilience::RouterMetrics::register(&mut registry);
         let cost = super::cost::CostMetrics::register(&mut registry);
+        let guardrails = super::guardrails::GuardrailMetrics::register(&mut registry);
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info
             .get_or_create(&BuildLabels {
@@ -302,6 +305,7 @@ impl Metrics {
             tls,
             router,
             cost,
+            guardrails,
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod cost;
 pub mod genai;
+pub mod guardrails;
 pub mod metrics;
 pub mod resilience;
 pub mod traced;

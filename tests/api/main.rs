@@ -19,6 +19,7 @@ mod errors;
 mod eval_cli;
 mod grounded;
 mod grpcurl;
+mod guardrails;
 mod helpers;
 mod ingest_cli;
 mod knowledge;

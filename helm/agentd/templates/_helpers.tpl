@@ -74,11 +74,12 @@ full name (the chart's ServiceMonitor sets it).
 {{/*
 Inline secrets the schema also refuses (values.schema.json, the same patterns), for
 installs that skip schema validation: a password in the Redis URL (user:password@,
-or ?password= / ?pass=), a credential in the Qdrant URL, and a secret key of
-agentd's config given an inline string in extraConfig.
+or ?password= / ?pass=), a credential in the Qdrant URL or in a guardrail webhook's
+URL, and a secret key of agentd's config given an inline string in extraConfig.
 */}}
 {{- define "agentd.redisUrlSecret" -}}^rediss?://[^/?#@]*:[^/?#@]*@|[?&](?i:pass|password)={{- end }}
 {{- define "agentd.qdrantUrlSecret" -}}^https?://[^/?#@]*:[^/?#@]*@|[?&](?i:api[-_]?key)={{- end }}
+{{- define "agentd.webhookUrlSecret" -}}^https?://[^/?#@]*:[^/?#@]*@|[?&](?i:api[-_]?key|access[-_]?token|token|secret|password|pass|sig|signature)={{- end }}
 {{- define "agentd.inlineSecretKey" -}}(?i)\b([a-z0-9_]*(api_key|password)|sha256)["']?[ \t]*=[ \t]*["']{{- end }}
 
 {{- define "agentd.image" -}}
@@ -211,16 +212,105 @@ agentd.validate refuses session limits and downgradeTo on a key.
 {{- end }}
 
 {{/*
+The keys of one [guardrails.pii] table (the global one or a tenant's), one per
+line, from its values (camelCase): only the keys set, so agentd's defaults apply to
+the rest (a tenant's table replaces the global one whole, so the same holds there).
+Actions as strings; the maps of providers and types as inline tables, their keys
+quoted through toJson; lists through toJson.
+*/}}
+{{- define "agentd.guardrailsPii" -}}
+{{- $pii := . | default dict }}
+{{- range $key := list "external" "local" "embeddings" "store" }}
+{{- $value := index $pii $key }}
+{{- if not (kindIs "invalid" $value) }}
+{{ $key }} = {{ $value | toJson }}
+{{- end }}
+{{- end }}
+{{- range $key := list "providers" "types" }}
+{{- with index $pii $key }}
+{{- $pairs := list }}
+{{- range $name, $action := . }}{{ $pairs = append $pairs (printf "%s = %s" (toJson $name) (toJson $action)) }}{{ end }}
+{{ $key }} = { {{ join ", " $pairs }} }
+{{- end }}
+{{- end }}
+{{- with $pii.terms }}
+terms = {{ . | toJson }}
+{{- end }}
+{{- end }}
+
+{{/*
+The keys of one [guardrails.injection] table, only those set. The threshold is
+written as a float ("1" would be a TOML integer).
+*/}}
+{{- define "agentd.guardrailsInjection" -}}
+{{- $injection := . | default dict }}
+{{- range $key := list "message" "content" }}
+{{- $value := index $injection $key }}
+{{- if not (kindIs "invalid" $value) }}
+{{ $key }} = {{ $value | toJson }}
+{{- end }}
+{{- end }}
+{{- if not (kindIs "invalid" $injection.threshold) }}
+threshold = {{ include "agentd.float" $injection.threshold }}
+{{- end }}
+{{- end }}
+
+{{/*
+The keys of one [guardrails.output] table, only those set.
+*/}}
+{{- define "agentd.guardrailsOutput" -}}
+{{- $output := . | default dict }}
+{{- if not (kindIs "invalid" $output.redactPii) }}
+redact_pii = {{ $output.redactPii | toJson }}
+{{- end }}
+{{- with $output.deny }}
+deny = {{ . | toJson }}
+{{- end }}
+{{- end }}
+
+{{/*
+A number as a TOML float: toJson's shortest decimal, with ".0" added when it has
+neither a point nor an exponent.
+*/}}
+{{- define "agentd.float" -}}
+{{- $text := toJson (. | float64) }}
+{{- if regexMatch "[.eE]" $text }}{{ $text }}{{ else }}{{ $text }}.0{{ end }}
+{{- end }}
+
+{{/*
+A duration as values.schema.json allows it ("500ms", "5s", "2m", "1h") in whole
+milliseconds. Used to check a webhook's timeout against agentd's bounds.
+*/}}
+{{- define "agentd.milliseconds" -}}
+{{- $text := toString . }}
+{{- if not (regexMatch "^[0-9]+(ms|s|m|h)$" $text) }}
+{{- fail (printf "%q is not a duration such as \"500ms\" (a whole number with ms, s, m or h)" $text) }}
+{{- end }}
+{{- $n := regexFind "^[0-9]+" $text | atoi }}
+{{- $unit := regexReplaceAll "^[0-9]+" $text "" }}
+{{- if eq $unit "ms" }}{{ $n }}
+{{- else if eq $unit "s" }}{{ mul $n 1000 }}
+{{- else if eq $unit "m" }}{{ mul $n 60000 }}
+{{- else }}{{ mul $n 3600000 }}
+{{- end }}
+{{- end }}
+
+{{/*
 The TOML tables the chart writes; extraConfig may not open them again (TOML forbids
 defining a table twice).
 */}}
 {{- define "agentd.ownedTables" -}}
-{{- $tables := list "server" "server.tls" "storage" "auth" "auth.keys" "log" "llm" "llm.tiers" "llm.providers" "llm.models" "llm.routes" "llm.retry" "llm.breaker" "cost" "cost.tenants" "cost.keys" "state" "retrieval" "retrieval.embeddings" }}
+{{- $tables := list "server" "server.tls" "storage" "auth" "auth.keys" "log" "llm" "llm.tiers" "llm.providers" "llm.models" "llm.routes" "llm.retry" "llm.breaker" "cost" "cost.tenants" "cost.keys" "guardrails" "guardrails.pii" "guardrails.injection" "guardrails.output" "guardrails.tenants" "guardrails.webhooks" "state" "retrieval" "retrieval.embeddings" }}
 {{- range $name, $_ := .Values.llm.providers }}{{ $tables = append $tables (printf "llm.providers.%s" $name) }}{{ end }}
 {{- range $name, $_ := .Values.llm.models }}{{ $tables = append $tables (printf "llm.models.%s" $name) }}{{ end }}
 {{- range $name, $_ := .Values.llm.routes }}{{ $tables = append $tables (printf "llm.routes.%s" $name) }}{{ end }}
 {{- range $name, $_ := .Values.cost.tenants }}{{ $tables = append $tables (printf "cost.tenants.%s" $name) }}{{ end }}
 {{- range $name, $_ := .Values.cost.keys }}{{ $tables = append $tables (printf "cost.keys.%s" $name) }}{{ end }}
+{{- range $name, $tenant := .Values.guardrails.tenants }}
+{{- $tables = append $tables (printf "guardrails.tenants.%s" $name) }}
+{{- range $table := list "pii" "injection" "output" }}{{ $tables = append $tables (printf "guardrails.tenants.%s.%s" $name $table) }}{{ end }}
+{{- end }}
+{{- range $name, $_ := .Values.guardrails.webhooks }}{{ $tables = append $tables (printf "guardrails.webhooks.%s" $name) }}{{ end }}
 {{- toJson $tables }}
 {{- end }}
 
@@ -378,6 +468,48 @@ belongs to a tenant, not to a key: session limits are the tenant's.
 {{- fail (printf "cost.keys.%s.downgradeTo: only a tenant has a downgrade route; set it under cost.tenants" $name) }}
 {{- end }}
 {{- end }}
+{{- /*
+Guardrails name tenants of auth.keys, providers of llm.providers (or of
+extraConfig) and webhooks of guardrails.webhooks; a webhook's timeout is above 0
+and at most 30s. agentd refuses anything else at start.
+*/}}
+{{- $providers := keys $v.llm.providers }}
+{{- range regexFindAll `(?m)^[ \t]*\[[ \t]*llm\.providers\.[^\]\n]+\]` $v.extraConfig -1 }}
+{{- $providers = append $providers (regexReplaceAll `^[ \t]*\[[ \t]*llm\.providers\."?|"?[ \t]*\]$` . "") }}
+{{- end }}
+{{- $webhooks := keys $v.guardrails.webhooks }}
+{{- $piiTables := list (list "guardrails.pii" $v.guardrails.pii) }}
+{{- range $name, $tenant := $v.guardrails.tenants }}
+{{- $tenant = $tenant | default dict }}
+{{- if not (has $name $tenants) }}
+{{- fail (printf "guardrails.tenants.%s: no key of auth.keys acts for this tenant (tenants: %s); agentd would refuse the configuration at start. Give a key that tenant, or remove the entry" $name ($tenants | uniq | sortAlpha | join ", ")) }}
+{{- end }}
+{{- with $tenant.pii }}{{ $piiTables = append $piiTables (list (printf "guardrails.tenants.%s.pii" $name) .) }}{{ end }}
+{{- range $tenant.webhooks }}
+{{- if not (has . $webhooks) }}
+{{- fail (printf "guardrails.tenants.%s.webhooks: %q is not a webhook of guardrails.webhooks (%s)" $name . ($webhooks | sortAlpha | join ", ")) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- range $piiTables }}
+{{- $key := index . 0 }}
+{{- range $provider, $_ := ((index . 1) | default dict).providers }}
+{{- if not (has $provider $providers) }}
+{{- fail (printf "%s.providers.%s: no provider of that name in llm.providers (%s); agentd would refuse the configuration at start" $key $provider ($providers | sortAlpha | join ", ")) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- range $name, $hook := $v.guardrails.webhooks }}
+{{- with $hook.timeout }}
+{{- $ms := include "agentd.milliseconds" . | atoi }}
+{{- if or (le $ms 0) (gt $ms 30000) }}
+{{- fail (printf "guardrails.webhooks.%s.timeout: %s is not above 0 and at most 30s; a turn waits for the webhook that long" $name .) }}
+{{- end }}
+{{- end }}
+{{- if regexMatch (include "agentd.webhookUrlSecret" .) ($hook.url | toString) }}
+{{- fail (printf "guardrails.webhooks.%s.url: holds a credential (user:password@ or a token in the query); values are not secret" $name) }}
+{{- end }}
+{{- end }}
 {{- if regexMatch (include "agentd.redisUrlSecret" .) $v.redis.url }}
 {{- fail "redis.url: holds a password (user:password@ or ?password=); values are not secret. Put the password in a Secret and reference it as redis.password: {secretName, secretKey} (a user name alone, user@host, is allowed)" }}
 {{- end }}
@@ -459,6 +591,9 @@ blocks every node drain (kubectl drain waits for ever). */}}
 {{- end }}
 {{- if and (or $v.llm.providers $v.retrieval.embeddings.enabled) (not $egress.llm.to) }}
 {{- fail "networkPolicy.egress.llm.to: the NetworkPolicy allows no egress to the LLM endpoints; NetworkPolicy knows no hostnames, so give their CIDRs (ipBlock) or an egress gateway's selector" }}
+{{- end }}
+{{- if and $v.guardrails.webhooks (not $egress.webhooks.to) }}
+{{- fail (printf "networkPolicy.egress.webhooks.to: the NetworkPolicy allows no egress to the guardrail webhooks (%s); a fail_closed webhook it cuts off refuses every turn it checks. List their pods (podSelector/namespaceSelector) or addresses (ipBlock)" (keys $v.guardrails.webhooks | sortAlpha | join ", ")) }}
 {{- end }}
 {{- end }}
 {{- end }}

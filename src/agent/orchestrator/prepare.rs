@@ -156,6 +156,7 @@ impl Orchestrator {
             agentd.attempts = Empty,
             agentd.degraded = Empty,
             agentd.degradation_reason = Empty,
+            agentd.guardrails = Empty,
             gen_ai.response.model = Empty,
             gen_ai.usage.input_tokens = Empty,
             gen_ai.usage.output_tokens = Empty,
@@ -172,6 +173,12 @@ impl Orchestrator {
         .delivered(origin.delivery)
         .downgrading_to(downgrade_to)
         .keyed(origin.key);
+        // The input guardrails: prompt injection in the message and the
+        // tenant's input webhooks, before any model call.
+        self.guardrails
+            .screen_message(&context, user_text(&user))
+            .await
+            .map_err(TurnError::Guardrail)?;
         if store_unavailable {
             crate::llm::router::report::update(&context, |report| {
                 report.vector_store_unavailable = true;
@@ -234,5 +241,13 @@ impl Orchestrator {
             }
         }
         (offered, denied)
+    }
+}
+
+/// The text of the user's message.
+fn user_text(message: &ChatMessage) -> &str {
+    match message {
+        ChatMessage::User { content } => content,
+        _ => "",
     }
 }

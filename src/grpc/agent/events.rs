@@ -4,6 +4,7 @@
 use super::super::convert;
 use crate::agent::sessions::{Session, SessionMessage};
 use crate::agent::turn::{AgentEvent, Source, ToolOutcome, TurnFinish, TurnOutcome, TurnUsage};
+use crate::guardrails::decisions::{Action, Decision, Place};
 use crate::llm::router::report::DegradationReason;
 use crate::llm::{ChatMessage, ToolCall};
 use crate::pb;
@@ -101,6 +102,7 @@ impl From<TurnOutcome> for pb::TurnOutcome {
             TurnFinish::Length => pb::FinishReason::Length,
             TurnFinish::ContentFilter => pb::FinishReason::ContentFilter,
             TurnFinish::MaxSteps => pb::FinishReason::MaxSteps,
+            TurnFinish::Guardrail => pb::FinishReason::Guardrail,
         };
         Self {
             answer: outcome.answer,
@@ -111,6 +113,7 @@ impl From<TurnOutcome> for pb::TurnOutcome {
             turn_id: outcome.turn_id.into(),
             replication_unconfirmed: outcome.replication_unconfirmed,
             usage: Some(outcome.usage.into()),
+            guardrails: outcome.guardrails.into_iter().map(decision).collect(),
             route: outcome.route,
             attempts: outcome
                 .attempts
@@ -205,5 +208,31 @@ impl From<SessionMessage> for pb::SessionMessage {
             tool_call_id,
             turn_id: stored.turn_id.map(String::from).unwrap_or_default(),
         }
+    }
+}
+
+/// One guardrail decision in the contract's terms.
+fn decision(decision: Decision) -> pb::GuardrailDecision {
+    pb::GuardrailDecision {
+        r#type: decision.kind.to_owned(),
+        action: match decision.action {
+            Action::Flag => pb::GuardrailAction::Flag,
+            Action::Mask => pb::GuardrailAction::Mask,
+            Action::Redact => pb::GuardrailAction::Redact,
+            Action::Block => pb::GuardrailAction::Block,
+            Action::Strip => pb::GuardrailAction::Strip,
+        }
+        .into(),
+        place: match decision.place {
+            Place::Message => pb::GuardrailPlace::Message,
+            Place::History => pb::GuardrailPlace::History,
+            Place::Passage => pb::GuardrailPlace::Passage,
+            Place::ToolResult => pb::GuardrailPlace::ToolResult,
+            Place::Answer => pb::GuardrailPlace::Answer,
+        }
+        .into(),
+        score: decision.score,
+        count: decision.count,
+        detail: decision.detail,
     }
 }

@@ -52,6 +52,7 @@ pub(super) fn next_after(error: &LlmError) -> Next {
         | LlmError::DeadlineExceeded
         | LlmError::Refused { .. }
         | LlmError::Limited(_)
+        | LlmError::Guardrail(_)
         | LlmError::Exhausted { .. } => Next::Stop,
     }
 }

@@ -1,0 +1,201 @@
+//! The guardrails the orchestrator calls outside model calls: on the user's
+//! message before the turn starts (prompt injection, input webhooks), on each
+//! tool result as it comes back (prompt injection), and on what a session
+//! stores when the tenant asks for it redacted.
+
+use super::decisions::{Action, Place, Record, TurnDecisions};
+use super::injection::Score;
+use super::mask::redact;
+use super::webhook::{Check, Direction};
+use super::{GuardrailError, Guardrails, digest};
+use crate::config::guardrails::{ContentAction, MessageAction, OnError};
+use crate::ids::TenantId;
+use crate::llm::{ChatMessage, TurnContext};
+use crate::retrieval::knowledge::{KnowledgeResults, SEARCH_TOOL};
+
+/// What a stripped tool result is replaced with.
+const STRIPPED: &str = "[removed by guardrails: this tool result read as a prompt injection]";
+
+impl Guardrails {
+    /// The input guardrails on `message`, before any model call: prompt
+    /// injection (flagged, or the turn refused, by the tenant's policy) and the
+    /// tenant's input webhooks.
+    pub async fn screen_message(
+        &self,
+        turn: &TurnContext,
+        message: &str,
+    ) -> Result<(), GuardrailError> {
+        let policy = self.policy(&turn.tenant);
+        let score = self.detector().score(message);
+        if score.value >= policy.injection.threshold {
+            let block = policy.injection.message == MessageAction::Block;
+            let action = if block { Action::Block } else { Action::Flag };
+            let detail = category(&score);
+            self.record(
+                turn,
+                "PROMPT_INJECTION",
+                action,
+                Place::Message,
+                score.value,
+                detail,
+            );
+            if block {
+                return Err(GuardrailError::Blocked {
+                    kind: "PROMPT_INJECTION",
+                    place: Place::Message,
+                    detail: detail.to_owned(),
+                });
+            }
+        }
+        for webhook in &policy.input_webhooks {
+            let check = Check {
+                direction: Direction::Input,
+                place: Place::Message.as_str(),
+                tenant: turn.tenant.as_str(),
+                turn_id: turn.turn.as_str(),
+                text: message,
+            };
+            match webhook.check(check).await {
+                Ok(verdict) if verdict.flagged => {
+                    let name = webhook.name();
+                    self.record(
+                        turn,
+                        "WEBHOOK",
+                        Action::Block,
+                        Place::Message,
+                        verdict.score,
+                        name,
+                    );
+                    return Err(GuardrailError::Blocked {
+                        kind: "WEBHOOK",
+                        place: Place::Message,
+                        detail: name.to_owned(),
+                    });
+                }
+                Ok(_) => {}
+                Err(_) if webhook.on_error() == OnError::FailOpen => {}
+                Err(_) => {
+                    return Err(GuardrailError::Unavailable {
+                        webhook: webhook.name().to_owned(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The result of tool `tool` as the model may see it: each passage of a
+    /// knowledge search, or the whole result of another tool, that reads as a
+    /// prompt injection is flagged or removed, by the tenant's policy. The
+    /// turn never fails here.
+    pub fn screen_tool_result(&self, turn: &TurnContext, tool: &str, content: String) -> String {
+        let policy = self.policy(&turn.tenant);
+        let strip = policy.injection.content == ContentAction::Strip;
+        let action = if strip { Action::Strip } else { Action::Flag };
+        let threshold = policy.injection.threshold;
+        if tool == SEARCH_TOOL
+            && let Ok(mut results) = serde_json::from_str::<KnowledgeResults>(&content)
+        {
+            let before = results.passages.len();
+            results.passages.retain(|passage| {
+                let score = self.detector().score(&passage.text);
+                if score.value < threshold {
+                    return true;
+                }
+                let occurrence = digest(&[passage.doc_id.as_bytes(), passage.text.as_bytes()]);
+                self.record_once(turn, action, Place::Passage, &score, occurrence);
+                !strip
+            });
+            if results.passages.len() == before {
+                return content;
+            }
+            return serde_json::to_string(&results).unwrap_or_else(|_| STRIPPED.to_owned());
+        }
+        let score = self.detector().score(&content);
+        if score.value < threshold {
+            return content;
+        }
+        let occurrence = digest(&[tool.as_bytes(), content.as_bytes()]);
+        self.record_once(turn, action, Place::ToolResult, &score, occurrence);
+        if strip { STRIPPED.to_owned() } else { content }
+    }
+
+    /// `messages` as `tenant`'s sessions store them: as written, or with
+    /// every PII value found replaced by its type when the tenant's policy
+    /// says `store = "redacted"`.
+    pub fn for_storage(
+        &self,
+        tenant: &TenantId,
+        mut messages: Vec<ChatMessage>,
+    ) -> Vec<ChatMessage> {
+        let policy = self.policy(tenant);
+        if !policy.stores_redacted() {
+            return messages;
+        }
+        let scrub = |text: &mut String| {
+            let findings = self.scanner().scan(text, policy.terms());
+            if !findings.is_empty() {
+                *text = redact(text, &findings);
+            }
+        };
+        for message in &mut messages {
+            match message {
+                ChatMessage::System { .. } => {}
+                ChatMessage::User { content } | ChatMessage::Tool { content, .. } => scrub(content),
+                ChatMessage::Assistant {
+                    content,
+                    tool_calls,
+                } => {
+                    scrub(content);
+                    for call in tool_calls {
+                        scrub(&mut call.arguments);
+                    }
+                }
+            }
+        }
+        messages
+    }
+
+    fn record(
+        &self,
+        turn: &TurnContext,
+        kind: &'static str,
+        action: Action,
+        place: Place,
+        score: f32,
+        detail: &str,
+    ) {
+        let record = Record {
+            kind,
+            action,
+            place,
+            score,
+            detail,
+            occurrence: None,
+        };
+        TurnDecisions::record(turn, self.metrics(), record);
+    }
+
+    fn record_once(
+        &self,
+        turn: &TurnContext,
+        action: Action,
+        place: Place,
+        score: &Score,
+        occurrence: u128,
+    ) {
+        let record = Record {
+            kind: "PROMPT_INJECTION",
+            action,
+            place,
+            score: score.value,
+            detail: category(score),
+            occurrence: Some(occurrence),
+        };
+        TurnDecisions::record(turn, self.metrics(), record);
+    }
+}
+
+fn category(score: &Score) -> &'static str {
+    score.top().map_or("", |category| category.as_str())
+}

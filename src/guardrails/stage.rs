@@ -1,0 +1,591 @@
+//! The guard slot of the per-call chain (`llm::chain`), specialised per
+//! provider:
+//!
+//! - **before** the call, every text the request carries (the message,
+//!   history, tool-call arguments, passages, tool results; never the system
+//!   prompt) is scanned for PII and each value masked, redacted or allowed by
+//!   the tenant's policy for this provider; a blocked type in the message
+//!   refuses the call (`GUARDRAIL_BLOCKED`), elsewhere it removes the text that
+//!   holds it. Tool results are framed as data ([`super::frame`]).
+//! - **after** it, placeholders are restored in the streamed answer (bounded
+//!   look-ahead) and in tool-call arguments (tools run inside the trust
+//!   boundary), and the tenant's output filters run: PII redaction and the
+//!   deny list on a sliding window, webhooks on the whole answer (which is
+//!   then held until they pass).
+//!
+//! The extractive answerer is not a model endpoint (it quotes passages in
+//! process), so its calls are neither masked nor framed; output filters still
+//! apply to its answers. The placeholder map, the scan cache and the framing
+//! nonce live in the turn's state, shared by every call and attempt of the
+//! turn, so a value keeps its placeholder across tool steps, retries and
+//! hedges.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use futures::StreamExt;
+
+use super::decisions::{Action, Place, Record, TurnDecisions};
+use super::mask::{PlaceholderMap, Restorer, restore_all};
+use super::output::{OutputFilter, Step};
+use super::pii::{Finding, PiiKind};
+use super::webhook::{Check, Direction};
+use super::{GuardrailError, Guardrails, Policy, digest, frame};
+use crate::config::guardrails::{OnError, PiiAction};
+use crate::llm::chain::CallStage;
+use crate::llm::extractive::MODEL as EXTRACTIVE;
+use crate::llm::{
+    CallContext, ChatMessage, FinishReason, LlmError, LlmEvent, LlmRequest, LlmStream,
+};
+use crate::retrieval::knowledge::SEARCH_TOOL;
+
+/// The guard stage: one per provider once the chain is specialised.
+#[derive(Debug)]
+pub struct GuardStage {
+    guardrails: Arc<Guardrails>,
+    target: Option<Target>,
+}
+
+#[derive(Debug)]
+struct Target {
+    name: String,
+    local: bool,
+    /// A model endpoint (everything but the extractive answerer): masked
+    /// and framed.
+    endpoint: bool,
+}
+
+impl GuardStage {
+    /// The stage before it is specialised to a provider: passes requests
+    /// through, filters answers.
+    pub fn new(guardrails: Arc<Guardrails>) -> Self {
+        Self {
+            guardrails,
+            target: None,
+        }
+    }
+}
+
+/// What the guard stage keeps for a turn.
+#[derive(Clone, Debug)]
+struct GuardState {
+    map: PlaceholderMap,
+    /// Findings by the digest of the text they were found in.
+    cache: HashMap<u128, Arc<[Finding]>>,
+    nonce: String,
+    /// The calls (by their number in the turn) whose request was masked.
+    masked: HashSet<u32>,
+}
+
+impl Default for GuardState {
+    fn default() -> Self {
+        Self {
+            map: PlaceholderMap::default(),
+            cache: HashMap::new(),
+            nonce: frame::nonce(),
+            masked: HashSet::new(),
+        }
+    }
+}
+
+/// One request's pass through the guard: what it decided and whether it
+/// masked anything.
+struct Pass<'a> {
+    guardrails: &'a Guardrails,
+    policy: &'a Policy,
+    target: &'a Target,
+    state: &'a mut GuardState,
+    records: Vec<Record<'static>>,
+    masked: bool,
+    blocked: Option<PiiKind>,
+}
+
+impl Pass<'_> {
+    /// Applies the policy to one text found at `place`: `Some(replacement)`
+    /// when it changes.
+    fn text(&mut self, text: &str, place: Place) -> Option<String> {
+        let id = digest(&[text.as_bytes()]);
+        let findings = match self.state.cache.get(&id) {
+            Some(found) => found.clone(),
+            None => {
+                let found: Arc<[Finding]> = self
+                    .guardrails
+                    .scanner()
+                    .scan(text, self.policy.terms())
+                    .into();
+                self.state.cache.insert(id, found.clone());
+                found
+            }
+        };
+        if findings.is_empty() {
+            return None;
+        }
+        let action_of = |kind| {
+            self.policy
+                .pii_action(&self.target.name, self.target.local, kind)
+        };
+        if let Some(blocked) = findings
+            .iter()
+            .find(|f| action_of(f.kind) == PiiAction::Block)
+        {
+            if place == Place::Message {
+                self.blocked = Some(blocked.kind);
+                return None;
+            }
+            self.records
+                .push(record(blocked.kind, Action::Strip, place, Some(id)));
+            return Some(format!(
+                "[removed by guardrails: it contained a value of type {}]",
+                blocked.kind.as_str()
+            ));
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        let mut changed = false;
+        for finding in findings.iter() {
+            // Findings come from this very text (the digest matched): a
+            // mismatch could only be a digest collision, and is skipped.
+            let (Some(before), Some(value)) = (
+                text.get(at..finding.start),
+                text.get(finding.start..finding.end),
+            ) else {
+                continue;
+            };
+            out.push_str(before);
+            let occurrence = Some(id.wrapping_add(finding.start as u128));
+            match action_of(finding.kind) {
+                PiiAction::MaskAndRestore => {
+                    out.push_str(&self.state.map.placeholder(finding.kind, value));
+                    self.records
+                        .push(record(finding.kind, Action::Mask, place, occurrence));
+                    self.masked = true;
+                    changed = true;
+                }
+                PiiAction::Redact => {
+                    out.push('<');
+                    out.push_str(finding.kind.as_str());
+                    out.push('>');
+                    self.records
+                        .push(record(finding.kind, Action::Redact, place, occurrence));
+                    changed = true;
+                }
+                PiiAction::Allow | PiiAction::Block => out.push_str(value),
+            }
+            at = finding.end;
+        }
+        if !changed {
+            return None;
+        }
+        out.push_str(text.get(at..).unwrap_or_default());
+        Some(out)
+    }
+
+    /// Applies the policy to a tool result or tool-call arguments: each
+    /// string of a JSON document on its own (so JSON escapes never glue text
+    /// to a value), or the whole text when it is not JSON.
+    fn document(&mut self, text: &str, place: Place) -> Option<String> {
+        let trimmed = text.trim_start();
+        if (trimmed.starts_with('{') || trimmed.starts_with('['))
+            && let Ok(mut value) = serde_json::from_str::<serde_json::Value>(text)
+        {
+            return self
+                .json(&mut value, place)
+                .then(|| serde_json::to_string(&value).unwrap_or_else(|_| text.to_owned()));
+        }
+        self.text(text, place)
+    }
+
+    fn json(&mut self, value: &mut serde_json::Value, place: Place) -> bool {
+        match value {
+            serde_json::Value::String(text) => match self.text(text, place) {
+                Some(replaced) => {
+                    *text = replaced;
+                    true
+                }
+                None => false,
+            },
+            serde_json::Value::Array(items) => items
+                .iter_mut()
+                .fold(false, |changed, item| self.json(item, place) | changed),
+            serde_json::Value::Object(fields) => fields
+                .values_mut()
+                .fold(false, |changed, item| self.json(item, place) | changed),
+            _ => false,
+        }
+    }
+}
+
+fn record(
+    kind: PiiKind,
+    action: Action,
+    place: Place,
+    occurrence: Option<u128>,
+) -> Record<'static> {
+    Record {
+        kind: kind.as_str(),
+        action,
+        place,
+        score: 1.0,
+        detail: "",
+        occurrence,
+    }
+}
+
+/// Where each tool message of `messages` comes from: passage (the knowledge
+/// search) or another tool, and the tool's name, by call id.
+fn tool_names(messages: &[ChatMessage]) -> HashMap<String, String> {
+    messages
+        .iter()
+        .flat_map(|message| match message {
+            ChatMessage::Assistant { tool_calls, .. } => tool_calls.as_slice(),
+            _ => &[],
+        })
+        .map(|call| (call.id.clone(), call.name.clone()))
+        .collect()
+}
+
+#[async_trait::async_trait]
+impl CallStage for GuardStage {
+    fn name(&self) -> &str {
+        "guard"
+    }
+
+    fn for_provider(&self, provider: &str) -> Option<Arc<dyn CallStage>> {
+        Some(Arc::new(GuardStage {
+            guardrails: self.guardrails.clone(),
+            target: Some(Target {
+                name: provider.to_owned(),
+                local: self.guardrails.is_local(provider),
+                endpoint: provider != EXTRACTIVE,
+            }),
+        }))
+    }
+
+    async fn before(
+        &self,
+        call: &CallContext,
+        mut request: LlmRequest,
+    ) -> Result<LlmRequest, LlmError> {
+        let Some(target) = self.target.as_ref().filter(|t| t.endpoint) else {
+            return Ok(request);
+        };
+        let policy = self.guardrails.policy(&call.turn.tenant).clone();
+        let scan = !policy.allows_all(&target.name, target.local);
+        let tools = tool_names(&request.messages);
+        let last_user = request
+            .messages
+            .iter()
+            .rposition(|m| matches!(m, ChatMessage::User { .. }));
+        let (records, blocked) = call.turn.with_state(|state| {
+            let state = state.get_or_insert_default::<GuardState>();
+            let nonce = state.nonce.clone();
+            // Placeholders the texts already hold literally are never issued
+            // (restore would then replace the user's own literal text).
+            if scan {
+                for message in &request.messages {
+                    for_each_text(message, |text| state.map.reserve_literals(text));
+                }
+            }
+            let mut pass = Pass {
+                guardrails: &self.guardrails,
+                policy: &policy,
+                target,
+                state,
+                records: Vec::new(),
+                masked: false,
+                blocked: None,
+            };
+            let mut framed = false;
+            for (i, message) in request.messages.iter_mut().enumerate() {
+                match message {
+                    ChatMessage::System { .. } => {}
+                    ChatMessage::User { content } if scan => {
+                        let place = if Some(i) == last_user {
+                            Place::Message
+                        } else {
+                            Place::History
+                        };
+                        if let Some(masked) = pass.text(content, place) {
+                            *content = masked;
+                        }
+                    }
+                    ChatMessage::Assistant {
+                        content,
+                        tool_calls,
+                    } if scan => {
+                        if let Some(masked) = pass.text(content, Place::History) {
+                            *content = masked;
+                        }
+                        for tool_call in tool_calls {
+                            if let Some(masked) =
+                                pass.document(&tool_call.arguments, Place::History)
+                            {
+                                tool_call.arguments = masked;
+                            }
+                        }
+                    }
+                    ChatMessage::Tool { call_id, content } => {
+                        let tool = tools
+                            .get(call_id.as_str())
+                            .map_or("unknown", String::as_str);
+                        let place = if tool == SEARCH_TOOL {
+                            Place::Passage
+                        } else {
+                            Place::ToolResult
+                        };
+                        if scan && let Some(masked) = pass.document(content, place) {
+                            *content = masked;
+                        }
+                        *content = frame::frame(tool, call_id, &nonce, content);
+                        framed = true;
+                    }
+                    ChatMessage::User { .. } | ChatMessage::Assistant { .. } => {}
+                }
+                if pass.blocked.is_some() {
+                    break;
+                }
+            }
+            if pass.masked {
+                pass.state.masked.insert(call.seq);
+            }
+            if framed {
+                add_rule(&mut request.messages);
+            }
+            (pass.records, pass.blocked)
+        });
+        let metrics = self.guardrails.metrics();
+        for record in records {
+            TurnDecisions::record(&call.turn, metrics, record);
+        }
+        if let Some(kind) = blocked {
+            TurnDecisions::record(
+                &call.turn,
+                metrics,
+                record(kind, Action::Block, Place::Message, None),
+            );
+            return Err(LlmError::Guardrail(GuardrailError::Blocked {
+                kind: kind.as_str(),
+                place: Place::Message,
+                detail: String::new(),
+            }));
+        }
+        Ok(request)
+    }
+
+    fn after(&self, call: &CallContext, stream: LlmStream) -> LlmStream {
+        let Some(target) = &self.target else {
+            return stream;
+        };
+        let policy = self.guardrails.policy(&call.turn.tenant).clone();
+        let map = call.turn.with_state(|state| {
+            state
+                .get::<GuardState>()
+                .filter(|s| target.endpoint && s.masked.contains(&call.seq))
+                .map(|s| s.map.clone())
+        });
+        if map.is_none() && !policy.filters_output() {
+            return stream;
+        }
+        guarded(self.guardrails.clone(), policy, call.clone(), map, stream)
+    }
+}
+
+/// Calls `f` on every text of `message` the guard scans.
+fn for_each_text(message: &ChatMessage, mut f: impl FnMut(&str)) {
+    match message {
+        ChatMessage::System { .. } => {}
+        ChatMessage::User { content } | ChatMessage::Tool { content, .. } => f(content),
+        ChatMessage::Assistant {
+            content,
+            tool_calls,
+        } => {
+            f(content);
+            for call in tool_calls {
+                f(&call.arguments);
+            }
+        }
+    }
+}
+
+/// Adds the framing rule to the system prompt (or as one when there is none).
+fn add_rule(messages: &mut Vec<ChatMessage>) {
+    match messages.first_mut() {
+        Some(ChatMessage::System { content }) => {
+            content.push_str("\n\n");
+            content.push_str(frame::RULE);
+        }
+        _ => messages.insert(
+            0,
+            ChatMessage::System {
+                content: frame::RULE.to_owned(),
+            },
+        ),
+    }
+}
+
+/// The answer of one call, restored (when `map` is set) and filtered.
+fn guarded(
+    guardrails: Arc<Guardrails>,
+    policy: Arc<Policy>,
+    call: CallContext,
+    map: Option<PlaceholderMap>,
+    mut inner: LlmStream,
+) -> LlmStream {
+    async_stream::stream! {
+        let scanner = guardrails.scanner().clone();
+        let mut filter = OutputFilter::new(
+            policy.deny().cloned(),
+            policy.output.redact_pii.then_some(scanner),
+        );
+        let mut restorer = Restorer::new();
+        // Output webhooks need the whole answer: nothing is released before.
+        let buffered = !policy.output_webhooks.is_empty();
+        let mut held = String::new();
+        let mut unknown = 0;
+        let metrics = guardrails.metrics();
+        while let Some(event) = inner.next().await {
+            let (text, finish) = match event {
+                Ok(LlmEvent::TextDelta(text)) => {
+                    let text = match &map {
+                        Some(map) => restorer.push(&text, map),
+                        None => text,
+                    };
+                    (filter.push(&text), None)
+                }
+                Ok(LlmEvent::Finished(reason)) => {
+                    let rest = match &map {
+                        Some(map) => restorer.finish(map),
+                        None => String::new(),
+                    };
+                    let step = match filter.push(&rest) {
+                        Step::Release(mut released) => match filter.finish() {
+                            Step::Release(last) => {
+                                released.push_str(&last);
+                                Step::Release(released)
+                            }
+                            Step::Cut { text, term_index } => {
+                                released.push_str(&text);
+                                Step::Cut { text: released, term_index }
+                            }
+                        },
+                        cut => cut,
+                    };
+                    (step, Some(reason))
+                }
+                Ok(LlmEvent::ToolCalls(mut calls)) => {
+                    if let Some(map) = &map {
+                        for tool_call in &mut calls {
+                            let (restored, missing) = restore_all(&tool_call.arguments, map);
+                            tool_call.arguments = restored;
+                            unknown += missing;
+                        }
+                    }
+                    yield Ok(LlmEvent::ToolCalls(calls));
+                    continue;
+                }
+                Ok(LlmEvent::Restart) => {
+                    restorer.reset();
+                    filter.reset();
+                    held.clear();
+                    yield Ok(LlmEvent::Restart);
+                    continue;
+                }
+                other => {
+                    yield other;
+                    continue;
+                }
+            };
+            let (released, cut) = match text {
+                Step::Release(released) => (released, false),
+                Step::Cut { text, .. } => {
+                    let decision = Record {
+                        kind: "DENY_LIST",
+                        action: Action::Block,
+                        place: Place::Answer,
+                        score: 1.0,
+                        detail: "",
+                        occurrence: None,
+                    };
+                    TurnDecisions::record(&call.turn, metrics, decision);
+                    (text, true)
+                }
+            };
+            if !buffered {
+                if !released.is_empty() {
+                    yield Ok(LlmEvent::TextDelta(released));
+                }
+            } else {
+                held.push_str(&released);
+            }
+            let finish = if cut { Some(FinishReason::Guardrail) } else { finish };
+            let Some(mut reason) = finish else { continue };
+            if buffered && !held.is_empty() {
+                if check_answer(&policy, metrics, &call, &held).await {
+                    yield Ok(LlmEvent::TextDelta(std::mem::take(&mut held)));
+                } else {
+                    reason = FinishReason::Guardrail;
+                }
+            }
+            for (kind, count) in filter.redacted() {
+                for _ in 0..count {
+                    TurnDecisions::record(&call.turn, metrics, record(kind, Action::Redact, Place::Answer, None));
+                }
+            }
+            if unknown > 0 || restorer.unknown() > 0 {
+                let decision = Record {
+                    kind: "UNKNOWN_PLACEHOLDER",
+                    action: Action::Flag,
+                    place: Place::Answer,
+                    score: 1.0,
+                    detail: "",
+                    occurrence: None,
+                };
+                TurnDecisions::record(&call.turn, metrics, decision);
+            }
+            yield Ok(LlmEvent::Finished(reason));
+            if cut {
+                // A cut answer ends here: dropping the inner stream aborts
+                // the upstream request.
+                break;
+            }
+        }
+    }
+    .boxed()
+}
+
+/// Whether the tenant's output webhooks let `answer` through; each flag or
+/// closed failure is recorded.
+async fn check_answer(
+    policy: &Policy,
+    metrics: &crate::telemetry::guardrails::GuardrailMetrics,
+    call: &CallContext,
+    answer: &str,
+) -> bool {
+    let turn = &call.turn;
+    for webhook in &policy.output_webhooks {
+        let check = Check {
+            direction: Direction::Output,
+            place: Place::Answer.as_str(),
+            tenant: turn.tenant.as_str(),
+            turn_id: turn.turn.as_str(),
+            text: answer,
+        };
+        let (withheld, score) = match webhook.check(check).await {
+            Ok(verdict) => (verdict.flagged, verdict.score),
+            Err(_) => (webhook.on_error() == OnError::FailClosed, 1.0),
+        };
+        if withheld {
+            let decision = Record {
+                kind: "WEBHOOK",
+                action: Action::Block,
+                place: Place::Answer,
+                score,
+                detail: webhook.name(),
+                occurrence: None,
+            };
+            TurnDecisions::record(turn, metrics, decision);
+            return false;
+        }
+    }
+    true
+}
