@@ -2,7 +2,7 @@
 # Runs the benchmark scenarios of BENCHMARKS.md on this machine and writes each
 # result as JSON under bench/results/ (plus the tables on stdout).
 #
-#   bash bench/run.sh [passthrough|check|onethread|rate1000|tools|capacity|idle|cancel|soak|redis|failover|cost|all] [--no-peer]
+#   bash bench/run.sh [passthrough|check|onethread|rate1000|tools|capacity|idle|cancel|soak|redis|failover|cost|guardrails|all] [--no-peer]
 #
 # `check` is the request-path regression check every change on the request path
 # re-runs: 1 in flight and 1,000 req/s against both mocks, agentd and direct only.
@@ -450,10 +450,72 @@ cost_bench() {
   python3 bench/summarize.py --cost "$results"/cost-*-run*.json >&2
 }
 
+# The guardrails' added latency on a 2 KB message holding an email, a phone
+# number and an IBAN: the build before them (AGENTD_BENCH_BASE=DIR, its
+# binaries) against this one with its defaults (PII masked and restored,
+# injection scored, tool results framed), with every streaming guardrail on
+# (also a deny list, answer PII redaction, tenant terms, injection blocking),
+# and buffered (also an output webhook: the mock's /mock/moderate, which flags
+# nothing). Each on a fresh agentd and mock, alternated three times; one in
+# flight, then 1,000 req/s. The client is this build's agentd-bench for every
+# variant, so the message is the same. Then the buffered turn's time to first
+# token against a streamed one with a mock that spaces its 32 chunks 5 ms
+# apart (160 ms of generation), one in flight.
+guardrails_bench() {
+  local base="${AGENTD_BENCH_BASE:?set AGENTD_BENCH_BASE to the binaries of the build before guardrails}"
+  local this="$bin" message="$work/message-2k.txt"
+  python3 - "$message" <<'PY'
+import sys
+text = ("Hello team, I am writing about order 2024-118-55731 which has not arrived yet. "
+        "Please reach me at ana.lima@example.com or +44 20 7946 0958; refunds can go to "
+        "DE89 3704 0044 0532 0130 00. ")
+filler = ("The release notes for version 4.12.1 say the sync job retries every 30 seconds, "
+          "but the dashboard showed 12:30:45 as the last run and nothing since. Could you "
+          "check what happened and tell me when it will be fixed? ")
+while len(text) < 2048:
+    text += filler
+open(sys.argv[1], "w").write(text[:2048])
+PY
+  local all=(AGENTD__GUARDRAILS__OUTPUT__REDACT_PII=true
+    'AGENTD__GUARDRAILS__OUTPUT__DENY=["project zeus","launch codes"]'
+    'AGENTD__GUARDRAILS__PII__TERMS=["Nightjar","Acme Corp"]'
+    AGENTD__GUARDRAILS__INJECTION__MESSAGE=block)
+  local webhook=("AGENTD__GUARDRAILS__WEBHOOKS__MODERATOR__URL=http://127.0.0.1:$MOCK_PORT/mock/moderate"
+    AGENTD__GUARDRAILS__WEBHOOKS__MODERATOR__APPLIES_TO=output
+    AGENTD__GUARDRAILS__WEBHOOKS__MODERATOR__ON_ERROR=fail_closed)
+  for run in 1 2 3; do
+    for variant in before defaults all buffered; do
+      local extra=()
+      [[ $variant == all || $variant == buffered ]] && extra+=("${all[@]}")
+      [[ $variant == buffered ]] && extra+=("${webhook[@]}")
+      bin="$this"
+      [[ $variant == before ]] && bin="$base"
+      PEER_PID=""
+      start_mock --tokens 32
+      start_agentd "${extra[@]}"
+      bin="$this"
+      load "guardrails-mock0-$variant-1inflight-run$run" --targets agentd,direct --concurrency 1 --duration 10s --rounds 2 --message-file "$message"
+      load "guardrails-mock0-$variant-1000rps-run$run" --targets agentd,direct --rate 1000 --duration 10s --rounds 2 --message-file "$message"
+      stop_all
+    done
+  done
+  for variant in defaults buffered; do
+    local extra=()
+    [[ $variant == buffered ]] && extra+=("${webhook[@]}")
+    PEER_PID=""
+    start_mock --tokens 32 --token-delay-ms 5
+    start_agentd "${extra[@]}"
+    load "guardrails-mock5-$variant-1inflight-run1" --targets agentd,direct --concurrency 1 --duration 10s --rounds 2 --message-file "$message"
+    stop_all
+  done
+  python3 bench/summarize.py --guardrails "$results"/guardrails-*-run*.json >&2
+}
+
 case "$scenario" in
   passthrough | check | onethread | rate1000 | tools | capacity | idle | cancel | soak | failover) "$scenario" ;;
   redis) redis_bench ;;
   cost) cost_bench ;;
+  guardrails) guardrails_bench ;;
   all) passthrough; onethread; rate1000; tools; capacity; idle; cancel; soak; failover ;;
   *) echo "unknown scenario $scenario" >&2; exit 64 ;;
 esac

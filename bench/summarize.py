@@ -10,6 +10,8 @@
   summarize.py --cost FILE...            `cost` scenario files (cost-BACKEND-VARIANT-LOAD-runN):
                                          per backend and load, the median added TTFT and
                                          total p50 of each variant, and the change from `before`
+  summarize.py --guardrails FILE...      the same for `guardrails` files
+                                         (guardrails-MOCK-VARIANT-LOAD-runN)
 """
 import json
 import re
@@ -104,10 +106,10 @@ def repeats(paths):
     print(f"  {'median of ' + str(len(rows)) + ' runs':<40} added ttft p50 {median[0]:7.3f} p99 {median[1]:7.3f} | total p50 {median[2]:7.3f} p99 {median[3]:7.3f} (ms)")
 
 
-def cost(paths):
+def cost(paths, prefix="cost", names=("before", "none", "limits")):
     groups = {}
     for path in paths:
-        m = re.search(r"cost-([\w-]+?)-(before|none|limits)-(\w+)-run\d+\.json$", path)
+        m = re.search(prefix + r"-([\w-]+?)-(" + "|".join(names) + r")-(\w+)-run\d+\.json$", path)
         if not m:
             continue
         backend, variant, load = m.groups()
@@ -121,7 +123,7 @@ def cost(paths):
             for v, rows in variants.items()
         }
         base = med.get("before")
-        for variant in ("before", "none", "limits"):
+        for variant in names:
             if variant not in med:
                 continue
             ttft, total = med[variant]
@@ -144,5 +146,7 @@ if __name__ == "__main__":
         repeats(args[1:])
     elif args[0] == "--cost":
         cost(args[1:])
+    elif args[0] == "--guardrails":
+        cost(args[1:], "guardrails", ("before", "defaults", "all", "buffered"))
     else:
         summary(args[0])

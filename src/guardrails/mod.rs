@@ -17,6 +17,7 @@
 //! The model-call half lives in the per-call chain's guard slot ([`stage`]);
 //! the message and tool-result half is called by the orchestrator ([`screen`]).
 
+mod answer;
 pub mod decisions;
 pub mod embed;
 pub mod frame;

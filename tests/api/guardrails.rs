@@ -707,3 +707,39 @@ fn guardrail_config_mistakes_name_their_key() {
         assert!(err.contains(key), "{toml}: {err}");
     }
 }
+
+#[tokio::test]
+async fn the_turns_span_carries_its_decisions_never_the_values() {
+    use opentelemetry::trace::{SpanId, TraceId};
+    use opentelemetry::{Key, Value};
+
+    use crate::helpers::{eventually, spans_of_trace};
+
+    let mock = mock_llm().await;
+    mock.script([Reply::Completion(Completion::text(["ok"]))]);
+    let app = spawn_agent(&mock, "").await;
+    let trace_id = TraceId::from_hex("7a1e0c2b9d3f4e5a8b6c7d8e9f0a1b2c").unwrap();
+    let parent_id = SpanId::from_hex("20f067aa0ba902b7").unwrap();
+    let mut request = tonic::Request::new(chat(&format!("mail {EMAIL}")));
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-{parent_id}-01").parse().unwrap(),
+    );
+    let mut stream = app.agent().chat(request).await.unwrap().into_inner();
+    while stream.message().await.unwrap().is_some() {}
+    let agent_span = || async move {
+        spans_of_trace(trace_id)
+            .into_iter()
+            .find(|span| span.name == "invoke_agent agentd")
+    };
+    eventually(|| async move { agent_span().await.is_some() }).await;
+    let span = agent_span().await.unwrap();
+    let value = span
+        .attributes
+        .iter()
+        .find(|kv| kv.key == Key::new("agentd.guardrails"))
+        .map(|kv| kv.value.clone());
+    assert_eq!(value, Some(Value::from("EMAIL:mask:message")));
+    let everything = format!("{:?}", spans_of_trace(trace_id));
+    assert!(!everything.contains(EMAIL), "a span holds the address");
+}

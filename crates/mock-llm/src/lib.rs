@@ -147,6 +147,7 @@ impl MockLlm {
             .route("/v1/chat/completions", post(chat_completions))
             .route("/v1/embeddings", post(embeddings::embeddings))
             .route("/mock/stats", get(stats))
+            .route("/mock/moderate", post(moderate))
             .with_state(shared.clone());
         let listening = Listening::spawn(listener, router.clone(), &stop);
         Ok(Self {
@@ -156,6 +157,12 @@ impl MockLlm {
             listening: tokio::sync::Mutex::new(Some(listening)),
             stop,
         })
+    }
+
+    /// The URL of its moderation endpoint (`POST`, agentd's guardrail
+    /// webhook contract): it flags nothing.
+    pub fn moderation_url(&self) -> String {
+        format!("http://{}/mock/moderate", self.addr)
     }
 
     /// Closes the listening socket: from its return until
@@ -462,4 +469,10 @@ fn http_error(status: u16, retry_after: Option<u64>, message: &str, kind: &str) 
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
     response
+}
+
+/// A guardrail webhook that lets every text through: for benchmarks of a
+/// buffered turn (the webhook's own time is then only the HTTP round trip).
+async fn moderate() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"flagged": false, "score": 0.0}))
 }

@@ -19,8 +19,22 @@ use anyhow::Context;
 use futures::StreamExt;
 use tonic::transport::Channel;
 
-/// The user message of every request, on every path.
+/// The user message of every request, on every path, unless `--message-file`
+/// names another.
 pub const MESSAGE: &str = "Say something.";
+
+/// The message every request sends: set once before the load starts.
+static CHOSEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Sends `text` instead of [`MESSAGE`] from now on (the first call wins).
+pub fn choose_message(text: String) {
+    let _ = CHOSEN.set(text);
+}
+
+/// The message every request sends.
+pub fn message() -> &'static str {
+    CHOSEN.get().map_or(MESSAGE, String::as_str)
+}
 
 /// One successful request's timings.
 #[derive(Clone, Copy, Debug)]
@@ -101,7 +115,7 @@ pub async fn agentd_chat(
 ) -> Result<Sample, Failure> {
     let request = with_key(
         ChatRequest {
-            message: MESSAGE.into(),
+            message: message().into(),
             session_id: String::new(),
             // No tools named: the server's default tools, as a plain client gets.
             options: Some(options(model)),
@@ -144,7 +158,7 @@ pub async fn agentd_ask(
 ) -> Result<Sample, Failure> {
     let request = with_key(
         AskRequest {
-            message: MESSAGE.into(),
+            message: message().into(),
             session_id: String::new(),
             options: Some(options(model)),
         },
@@ -171,7 +185,7 @@ pub async fn http_chat(
     let mut body = serde_json::json!({
         "model": model,
         "stream": stream,
-        "messages": [{"role": "user", "content": MESSAGE}],
+        "messages": [{"role": "user", "content": message()}],
     });
     if stream {
         body["stream_options"] = serde_json::json!({"include_usage": true});

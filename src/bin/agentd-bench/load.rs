@@ -102,6 +102,10 @@ pub struct LoadArgs {
     /// Print one JSON object instead of tables.
     #[arg(long)]
     json: bool,
+    /// Send the text of this file as the user message of every request
+    /// (default: a short fixed message).
+    #[arg(long)]
+    message_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -416,6 +420,11 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         && !(rate > 0.0 && rate.is_finite())
     {
         anyhow::bail!("--rate must be a positive number");
+    }
+    if let Some(path) = &args.message_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--message-file {}", path.display()))?;
+        crate::client::choose_message(text);
     }
     let mut agents = Vec::new();
     if args.targets.contains(&TargetKind::Agentd) {

@@ -15,14 +15,15 @@ const CORPUS: &str = include_str!(concat!(
 ));
 
 // Thresholds sit just below the measured figures so a regression fails the test; one held-out
-// row is 2.7 points. Measured: tuned 0.997 detection / 0.000 false positives; held-out 0.444 /
-// 0.027. The gap is the point of the split: the phrase tables generalise poorly to wording the
-// generator's templates do not use (see the README).
+// row is 2.7 points. Measured with the intent rules (`intent.rs`): tuned 0.994 detection / 0.008
+// false positives (328 / 266 rows, 80 of them the "gen2-" paraphrases and look-alikes); held-out
+// 0.611 / 0.027, measured at the end and not tuned against (before the intent rules: tuned
+// 0.997 / 0.000 on the 288 / 226 older rows, held-out 0.444 / 0.027).
 const TUNED_MIN_DETECTION: f64 = 0.97;
 const TUNED_MAX_FALSE_POSITIVES: f64 = 0.01;
 // Looser: nothing was tuned against these rows, and there are only 36 + 37 of them.
-const HELDOUT_MIN_DETECTION: f64 = 0.41;
-const HELDOUT_MAX_FALSE_POSITIVES: f64 = 0.06;
+const HELDOUT_MIN_DETECTION: f64 = 0.58;
+const HELDOUT_MAX_FALSE_POSITIVES: f64 = 0.03;
 
 struct Row {
     id: String,
@@ -179,4 +180,69 @@ fn scores_are_deterministic_and_in_range() {
         assert!((0.0..=1.0).contains(&s.value), "{}", r.id);
         assert_eq!(s, b.score(&r.text), "{}", r.id);
     }
+}
+
+/// The sealed set (`tests/corpus/injection_sealed.jsonl`): written by someone
+/// who never saw the detector or its corpus, and never tuned against. Its
+/// figures are the ones to quote; the thresholds sit just below them so that
+/// a change that makes the detector worse on unseen text fails here.
+const SEALED: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/corpus/injection_sealed.jsonl"
+));
+// Measured the first time the detector met it (after the intent rules): 42 of
+// 100 attacks, 13 of 100 benign rows (7 of 12 security documents, 4 of 8
+// questions about chat templates).
+const SEALED_MIN_DETECTION: f64 = 0.40;
+const SEALED_MAX_FALSE_POSITIVES: f64 = 0.14;
+
+#[test]
+fn sealed_set_detection_and_false_positive_rates() {
+    let det = InjectionDetector::new();
+    let mut by_category: BTreeMap<(bool, String), Tally> = BTreeMap::new();
+    let (mut attacks, mut benign) = (Tally::default(), Tally::default());
+    for line in SEALED.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).expect("sealed line is JSON");
+        let text = v["text"].as_str().expect("text");
+        let attack = v["label"] == "attack";
+        let category = v["category"].as_str().expect("category").to_owned();
+        let flagged = det.score(text).value >= DEFAULT_THRESHOLD;
+        for tally in [
+            by_category.entry((attack, category)).or_default(),
+            if attack { &mut attacks } else { &mut benign },
+        ] {
+            tally.total += 1;
+            tally.hit += usize::from(flagged);
+        }
+    }
+    println!("| label | category | rows | flagged | rate |\n|---|---|---|---|---|");
+    for ((attack, category), t) in &by_category {
+        let label = if *attack { "attack" } else { "benign" };
+        println!(
+            "| {label} | {category} | {} | {} | {:.3} |",
+            t.total,
+            t.hit,
+            t.rate()
+        );
+    }
+    println!(
+        "| attack | **detection** | {} | {} | **{:.3}** |\n| benign | **false positives** | {} | {} | **{:.3}** |",
+        attacks.total,
+        attacks.hit,
+        attacks.rate(),
+        benign.total,
+        benign.hit,
+        benign.rate()
+    );
+    assert!(attacks.total >= 100 && benign.total >= 100);
+    assert!(
+        attacks.rate() >= SEALED_MIN_DETECTION,
+        "sealed detection {:.3}",
+        attacks.rate()
+    );
+    assert!(
+        benign.rate() <= SEALED_MAX_FALSE_POSITIVES,
+        "sealed FP {:.3}",
+        benign.rate()
+    );
 }

@@ -6,15 +6,20 @@
 //! qualifier × object) yield signals. Variants are scanned too when the text calls for them: a
 //! leetspeak fold (`1gn0r3`), a de-spaced copy (`i g n o r e`), and whatever [`hidden`] decodes
 //! (tag characters, reversed bidi runs, HTML comments, base64 and hex blobs). Each distinct signal
-//! `i` has a weight `wᵢ`; the score is `1 − Π(1 − wᵢ)`.
+//! `i` has a weight `wᵢ`; the score is `1 − Π(1 − wᵢ)`. The same pass also reports hits of the
+//! closed word classes in [`lexicon`]; [`intent`] combines them by word distance ("a dismissal
+//! verb within six words of the guidance it was given"), so paraphrases score without their exact
+//! wording being in the phrase table.
 //!
 //! Fast path: for ASCII text normalisation is a lowercase copy with whitespace collapsed (NFKC and
 //! the Unicode folds only run on non-ASCII text). One automaton pass over it finds the phrases and
-//! the anchor words each template needs; text with neither, no long base64/hex run and no
+//! the anchor words each template needs; text with none of these, no lexicon word, no long base64/hex run and no
 //! leetspeak or spaced-letter tokens returns 0 without running any regex. Templates whose anchors
 //! are absent never run.
 
 mod hidden;
+mod intent;
+mod lexicon;
 mod normalise;
 mod phrases;
 
@@ -177,6 +182,8 @@ pub struct InjectionDetector {
     /// For each anchor id above the phrases: the templates it gates (bit k = `TEMPLATES[k]`,
     /// bit 32 + k = `RAW_TEMPLATES[k]`).
     anchor_gates: Vec<u64>,
+    /// Lexicon entries (ids after the anchors): classes, and whether the entry is a stem.
+    words: Vec<(u32, bool)>,
     templates: Vec<Regex>,
     raw_templates: Vec<Regex>,
     html: hidden::HtmlPatterns,
@@ -204,6 +211,8 @@ struct Pass {
     phrases: Vec<(usize, usize, usize)>,
     /// Templates whose anchors occur, as in `InjectionDetector::anchor_gates`.
     gates: u64,
+    /// Lexicon hits for the intent rules.
+    hits: Vec<intent::Hit>,
 }
 
 impl InjectionDetector {
@@ -223,15 +232,29 @@ impl InjectionDetector {
                 }
             }
         }
+        let mut words: Vec<(&str, u32, bool)> = Vec::new();
+        for &(entry, bits) in lexicon::LEXICON {
+            let (word, stem) = match entry.strip_suffix('*') {
+                Some(w) => (w, true),
+                None => (entry, false),
+            };
+            match words.iter_mut().find(|(w, _, s)| *w == word && *s == stem) {
+                Some((_, b, _)) => *b |= bits,
+                None => words.push((word, bits, stem)),
+            }
+        }
         // A DFA: about 3× faster than the default NFA on 2 KB of text, for a few hundred KB.
         let automaton = AhoCorasickBuilder::new()
             .kind(Some(AhoCorasickKind::DFA))
             .match_kind(MatchKind::Standard)
+            // Most patterns start with common letters, so a prefilter only adds work (~1 µs of 12).
+            .prefilter(false)
             .build(
                 PHRASES
                     .iter()
                     .map(|p| p.0)
-                    .chain(anchors.iter().map(|a| a.0)),
+                    .chain(anchors.iter().map(|a| a.0))
+                    .chain(words.iter().map(|w| w.0)),
             )
             // SAFETY-ish: a fixed table of a few hundred short literals, far below any size limit.
             .expect("phrase automaton builds");
@@ -242,6 +265,7 @@ impl InjectionDetector {
         InjectionDetector {
             automaton,
             anchor_gates: anchors.into_iter().map(|a| a.1).collect(),
+            words: words.into_iter().map(|(_, b, s)| (b, s)).collect(),
             templates: TEMPLATES.iter().map(compile).collect(),
             raw_templates: RAW_TEMPLATES.iter().map(compile).collect(),
             html: hidden::HtmlPatterns::new(),
@@ -258,7 +282,12 @@ impl InjectionDetector {
         let norm = normalise(text);
         let pass = self.pass(&norm);
         // Fast path: no phrase, no template anchor, nothing to decode or fold.
-        if fast_path && pass.phrases.is_empty() && pass.gates == 0 && !features.needs_full_scan() {
+        if fast_path
+            && pass.phrases.is_empty()
+            && pass.gates == 0
+            && !intent::could_match(&pass.hits)
+            && !features.needs_full_scan()
+        {
             return Score::none();
         }
         let mut signals = Signals::default();
@@ -316,7 +345,9 @@ impl InjectionDetector {
         let mut pass = Pass {
             phrases: Vec::new(),
             gates: 0,
+            hits: Vec::new(),
         };
+        let word_ids = PHRASES.len() + self.anchor_gates.len();
         let bytes = norm.as_bytes();
         for m in self.automaton.find_overlapping_iter(norm) {
             let id = m.pattern().as_usize();
@@ -333,6 +364,22 @@ impl InjectionDetector {
                         pass.phrases.push((id, m.start(), m.end()));
                     }
                 }
+                None if id >= word_ids => {
+                    let Some(&(bits, stem)) = self.words.get(id - word_ids) else {
+                        continue;
+                    };
+                    let word_char = |i: usize| {
+                        bytes
+                            .get(i)
+                            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+                    };
+                    let starts_ok =
+                        !word_char(m.start()) || m.start() == 0 || !word_char(m.start() - 1);
+                    let ends_ok = stem || !word_char(m.end() - 1) || !word_char(m.end());
+                    if starts_ok && ends_ok {
+                        pass.hits.push(intent::Hit::new(m.start(), m.end(), bits));
+                    }
+                }
                 None => {
                     pass.gates |= self
                         .anchor_gates
@@ -346,6 +393,9 @@ impl InjectionDetector {
     }
 
     fn apply(&self, norm: &str, pass: &Pass, signals: &mut Signals) {
+        if intent::could_match(&pass.hits) {
+            intent::apply(norm, &mut pass.hits.clone(), signals);
+        }
         // Spans where the override template matched as a mention: Override phrases inside them
         // are the same evidence and must not add up to more than the mention itself.
         let mut mentions: Vec<(usize, usize)> = Vec::new();
@@ -369,7 +419,10 @@ impl InjectionDetector {
         }
         for &(id, start, end) in &pass.phrases {
             let (_, category, weight) = PHRASES[id];
-            let weight = if category != Category::Override {
+            let weight = if !matches!(
+                category,
+                Category::Override | Category::Persona | Category::Extraction
+            ) {
                 weight
             } else if mentions.iter().any(|&(a, b)| a <= start && end <= b) {
                 continue;

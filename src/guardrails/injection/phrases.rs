@@ -466,7 +466,7 @@ pub(super) const TEMPLATES: &[Template] = &[
     Template {
         pattern: r"(?-u:\b)(?:print|repeat|reveal|show|output|display|dump|leak|disclose|expose|share|tell me|give me|write out|paste|quote|recite|type out|spell|translate|summari[sz]e|encode|base64-encode|list|return|send)(?: [a-z0-9'-]+){0,4}? (?:(?:system|developer|hidden|initial|original|secret) (?:prompt|message|rules|instructions)|api keys?|environment variables|(?:secret )?password|credentials|your (?:[a-z-]+ ){0,2}(?:instructions|prompt|rules|configuration|guidelines|memory|context|setup))(?-u:\b)",
         category: Extraction,
-        weight: 0.6,
+        weight: 0.3,
         anchors: &[
             "prompt",
             "message",
