@@ -163,13 +163,22 @@ pub struct InjectionConfig {
     /// For retrieved passages and tool results.
     #[serde(default)]
     pub content: ContentAction,
-    /// The score in [0, 1] from which the action applies.
+    /// The score in [0, 1] from which a text is flagged (the decision is
+    /// recorded and counted).
     #[serde(default = "default_threshold")]
     pub threshold: f32,
+    /// The score from which `block` or `strip` applies; between `threshold`
+    /// and this, the text is only flagged. At least `threshold`.
+    #[serde(default = "default_action_threshold")]
+    pub action_threshold: f32,
 }
 
 fn default_threshold() -> f32 {
     crate::guardrails::injection::DEFAULT_THRESHOLD
+}
+
+fn default_action_threshold() -> f32 {
+    0.8
 }
 
 impl Default for InjectionConfig {
@@ -178,6 +187,7 @@ impl Default for InjectionConfig {
             message: MessageAction::Flag,
             content: ContentAction::Strip,
             threshold: default_threshold(),
+            action_threshold: default_action_threshold(),
         }
     }
 }
@@ -313,6 +323,12 @@ impl InjectionConfig {
         if !(self.threshold > 0.0 && self.threshold <= 1.0) {
             problems.push(format!("{key}.threshold: must be above 0 and at most 1"));
         }
+        if !(self.action_threshold >= self.threshold && self.action_threshold <= 1.0) {
+            problems.push(format!(
+                "{key}.action_threshold: must be at least threshold ({}) and at most 1",
+                self.threshold
+            ));
+        }
     }
 }
 
@@ -417,7 +433,7 @@ mod tests {
         let found = problems(&config(
             "[pii]\nproviders = { nowhere = \"allow\" }\ntypes = { NAME = \"block\" }\n\
              terms = [\"\"]\nembeddings = \"mask_and_restore\"\n\
-             [injection]\nthreshold = 0\n[output]\ndeny = [\"\"]\n\
+             [injection]\nthreshold = 0\naction_threshold = 2\n[output]\ndeny = [\"\"]\n\
              [tenants.ghost]\n[tenants.acme]\nwebhooks = [\"nope\"]\n\
              [webhooks.mod]\nurl = \"ftp://x\"\napplies_to = \"both\"\non_error = \"fail_open\"\n\
              timeout = \"0s\"\nthreshold = 2\n",
@@ -428,6 +444,7 @@ mod tests {
             "guardrails.pii.terms:",
             "guardrails.pii.embeddings:",
             "guardrails.injection.threshold:",
+            "guardrails.injection.action_threshold:",
             "guardrails.output.deny:",
             "guardrails.tenants.ghost: unknown tenant",
             "guardrails.tenants.acme.webhooks: no webhook \"nope\"",

@@ -18,8 +18,9 @@ const STRIPPED: &str = "[removed by guardrails: this tool result read as a promp
 
 impl Guardrails {
     /// The input guardrails on `message`, before any model call: prompt
-    /// injection (flagged, or the turn refused, by the tenant's policy) and the
-    /// tenant's input webhooks.
+    /// injection (flagged from `threshold`; the turn refused from
+    /// `action_threshold` when the tenant's policy blocks) and the tenant's
+    /// input webhooks.
     pub async fn screen_message(
         &self,
         turn: &TurnContext,
@@ -28,7 +29,8 @@ impl Guardrails {
         let policy = self.policy(&turn.tenant);
         let score = self.detector().score(message);
         if score.value >= policy.injection.threshold {
-            let block = policy.injection.message == MessageAction::Block;
+            let block = policy.injection.message == MessageAction::Block
+                && score.value >= policy.injection.action_threshold;
             let action = if block { Action::Block } else { Action::Flag };
             let detail = category(&score);
             self.record(
@@ -86,13 +88,24 @@ impl Guardrails {
 
     /// The result of tool `tool` as the model may see it: each passage of a
     /// knowledge search, or the whole result of another tool, that reads as a
-    /// prompt injection is flagged or removed, by the tenant's policy. The
-    /// turn never fails here.
+    /// prompt injection is flagged (from `threshold`) or removed (from
+    /// `action_threshold`, when the tenant's policy strips). The turn never
+    /// fails here.
     pub fn screen_tool_result(&self, turn: &TurnContext, tool: &str, content: String) -> String {
         let policy = self.policy(&turn.tenant);
-        let strip = policy.injection.content == ContentAction::Strip;
-        let action = if strip { Action::Strip } else { Action::Flag };
-        let threshold = policy.injection.threshold;
+        let stripping = policy.injection.content == ContentAction::Strip;
+        let (threshold, act_at) = (
+            policy.injection.threshold,
+            policy.injection.action_threshold,
+        );
+        let strip = |score: &Score| stripping && score.value >= act_at;
+        let action = |score: &Score| {
+            if strip(score) {
+                Action::Strip
+            } else {
+                Action::Flag
+            }
+        };
         if tool == SEARCH_TOOL
             && let Ok(mut results) = serde_json::from_str::<KnowledgeResults>(&content)
         {
@@ -103,8 +116,8 @@ impl Guardrails {
                     return true;
                 }
                 let occurrence = digest(&[passage.doc_id.as_bytes(), passage.text.as_bytes()]);
-                self.record_once(turn, action, Place::Passage, &score, occurrence);
-                !strip
+                self.record_once(turn, action(&score), Place::Passage, &score, occurrence);
+                !strip(&score)
             });
             if results.passages.len() == before {
                 return content;
@@ -116,8 +129,12 @@ impl Guardrails {
             return content;
         }
         let occurrence = digest(&[tool.as_bytes(), content.as_bytes()]);
-        self.record_once(turn, action, Place::ToolResult, &score, occurrence);
-        if strip { STRIPPED.to_owned() } else { content }
+        self.record_once(turn, action(&score), Place::ToolResult, &score, occurrence);
+        if strip(&score) {
+            STRIPPED.to_owned()
+        } else {
+            content
+        }
     }
 
     /// `messages` as `tenant`'s sessions store them: as written, or with

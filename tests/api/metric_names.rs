@@ -1,7 +1,8 @@
 //! Every metric the Helm chart's alert rules and Grafana dashboard query is one
 //! agentd exports: after a scripted scenario (a Chat turn with a tool call, an
 //! Ask grounded in the knowledge base, a failed call, a call the provider
-//! refuses agentd's key for, a refused call), each name used in
+//! refuses agentd's key for, a refused call; every message checked by a
+//! guardrail webhook), each name used in
 //! `helm/agentd/files/alerts.yaml` (`expr:`) and
 //! `helm/agentd/files/dashboard.json` (panel targets and template variables)
 //! is a sample name of the `/metrics` scrape, so a renamed metric cannot
@@ -161,8 +162,13 @@ async fn scripted_scenario_scrape() -> String {
     let app = spawn_agent_with_llm(
         &mock,
         "degraded_default = \"unavailable\"",
-        "[llm.retry]\nmax_attempts = 1\n[llm.breaker]\nmin_calls = 1\nfailure_ratio = 0.3\n\
-         [cost.tenants.default]\nbudget_usd_day = 100",
+        &format!(
+            "[llm.retry]\nmax_attempts = 1\n[llm.breaker]\nmin_calls = 1\nfailure_ratio = 0.3\n\
+             [cost.tenants.default]\nbudget_usd_day = 100\n\
+             [guardrails.webhooks.moderator]\nurl = \"{}\"\napplies_to = \"input\"\n\
+             on_error = \"fail_open\"\n",
+            mock.moderation_url()
+        ),
         |app| app,
     )
     .await;

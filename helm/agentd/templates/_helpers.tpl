@@ -239,8 +239,8 @@ terms = {{ . | toJson }}
 {{- end }}
 
 {{/*
-The keys of one [guardrails.injection] table, only those set. The threshold is
-written as a float ("1" would be a TOML integer).
+The keys of one [guardrails.injection] table, only those set. The thresholds are
+written as floats ("1" would be a TOML integer).
 */}}
 {{- define "agentd.guardrailsInjection" -}}
 {{- $injection := . | default dict }}
@@ -252,6 +252,9 @@ written as a float ("1" would be a TOML integer).
 {{- end }}
 {{- if not (kindIs "invalid" $injection.threshold) }}
 threshold = {{ include "agentd.float" $injection.threshold }}
+{{- end }}
+{{- if not (kindIs "invalid" $injection.actionThreshold) }}
+action_threshold = {{ include "agentd.float" $injection.actionThreshold }}
 {{- end }}
 {{- end }}
 
@@ -470,8 +473,10 @@ belongs to a tenant, not to a key: session limits are the tenant's.
 {{- end }}
 {{- /*
 Guardrails name tenants of auth.keys, providers of llm.providers (or of
-extraConfig) and webhooks of guardrails.webhooks; a webhook's timeout is above 0
-and at most 30s. agentd refuses anything else at start.
+extraConfig) and webhooks of guardrails.webhooks; an injection table's
+actionThreshold is at least its threshold (when both are given: the defaults are
+agentd's); a webhook's timeout is above 0 and at most 30s. agentd refuses
+anything else at start.
 */}}
 {{- $providers := keys $v.llm.providers }}
 {{- range regexFindAll `(?m)^[ \t]*\[[ \t]*llm\.providers\.[^\]\n]+\]` $v.extraConfig -1 }}
@@ -488,6 +493,18 @@ and at most 30s. agentd refuses anything else at start.
 {{- range $tenant.webhooks }}
 {{- if not (has . $webhooks) }}
 {{- fail (printf "guardrails.tenants.%s.webhooks: %q is not a webhook of guardrails.webhooks (%s)" $name . ($webhooks | sortAlpha | join ", ")) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $injectionTables := list (list "guardrails.injection" $v.guardrails.injection) }}
+{{- range $name, $tenant := $v.guardrails.tenants }}
+{{- with ($tenant | default dict).injection }}{{ $injectionTables = append $injectionTables (list (printf "guardrails.tenants.%s.injection" $name) .) }}{{ end }}
+{{- end }}
+{{- range $injectionTables }}
+{{- $injection := (index . 1) | default dict }}
+{{- if and (not (kindIs "invalid" $injection.threshold)) (not (kindIs "invalid" $injection.actionThreshold)) }}
+{{- if lt ($injection.actionThreshold | float64) ($injection.threshold | float64) }}
+{{- fail (printf "%s.actionThreshold: %v is below threshold (%v); block and strip apply from actionThreshold, flagging from threshold, so it must be at least as high" (index . 0) $injection.actionThreshold $injection.threshold) }}
 {{- end }}
 {{- end }}
 {{- end }}
