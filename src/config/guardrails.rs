@@ -168,17 +168,14 @@ pub struct InjectionConfig {
     #[serde(default = "default_threshold")]
     pub threshold: f32,
     /// The score from which `block` or `strip` applies; between `threshold`
-    /// and this, the text is only flagged. At least `threshold`.
-    #[serde(default = "default_action_threshold")]
-    pub action_threshold: f32,
+    /// and this, the text is only flagged. At least `threshold`; unset: the
+    /// same as `threshold`.
+    #[serde(default)]
+    pub action_threshold: Option<f32>,
 }
 
 fn default_threshold() -> f32 {
     crate::guardrails::injection::DEFAULT_THRESHOLD
-}
-
-fn default_action_threshold() -> f32 {
-    0.8
 }
 
 impl Default for InjectionConfig {
@@ -187,7 +184,7 @@ impl Default for InjectionConfig {
             message: MessageAction::Flag,
             content: ContentAction::Strip,
             threshold: default_threshold(),
-            action_threshold: default_action_threshold(),
+            action_threshold: None,
         }
     }
 }
@@ -323,12 +320,19 @@ impl InjectionConfig {
         if !(self.threshold > 0.0 && self.threshold <= 1.0) {
             problems.push(format!("{key}.threshold: must be above 0 and at most 1"));
         }
-        if !(self.action_threshold >= self.threshold && self.action_threshold <= 1.0) {
+        if let Some(act_at) = self.action_threshold
+            && !(act_at >= self.threshold && act_at <= 1.0)
+        {
             problems.push(format!(
                 "{key}.action_threshold: must be at least threshold ({}) and at most 1",
                 self.threshold
             ));
         }
+    }
+
+    /// The score from which `block` or `strip` applies.
+    pub fn action_at(&self) -> f32 {
+        self.action_threshold.unwrap_or(self.threshold)
     }
 }
 

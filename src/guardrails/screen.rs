@@ -6,9 +6,10 @@
 use super::decisions::{Action, Place, Record, TurnDecisions};
 use super::injection::Score;
 use super::mask::redact;
+use super::stage::GuardState;
 use super::webhook::{Check, Direction};
-use super::{GuardrailError, Guardrails, digest};
-use crate::config::guardrails::{ContentAction, MessageAction, OnError};
+use super::{GuardrailError, Guardrails, Policy, digest};
+use crate::config::guardrails::{ContentAction, MessageAction, OnError, PiiAction};
 use crate::ids::TenantId;
 use crate::llm::{ChatMessage, TurnContext};
 use crate::retrieval::knowledge::{KnowledgeResults, SEARCH_TOOL};
@@ -25,12 +26,16 @@ impl Guardrails {
         &self,
         turn: &TurnContext,
         message: &str,
+        first_provider: Option<&str>,
     ) -> Result<(), GuardrailError> {
         let policy = self.policy(&turn.tenant);
+        if let Some(provider) = first_provider {
+            self.refuse_blocked_pii(turn, policy, message, provider)?;
+        }
         let score = self.detector().score(message);
         if score.value >= policy.injection.threshold {
             let block = policy.injection.message == MessageAction::Block
-                && score.value >= policy.injection.action_threshold;
+                && score.value >= policy.injection.action_at();
             let action = if block { Action::Block } else { Action::Flag };
             let detail = category(&score);
             self.record(
@@ -86,6 +91,45 @@ impl Guardrails {
         Ok(())
     }
 
+    /// Refuses `message` when it holds PII the tenant blocks for `provider`
+    /// (the first the turn's route will call), before the turn starts; the
+    /// per-call chain checks every later target the same way. The scan is
+    /// kept for the chain.
+    fn refuse_blocked_pii(
+        &self,
+        turn: &TurnContext,
+        policy: &Policy,
+        message: &str,
+        provider: &str,
+    ) -> Result<(), GuardrailError> {
+        let local = self.is_local(provider);
+        if provider == crate::llm::extractive::MODEL || policy.allows_all(provider, local) {
+            return Ok(());
+        }
+        let id = digest(&[message.as_bytes()]);
+        let findings = turn.with_state(|state| {
+            state.get_or_insert_default::<GuardState>().findings(
+                self.scanner(),
+                policy.terms(),
+                id,
+                message,
+            )
+        });
+        let Some(blocked) = findings
+            .iter()
+            .find(|f| policy.pii_action(provider, local, f.kind) == PiiAction::Block)
+        else {
+            return Ok(());
+        };
+        let kind = blocked.kind.as_str();
+        self.record(turn, kind, Action::Block, Place::Message, 1.0, "");
+        Err(GuardrailError::Blocked {
+            kind,
+            place: Place::Message,
+            detail: String::new(),
+        })
+    }
+
     /// The result of tool `tool` as the model may see it: each passage of a
     /// knowledge search, or the whole result of another tool, that reads as a
     /// prompt injection is flagged (from `threshold`) or removed (from
@@ -94,10 +138,7 @@ impl Guardrails {
     pub fn screen_tool_result(&self, turn: &TurnContext, tool: &str, content: String) -> String {
         let policy = self.policy(&turn.tenant);
         let stripping = policy.injection.content == ContentAction::Strip;
-        let (threshold, act_at) = (
-            policy.injection.threshold,
-            policy.injection.action_threshold,
-        );
+        let (threshold, act_at) = (policy.injection.threshold, policy.injection.action_at());
         let strip = |score: &Score| stripping && score.value >= act_at;
         let action = |score: &Score| {
             if strip(score) {

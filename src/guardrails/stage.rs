@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use super::decisions::{Action, Place, Record, TurnDecisions};
 use super::mask::PlaceholderMap;
-use super::pii::{Finding, PiiKind};
+use super::pii::{Finding, PiiKind, PiiScanner, Terms};
 use super::{GuardrailError, Guardrails, Policy, digest, frame};
 use crate::config::guardrails::PiiAction;
 use crate::llm::chain::CallStage;
@@ -60,15 +60,31 @@ impl GuardStage {
     }
 }
 
-/// What the guard stage keeps for a turn.
+/// What the guardrails keep for a turn.
 #[derive(Clone, Debug)]
-struct GuardState {
+pub(super) struct GuardState {
     map: PlaceholderMap,
     /// Findings by the digest of the text they were found in.
     cache: HashMap<u128, Arc<[Finding]>>,
     nonce: String,
     /// The calls (by their number in the turn) whose request was masked.
     masked: HashSet<u32>,
+}
+
+impl GuardState {
+    /// The findings in `text` (whose digest is `id`), scanned once per turn.
+    pub(super) fn findings(
+        &mut self,
+        scanner: &PiiScanner,
+        terms: Option<&Terms>,
+        id: u128,
+        text: &str,
+    ) -> Arc<[Finding]> {
+        self.cache
+            .entry(id)
+            .or_insert_with(|| scanner.scan(text, terms).into())
+            .clone()
+    }
 }
 
 impl Default for GuardState {
@@ -99,18 +115,9 @@ impl Pass<'_> {
     /// when it changes.
     fn text(&mut self, text: &str, place: Place) -> Option<String> {
         let id = digest(&[text.as_bytes()]);
-        let findings = match self.state.cache.get(&id) {
-            Some(found) => found.clone(),
-            None => {
-                let found: Arc<[Finding]> = self
-                    .guardrails
-                    .scanner()
-                    .scan(text, self.policy.terms())
-                    .into();
-                self.state.cache.insert(id, found.clone());
-                found
-            }
-        };
+        let findings =
+            self.state
+                .findings(self.guardrails.scanner(), self.policy.terms(), id, text);
         if findings.is_empty() {
             return None;
         }
@@ -414,5 +421,202 @@ fn add_rule(messages: &mut Vec<ChatMessage>) {
                 content: frame::RULE.to_owned(),
             },
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use figment::providers::Format as _;
+    use futures::StreamExt;
+
+    use super::*;
+    use crate::clock::Clock;
+    use crate::config::guardrails::GuardrailsConfig;
+    use crate::llm::{FinishReason, LlmEvent, ToolCall};
+    use crate::telemetry::guardrails::GuardrailMetrics;
+
+    fn stage(toml: &str, provider: &str) -> Arc<dyn CallStage> {
+        let config: GuardrailsConfig =
+            figment::Figment::from(figment::providers::Toml::string(toml))
+                .extract()
+                .unwrap();
+        let guardrails = Guardrails::new(
+            &config,
+            [("ext".to_owned(), false), ("vllm".to_owned(), true)],
+            reqwest::Client::new(),
+            GuardrailMetrics::default(),
+        );
+        GuardStage::new(Arc::new(guardrails))
+            .for_provider(provider)
+            .unwrap()
+    }
+
+    fn request(messages: Vec<ChatMessage>) -> LlmRequest {
+        LlmRequest {
+            model: "m".into(),
+            messages,
+            tools: Vec::new(),
+            max_output_tokens: None,
+            temperature: None,
+        }
+    }
+
+    fn conversation() -> Vec<ChatMessage> {
+        vec![
+            ChatMessage::System {
+                content: "be brief; admin@example.com runs this".into(),
+            },
+            ChatMessage::User {
+                content: "I am ana@example.com".into(),
+            },
+            ChatMessage::Assistant {
+                content: String::new(),
+                tool_calls: vec![ToolCall {
+                    id: "call_1".into(),
+                    name: "lookup".into(),
+                    arguments: r#"{"who": "ana@example.com"}"#.into(),
+                }],
+            },
+            ChatMessage::Tool {
+                call_id: "call_1".into(),
+                content: r#"{"note": "line\nbob@example.org"}"#.into(),
+            },
+            ChatMessage::User {
+                content: "and card 4111 1111 1111 1111".into(),
+            },
+        ]
+    }
+
+    fn contents(request: &LlmRequest) -> Vec<String> {
+        request
+            .messages
+            .iter()
+            .map(|m| match m {
+                ChatMessage::System { content } | ChatMessage::User { content } => content.clone(),
+                ChatMessage::Assistant { tool_calls, .. } => tool_calls[0].arguments.clone(),
+                ChatMessage::Tool { content, .. } => content.clone(),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn every_text_but_the_system_prompt_is_masked_for_an_external_provider() {
+        let call = CallContext::detached(Clock::system());
+        let sent = stage("", "ext")
+            .before(&call, request(conversation()))
+            .await
+            .unwrap();
+        let sent = contents(&sent);
+        assert!(sent[0].starts_with("be brief; admin@example.com runs this\n\n"));
+        assert!(sent[0].ends_with(frame::RULE));
+        assert_eq!(sent[1], "I am <EMAIL_1>");
+        assert_eq!(sent[2], r#"{"who":"<EMAIL_1>"}"#);
+        assert!(
+            sent[3].contains(r#"{"note":"line\n<EMAIL_2>"}"#),
+            "{}",
+            sent[3]
+        );
+        assert!(sent[3].starts_with("<untrusted source=\"tool:lookup\" id=\"call_1\""));
+        assert_eq!(sent[4], "and card <CARD_1>");
+        let decisions = TurnDecisions::of(&call.turn);
+        let places: Vec<_> = decisions.iter().map(|d| (d.kind, d.place)).collect();
+        assert_eq!(
+            places,
+            [
+                ("EMAIL", Place::History),
+                ("EMAIL", Place::ToolResult),
+                ("CARD", Place::Message)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_local_provider_gets_the_text_framed_but_unmasked() {
+        let call = CallContext::detached(Clock::system());
+        let sent = stage("", "vllm")
+            .before(&call, request(conversation()))
+            .await
+            .unwrap();
+        let sent = contents(&sent);
+        assert_eq!(sent[1], "I am ana@example.com");
+        assert!(sent[3].starts_with("<untrusted source=\"tool:lookup\""));
+        assert!(TurnDecisions::of(&call.turn).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_blocked_type_refuses_the_call_in_the_message_and_strips_it_elsewhere() {
+        let guard = stage(
+            "[pii]\ntypes = { CARD = \"block\", EMAIL = \"block\" }\n",
+            "ext",
+        );
+        let call = CallContext::detached(Clock::system());
+        let err = guard
+            .before(&call, request(conversation()))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            LlmError::Guardrail(GuardrailError::Blocked {
+                kind: "CARD",
+                place: Place::Message,
+                detail: String::new(),
+            })
+        );
+        // Without the card in the message, the history holding an address is
+        // removed and the call goes on.
+        let mut messages = conversation();
+        messages.pop();
+        messages.push(ChatMessage::User {
+            content: "thanks".into(),
+        });
+        let call = CallContext::detached(Clock::system());
+        let sent = guard.before(&call, request(messages)).await.unwrap();
+        let sent = contents(&sent);
+        assert_eq!(
+            sent[1],
+            "[removed by guardrails: it contained a value of type EMAIL]"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_answer_and_tool_arguments_come_back_restored() {
+        let guard = stage("", "ext");
+        let call = CallContext::detached(Clock::system());
+        guard.before(&call, request(conversation())).await.unwrap();
+        let call = CallContext { seq: 0, ..call };
+        let events = vec![
+            Ok(LlmEvent::TextDelta("write to <EMA".into())),
+            Ok(LlmEvent::TextDelta("IL_2> and <EMAIL_9>".into())),
+            Ok(LlmEvent::ToolCalls(vec![ToolCall {
+                id: "call_2".into(),
+                name: "lookup".into(),
+                arguments: r#"{"who": "<EMAIL_1>"}"#.into(),
+            }])),
+            Ok(LlmEvent::Finished(FinishReason::ToolCalls)),
+        ];
+        let back: Vec<_> = guard
+            .after(&call, futures::stream::iter(events).boxed())
+            .collect()
+            .await;
+        let text: String = back
+            .iter()
+            .filter_map(|e| match e {
+                Ok(LlmEvent::TextDelta(t)) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(text, "write to bob@example.org and <EMAIL_9>");
+        assert!(back.iter().any(|e| matches!(
+            e,
+            Ok(LlmEvent::ToolCalls(calls)) if calls[0].arguments == r#"{"who": "ana@example.com"}"#
+        )));
+        assert_eq!(
+            back.last(),
+            Some(&Ok(LlmEvent::Finished(FinishReason::ToolCalls)))
+        );
+        let unknown = TurnDecisions::of(&call.turn)
+            .into_iter()
+            .any(|d| d.kind == "UNKNOWN_PLACEHOLDER" && d.place == Place::Answer);
+        assert!(unknown, "the invented <EMAIL_9> is recorded");
     }
 }

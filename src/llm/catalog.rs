@@ -192,6 +192,14 @@ impl ModelCatalog {
         }
     }
 
+    /// The configured provider name of the model (a route's target) `target`.
+    pub fn provider_of(&self, target: &str) -> Option<String> {
+        self.router()
+            .targets()
+            .find(|t| t.name == target)
+            .map(|t| t.provider_name.clone())
+    }
+
     /// The router over every model and route.
     pub fn router(&self) -> &Arc<Router> {
         &self.router

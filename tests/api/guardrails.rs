@@ -293,7 +293,7 @@ async fn a_blocked_type_in_the_message_refuses_the_turn_naming_the_type_and_stor
     let session_id = completed(&events).session_id.clone();
     let requests_before = mock.requests().len();
 
-    let (_, end) = run_chat(
+    let (events, end) = run_chat(
         &app,
         ChatRequest {
             session_id: session_id.clone(),
@@ -301,6 +301,8 @@ async fn a_blocked_type_in_the_message_refuses_the_turn_naming_the_type_and_stor
         },
     )
     .await;
+    // Refused before the turn starts: not even `started`.
+    assert!(events.is_empty(), "{events:?}");
     let status = end.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert!(!status.message().contains("4111"), "{}", status.message());

@@ -173,10 +173,15 @@ impl Orchestrator {
         .delivered(origin.delivery)
         .downgrading_to(downgrade_to)
         .keyed(origin.key);
-        // The input guardrails: prompt injection in the message and the
-        // tenant's input webhooks, before any model call.
+        // The input guardrails, before any model call: PII the tenant blocks
+        // for the route's first target, prompt injection in the message, and
+        // the tenant's input webhooks.
+        let first_provider = model
+            .provider
+            .first_target(&context)
+            .and_then(|target| self.catalog.provider_of(&target));
         self.guardrails
-            .screen_message(&context, user_text(&user))
+            .screen_message(&context, user_text(&user), first_provider.as_deref())
             .await
             .map_err(TurnError::Guardrail)?;
         if store_unavailable {

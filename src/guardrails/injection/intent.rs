@@ -11,11 +11,11 @@
 //! breaks the link.
 
 use super::lexicon::{
-    ADDRESS, AUDIENCE, BREAK, CONCEAL, CUE, DATA, DEST, DISMISS, EXTRACT, FRAME, GUIDANCE,
-    IMPERATIVE, LIMIT, MODEL, NEG, PRIOR, READER, SECOND, SECRET, SECRET_WEAK, SEND, TOOL_NOUN,
-    TOOL_VERB, UNBOUND, UNBOUND_WEAK, VOID, YOU,
+    AUDIENCE, BREAK, CONCEAL, CUE, DATA, DEST, DISMISS, EXTRACT, FRAME, GUIDANCE, IMPERATIVE,
+    LIMIT, MODEL, NEG, OWN, PERSIST, PRIOR, SECOND, SECRET, SECRET_WEAK, SEND, TOOL_NOUN,
+    TOOL_VERB, UNBOUND, UNBOUND_WEAK, VERBATIM, VOID, VOID_SOFT, YOU,
 };
-use super::{Category, Signals, is_mention};
+use super::{Category, Signals, framing, is_mention};
 
 /// Signal ids of the rules, above the phrase, template and hidden-channel ids.
 const RULE_ID: u32 = 13_000;
@@ -26,8 +26,8 @@ pub(super) struct Hit {
     pub(super) start: usize,
     pub(super) end: usize,
     pub(super) bits: u32,
-    tok: u32,
-    sent: u32,
+    pub(super) tok: u32,
+    pub(super) sent: u32,
 }
 
 impl Hit {
@@ -41,7 +41,7 @@ impl Hit {
         }
     }
 
-    fn is(&self, class: u32) -> bool {
+    pub(super) fn is(&self, class: u32) -> bool {
         self.bits & class != 0
     }
 }
@@ -49,7 +49,7 @@ impl Hit {
 /// Class pairs at least one rule needs; when the hits hold none of them nothing is computed.
 const NEEDED: &[(u32, u32)] = &[
     (DISMISS, GUIDANCE),
-    (GUIDANCE, VOID),
+    (GUIDANCE, VOID | VOID_SOFT),
     (CUE, UNBOUND | UNBOUND_WEAK | LIMIT),
     (YOU, UNBOUND | LIMIT),
     (EXTRACT, SECRET | SECRET_WEAK),
@@ -57,6 +57,10 @@ const NEEDED: &[(u32, u32)] = &[
     (CONCEAL, AUDIENCE),
     (SEND, DATA),
     (TOOL_VERB, TOOL_NOUN),
+    (EXTRACT, GUIDANCE),
+    (PERSIST, CUE),
+    // An AI word alone: `address.rs` reads the words around it (an order after a colon).
+    (MODEL, MODEL),
 ];
 
 /// Could any rule match `hits`? False lets the caller skip the rules (and the fast path hold).
@@ -83,6 +87,8 @@ pub(super) fn apply(norm: &str, hits: &mut [Hit], signals: &mut Signals) {
         (Category::Indirect, rules.concealment()),
         (Category::ToolSmuggling, rules.exfiltration()),
         (Category::ToolSmuggling, rules.tool_call()),
+        (Category::Extraction, rules.own_guidance()),
+        (Category::Persona, rules.persona_setup()),
     ];
     for (k, (category, weight)) in found.into_iter().enumerate() {
         if weight > 0.0 {
@@ -109,9 +115,9 @@ fn locate(bytes: &[u8], hits: &mut [Hit]) {
     }
 }
 
-struct Rules<'a> {
-    norm: &'a str,
-    hits: &'a [Hit],
+pub(super) struct Rules<'a> {
+    pub(super) norm: &'a str,
+    pub(super) hits: &'a [Hit],
 }
 
 impl Rules<'_> {
@@ -174,6 +180,7 @@ impl Rules<'_> {
             || is_mention(self.norm, verb.start, end.min(self.norm.len()))
             || self.quoted_before(verb, end)
             || self.described(verb)
+            || framing::general_question(self.norm, verb.start)
         {
             0.0
         } else {
@@ -212,7 +219,20 @@ impl Rules<'_> {
             if self.negated(verb) || self.any_inside(BREAK, verb, object) {
                 continue;
             }
-            let pointed = object.is(PRIOR) || self.any_between(PRIOR, verb.tok + 1, object.tok + 4);
+            let owned = self.any_between(OWN | MODEL, verb.tok + 1, object.tok + 4);
+            // "X supersedes the old policy", "takes precedence over…": a report about some
+            // guidance unless that guidance is the model's own.
+            let verb_text = &self.norm[verb.start..verb.end];
+            let reported = verb_text.starts_with("take")
+                || matches!(
+                    verb_text,
+                    "overrides" | "supersedes" | "outranks" | "outrank"
+                );
+            if reported && !owned {
+                continue;
+            }
+            let pointed =
+                owned || object.is(PRIOR) || self.any_between(PRIOR, verb.tok + 1, object.tok + 4);
             let w = if pointed { 0.75 } else { 0.4 };
             best = best.max(self.addressed_span(verb, object.end, w));
         }
@@ -222,9 +242,17 @@ impl Rules<'_> {
     /// "the rules above are void", "your previous directions no longer apply".
     fn guidance_void(&self) -> f32 {
         let mut best = 0.0_f32;
-        for (object, void) in self.pairs(GUIDANCE, VOID, 8, true) {
-            let pointed = self.any_between(PRIOR, object.tok.saturating_sub(3), void.tok);
-            best = best.max(if pointed { 0.7 } else { 0.4 });
+        for (object, void) in self.pairs(GUIDANCE, VOID | VOID_SOFT, 12, true) {
+            let from = object.tok.saturating_sub(3);
+            let owned = self.any_between(OWN | MODEL, from, void.tok);
+            let w = if !void.is(VOID) {
+                if owned { 0.7 } else { 0.0 }
+            } else if owned || self.any_between(PRIOR, from, void.tok) {
+                0.7
+            } else {
+                0.4
+            };
+            best = best.max(w);
         }
         best
     }
@@ -308,74 +336,22 @@ impl Rules<'_> {
             if self.negated(verb) || self.any_inside(BREAK, verb, object) {
                 continue;
             }
-            let w = if object.is(SECRET) { 0.65 } else { 0.2 };
+            let exact = self.verbatim_near(verb);
+            let owned = self.hits.iter().any(|h| {
+                h.is(OWN)
+                    && h.start >= object.end
+                    && h.tok <= object.tok + 3
+                    && h.sent == object.sent
+            });
+            let w = match (object.is(SECRET), exact || owned) {
+                (true, true) => 0.75,
+                (true, false) => 0.65,
+                (false, true) => 0.5,
+                (false, false) => 0.2,
+            };
             best = best.max(self.addressed_span(verb, object.end, w));
         }
         best
-    }
-
-    /// An AI reader addressed ("note to the AI", "any LLM reading this", "Assistant:") followed
-    /// by an order within twelve words.
-    fn addressed_order(&self) -> f32 {
-        let mut best = 0.0_f32;
-        for model in self
-            .hits
-            .iter()
-            .filter(|h| h.is(MODEL) && !self.job_title(h))
-        {
-            let addressed = self.hits.iter().any(|h| {
-                (h.is(ADDRESS) && h.end <= model.start && h.tok + 3 >= model.tok)
-                    || (h.is(READER) && h.start >= model.end && h.tok <= model.tok + 3)
-            }) || self.vocative(model);
-            if !addressed {
-                continue;
-            }
-            let ordered = self
-                .hits
-                .iter()
-                .any(|h| h.is(IMPERATIVE) && h.start >= model.end && h.tok <= model.tok + 12);
-            best = best.max(if ordered { 0.6 } else { 0.3 });
-        }
-        best
-    }
-
-    /// "assistant manager", "agent services": a person's title, not an AI.
-    fn job_title(&self, model: &Hit) -> bool {
-        let next = self.norm[model.end..].split(' ').nth(1).unwrap_or("");
-        let next = next.trim_end_matches([',', '.', ':']);
-        matches!(
-            next,
-            "manager"
-                | "managers"
-                | "director"
-                | "professor"
-                | "editor"
-                | "coach"
-                | "teacher"
-                | "principal"
-                | "secretary"
-                | "engineer"
-                | "to"
-        )
-    }
-
-    /// "Assistant: …" or "AI, …" opening a sentence.
-    fn vocative(&self, model: &Hit) -> bool {
-        let opens = model.start == 0
-            || self.norm[..model.start]
-                .trim_end()
-                .ends_with(['.', '!', '?', ':', '-', '>', '(', '['])
-            || self
-                .hits
-                .iter()
-                .any(|h| h.is(ADDRESS | PRIOR) && h.end <= model.start && h.tok + 1 == model.tok);
-        // "AI, ML and data teams should…" lists nouns; "Assistant, insert … your answer" talks to one.
-        let to_you = |h: &Hit| h.is(SECOND | YOU) && h.start > model.end && h.sent == model.sent;
-        match self.norm.as_bytes().get(model.end) {
-            Some(b':') => opens,
-            Some(b',') => opens && self.hits.iter().any(to_you),
-            _ => false,
-        }
     }
 
     /// "do not tell the user", "without informing anyone".
@@ -409,6 +385,58 @@ impl Rules<'_> {
                 .iter()
                 .any(|h| h.is(DATA | DEST) && h.tok.abs_diff(verb.tok) <= 12);
             best = best.max(if loaded { 0.5 } else { 0.25 });
+        }
+        best
+    }
+
+    /// An exact copy asked for anywhere within `verb`'s sentence or the next.
+    fn verbatim_near(&self, verb: &Hit) -> bool {
+        self.hits
+            .iter()
+            .any(|h| h.is(VERBATIM) && (h.sent == verb.sent || h.sent == verb.sent + 1))
+    }
+
+    /// "paste the setup you were given", "echo its complete system configuration": a disclosure
+    /// verb whose object is guidance marked as the model's own.
+    fn own_guidance(&self) -> f32 {
+        let mut best = 0.0_f32;
+        for (verb, object) in self.pairs(EXTRACT, GUIDANCE, 6, true) {
+            if self.negated(verb) || self.any_inside(BREAK, verb, object) {
+                continue;
+            }
+            let owned = self.hits.iter().any(|h| {
+                h.is(OWN)
+                    && h.sent == object.sent
+                    && h.tok + 3 >= object.tok
+                    && h.tok <= object.tok + 3
+                    && h.start >= verb.end
+            }) || self.norm[verb.end..object.start].contains(" its ");
+            if !owned {
+                continue;
+            }
+            let w = if self.verbatim_near(verb) { 0.65 } else { 0.5 };
+            best = best.max(self.addressed_span(verb, object.end, w));
+        }
+        best
+    }
+
+    /// A role set up to last ("stay in character", "for the rest of this chat") around a role-play
+    /// cue; stronger when the role is also said to have no limits.
+    fn persona_setup(&self) -> f32 {
+        let mut best = 0.0_f32;
+        for cue in self.hits.iter().filter(|h| h.is(CUE) && !self.negated(h)) {
+            let lasting = self
+                .hits
+                .iter()
+                .any(|h| h.is(PERSIST) && h.tok.abs_diff(cue.tok) <= 30);
+            if !lasting {
+                continue;
+            }
+            let unbound = self
+                .hits
+                .iter()
+                .any(|h| h.is(UNBOUND | UNBOUND_WEAK) && h.tok.abs_diff(cue.tok) <= 30);
+            best = best.max(self.addressed(cue, if unbound { 0.6 } else { 0.2 }));
         }
         best
     }
