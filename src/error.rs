@@ -247,7 +247,8 @@ impl AppError {
                 // Converted to `AppError::Limited` and `AppError::Guardrail`
                 // on the way in.
                 LlmError::Limited(_) => Code::ResourceExhausted,
-                LlmError::Guardrail(_) => Code::InvalidArgument,
+                LlmError::Guardrail(GuardrailError::Blocked { .. }) => Code::InvalidArgument,
+                LlmError::Guardrail(GuardrailError::Unavailable { .. }) => Code::Unavailable,
             },
             AppError::Limited(Limited::Budget { .. } | Limited::Rate { .. }) => {
                 Code::ResourceExhausted
@@ -297,7 +298,8 @@ impl AppError {
                 LlmError::Refused { .. } => "CALL_REFUSED",
                 LlmError::Exhausted { .. } => "ROUTE_EXHAUSTED",
                 LlmError::Limited(_) => "LIMITED",
-                LlmError::Guardrail(_) => "GUARDRAIL_BLOCKED",
+                LlmError::Guardrail(GuardrailError::Blocked { .. }) => "GUARDRAIL_BLOCKED",
+                LlmError::Guardrail(GuardrailError::Unavailable { .. }) => "GUARDRAIL_UNAVAILABLE",
             },
             AppError::Limited(Limited::Budget { .. }) => "BUDGET_EXHAUSTED",
             AppError::Limited(Limited::Rate { .. }) => "RATE_LIMITED",

@@ -104,8 +104,8 @@ pub enum StoreAs {
     /// As written: PII included.
     #[default]
     Original,
-    /// PII replaced by its type (`<EMAIL>`) before the write, per the
-    /// tenant's types.
+    /// Every PII value found (every type, the tenant's terms included)
+    /// replaced by its type (`<EMAIL>`) before the write.
     Redacted,
 }
 

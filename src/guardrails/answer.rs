@@ -36,6 +36,8 @@ pub(super) fn guarded(
         // Output webhooks need the whole answer: nothing is released before.
         let buffered = !policy.output_webhooks.is_empty();
         let mut held = String::new();
+        // Whether anything (text, or the empty progress delta) went out.
+        let mut progressed = false;
         let mut unknown = 0;
         let metrics = guardrails.metrics();
         while let Some(event) = inner.next().await {
@@ -70,7 +72,7 @@ pub(super) fn guarded(
                 Ok(LlmEvent::ToolCalls(mut calls)) => {
                     if let Some(map) = &map {
                         for tool_call in &mut calls {
-                            let (restored, missing) = restore_all(&tool_call.arguments, map);
+                            let (restored, missing) = restore_arguments(&tool_call.arguments, map);
                             tool_call.arguments = restored;
                             unknown += missing;
                         }
@@ -105,12 +107,19 @@ pub(super) fn guarded(
                     (text, true)
                 }
             };
-            if !buffered {
-                if !released.is_empty() {
-                    yield Ok(LlmEvent::TextDelta(released));
-                }
+            if !buffered && !released.is_empty() {
+                yield Ok(LlmEvent::TextDelta(released));
+                progressed = true;
             } else {
                 held.push_str(&released);
+                // The upstream is answering, though nothing can be released
+                // yet: an empty delta tells the router (its first-token
+                // timeout, its hedge) that the attempt has started. The
+                // orchestrator never forwards an empty delta.
+                if !progressed && finish.is_none() {
+                    progressed = true;
+                    yield Ok(LlmEvent::TextDelta(String::new()));
+                }
             }
             let finish = if cut { Some(FinishReason::Guardrail) } else { finish };
             let Some(mut reason) = finish else { continue };
@@ -193,5 +202,73 @@ fn redacted(kind: PiiKind) -> Record<'static> {
         score: 1.0,
         detail: "",
         occurrence: None,
+    }
+}
+
+/// Tool-call `arguments` with their placeholders restored: inside each string
+/// and key of the JSON document (so a restored value is escaped as JSON, and
+/// a placeholder the model wrote as `\u003cEMAIL_1\u003e` is found), or in
+/// the raw text when the arguments are not JSON. Also the count of unknown
+/// placeholders.
+fn restore_arguments(arguments: &str, map: &PlaceholderMap) -> (String, u32) {
+    use serde_json::Value;
+    fn walk(value: &mut Value, map: &PlaceholderMap, unknown: &mut u32) {
+        match value {
+            Value::String(text) => {
+                let (restored, missing) = restore_all(text, map);
+                *text = restored;
+                *unknown += missing;
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| walk(v, map, unknown)),
+            Value::Object(fields) => {
+                *fields = std::mem::take(fields)
+                    .into_iter()
+                    .map(|(name, mut item)| {
+                        walk(&mut item, map, unknown);
+                        let (name, missing) = restore_all(&name, map);
+                        *unknown += missing;
+                        (name, item)
+                    })
+                    .collect();
+            }
+            Value::Number(_) | Value::Bool(_) | Value::Null => {}
+        }
+    }
+    let Ok(mut value) = serde_json::from_str::<Value>(arguments) else {
+        return restore_all(arguments, map);
+    };
+    let mut unknown = 0;
+    walk(&mut value, map, &mut unknown);
+    match serde_json::to_string(&value) {
+        Ok(restored) => (restored, unknown),
+        Err(_) => restore_all(arguments, map),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::guardrails::pii::PiiKind;
+
+    #[test]
+    fn arguments_are_restored_as_json_escaped_values() {
+        let mut map = PlaceholderMap::default();
+        let term = map.placeholder(PiiKind::Term, "Acme \"Blue\"");
+        let email = map.placeholder(PiiKind::Email, "ana@example.com");
+        let arguments = format!(
+            r#"{{"q": "{term}", "to": "\u003c{}\u003e", "{email}": 1}}"#,
+            &email[1..email.len() - 1]
+        );
+        let (restored, unknown) = restore_arguments(&arguments, &map);
+        assert_eq!(unknown, 0);
+        let parsed: serde_json::Value = serde_json::from_str(&restored).unwrap();
+        assert_eq!(parsed["q"], "Acme \"Blue\"");
+        assert_eq!(parsed["to"], "ana@example.com");
+        assert_eq!(parsed["ana@example.com"], 1);
+        // Not JSON: restored as text.
+        assert_eq!(
+            restore_arguments(&format!("to {email}"), &map),
+            ("to ana@example.com".to_owned(), 0)
+        );
     }
 }

@@ -333,7 +333,7 @@ impl OutputFilter {
                 // it is redacted.
                 let local: Vec<Finding> = findings
                     .iter()
-                    .filter(|f| f.end > self.start && f.start < cut)
+                    .filter(|f| f.start.max(self.start) < f.end.min(cut))
                     .map(|f| Finding {
                         kind: f.kind,
                         start: f.start.max(self.start) - self.start,

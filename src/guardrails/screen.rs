@@ -82,8 +82,10 @@ impl Guardrails {
                 Ok(_) => {}
                 Err(_) if webhook.on_error() == OnError::FailOpen => {}
                 Err(_) => {
+                    let name = webhook.name();
+                    self.record(turn, "WEBHOOK", Action::Block, Place::Message, 1.0, name);
                     return Err(GuardrailError::Unavailable {
-                        webhook: webhook.name().to_owned(),
+                        webhook: name.to_owned(),
                     });
                 }
             }
@@ -190,17 +192,32 @@ impl Guardrails {
         if !policy.stores_redacted() {
             return messages;
         }
-        let scrub = |text: &mut String| {
-            let findings = self.scanner().scan(text, policy.terms());
+        // `text` read after `context` (a JSON key and ": "), so the detectors
+        // that need a word before a value see the key.
+        let scrub_in = |context: &str, text: &mut String| {
+            let whole = format!("{context}{text}");
+            let findings: Vec<_> = self
+                .scanner()
+                .scan(&whole, policy.terms())
+                .into_iter()
+                .filter(|f| f.start >= context.len())
+                .map(|f| super::pii::Finding {
+                    kind: f.kind,
+                    start: f.start - context.len(),
+                    end: f.end - context.len(),
+                })
+                .collect();
             if !findings.is_empty() {
                 *text = redact(text, &findings);
             }
         };
-        // JSON (tool results, tool-call arguments) string by string, so an
-        // escape is never glued to a value and the document stays JSON.
+        let scrub = |text: &mut String| scrub_in("", text);
+        // JSON (tool results, tool-call arguments) value by value, each after
+        // its key, so an escape is never glued to a value and the document
+        // stays JSON.
         let scrub_document = |text: &mut String| match serde_json::from_str(text) {
             Ok(mut value) if text.trim_start().starts_with(['{', '[']) => {
-                scrub_json(&mut value, &scrub);
+                scrub_json(&mut value, "", &scrub_in);
                 *text = serde_json::to_string(&value).unwrap_or_default();
             }
             _ => scrub(text),
@@ -264,13 +281,36 @@ impl Guardrails {
     }
 }
 
-/// Applies `scrub` to every string of `value`.
-fn scrub_json(value: &mut serde_json::Value, scrub: &impl Fn(&mut String)) {
+/// Applies `scrub` (a context and a text) to every string, number and key of
+/// `value`, each value after its key.
+fn scrub_json(value: &mut serde_json::Value, key: &str, scrub: &impl Fn(&str, &mut String)) {
+    use serde_json::Value;
+    let context = if key.is_empty() {
+        String::new()
+    } else {
+        format!("{key}: ")
+    };
     match value {
-        serde_json::Value::String(text) => scrub(text),
-        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| scrub_json(v, scrub)),
-        serde_json::Value::Object(fields) => fields.values_mut().for_each(|v| scrub_json(v, scrub)),
-        _ => {}
+        Value::String(text) => scrub(&context, text),
+        Value::Number(number) => {
+            let mut text = number.to_string();
+            scrub(&context, &mut text);
+            if text != number.to_string() {
+                *value = Value::String(text);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| scrub_json(v, key, scrub)),
+        Value::Object(fields) => {
+            *fields = std::mem::take(fields)
+                .into_iter()
+                .map(|(mut name, mut item)| {
+                    scrub_json(&mut item, &name, scrub);
+                    scrub("", &mut name);
+                    (name, item)
+                })
+                .collect();
+        }
+        Value::Bool(_) | Value::Null => {}
     }
 }
 

@@ -61,7 +61,7 @@ impl GuardStage {
 }
 
 /// What the guardrails keep for a turn.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct GuardState {
     map: PlaceholderMap,
     /// Findings by the digest of the text they were found in.
@@ -80,23 +80,43 @@ impl GuardState {
         id: u128,
         text: &str,
     ) -> Arc<[Finding]> {
+        self.findings_in(scanner, terms, id, "", text)
+    }
+
+    /// The findings in `text` read after `context` (offsets in `text`; a
+    /// finding reaching into the context is dropped), scanned once per turn
+    /// (`id` digests both).
+    pub(super) fn findings_in(
+        &mut self,
+        scanner: &PiiScanner,
+        terms: Option<&Terms>,
+        id: u128,
+        context: &str,
+        text: &str,
+    ) -> Arc<[Finding]> {
         self.cache
             .entry(id)
-            .or_insert_with(|| scanner.scan(text, terms).into())
+            .or_insert_with(|| {
+                if context.is_empty() {
+                    return scanner.scan(text, terms).into();
+                }
+                let whole = format!("{context}{text}");
+                let skip = context.len();
+                scanner
+                    .scan(&whole, terms)
+                    .into_iter()
+                    .filter(|f| f.start >= skip)
+                    .map(|f| Finding {
+                        kind: f.kind,
+                        start: f.start - skip,
+                        end: f.end - skip,
+                    })
+                    .collect()
+            })
             .clone()
     }
 }
 
-impl Default for GuardState {
-    fn default() -> Self {
-        Self {
-            map: PlaceholderMap::default(),
-            cache: HashMap::new(),
-            nonce: frame::nonce(),
-            masked: HashSet::new(),
-        }
-    }
-}
 
 /// One request's pass through the guard: what it decided and whether it
 /// masked anything.
@@ -114,10 +134,21 @@ impl Pass<'_> {
     /// Applies the policy to one text found at `place`: `Some(replacement)`
     /// when it changes.
     fn text(&mut self, text: &str, place: Place) -> Option<String> {
-        let id = digest(&[text.as_bytes()]);
-        let findings =
-            self.state
-                .findings(self.guardrails.scanner(), self.policy.terms(), id, text);
+        self.text_in("", text, place)
+    }
+
+    /// [`Pass::text`] for a text read after `context` (a JSON key and `: `):
+    /// the detectors that need a word before a value (a bare card number
+    /// after `card_number`, a secret after `api_key`) see it.
+    fn text_in(&mut self, context: &str, text: &str, place: Place) -> Option<String> {
+        let id = digest(&[context.as_bytes(), text.as_bytes()]);
+        let findings = self.state.findings_in(
+            self.guardrails.scanner(),
+            self.policy.terms(),
+            id,
+            context,
+            text,
+        );
         if findings.is_empty() {
             return None;
         }
@@ -153,7 +184,9 @@ impl Pass<'_> {
                 continue;
             };
             out.push_str(before);
-            let occurrence = Some(id.wrapping_add(finding.start as u128));
+            // The place is part of the occurrence: the same text as the
+            // message and in history is two decisions.
+            let occurrence = Some(id ^ ((place as u128) << 120) ^ finding.start as u128);
             match action_of(finding.kind) {
                 PiiAction::MaskAndRestore => {
                     out.push_str(&self.state.map.placeholder(finding.kind, value));
@@ -190,28 +223,60 @@ impl Pass<'_> {
             && let Ok(mut value) = serde_json::from_str::<serde_json::Value>(text)
         {
             return self
-                .json(&mut value, place)
+                .json(&mut value, place, "")
                 .then(|| serde_json::to_string(&value).unwrap_or_else(|_| text.to_owned()));
         }
         self.text(text, place)
     }
 
-    fn json(&mut self, value: &mut serde_json::Value, place: Place) -> bool {
+    /// Applies the policy to every string, number and key of `value`; each
+    /// value is read after its key (`key`: the nearest one above it).
+    fn json(&mut self, value: &mut serde_json::Value, place: Place, key: &str) -> bool {
+        use serde_json::Value;
+        let context = if key.is_empty() {
+            String::new()
+        } else {
+            format!("{key}: ")
+        };
         match value {
-            serde_json::Value::String(text) => match self.text(text, place) {
+            Value::String(text) => match self.text_in(&context, text, place) {
                 Some(replaced) => {
                     *text = replaced;
                     true
                 }
                 None => false,
             },
-            serde_json::Value::Array(items) => items
+            // A number holding a value (a card, a phone) becomes the string
+            // that replaces it.
+            Value::Number(number) => match self.text_in(&context, &number.to_string(), place) {
+                Some(replaced) => {
+                    *value = Value::String(replaced);
+                    true
+                }
+                None => false,
+            },
+            Value::Array(items) => items
                 .iter_mut()
-                .fold(false, |changed, item| self.json(item, place) | changed),
-            serde_json::Value::Object(fields) => fields
-                .values_mut()
-                .fold(false, |changed, item| self.json(item, place) | changed),
-            _ => false,
+                .fold(false, |changed, item| self.json(item, place, key) | changed),
+            Value::Object(fields) => {
+                let mut changed = false;
+                let rebuilt = std::mem::take(fields)
+                    .into_iter()
+                    .map(|(name, mut item)| {
+                        changed |= self.json(&mut item, place, &name);
+                        match self.text(&name, place) {
+                            Some(replaced) => {
+                                changed = true;
+                                (replaced, item)
+                            }
+                            None => (name, item),
+                        }
+                    })
+                    .collect();
+                *fields = rebuilt;
+                changed
+            }
+            Value::Bool(_) | Value::Null => false,
         }
     }
 }
@@ -279,6 +344,9 @@ impl CallStage for GuardStage {
             .rposition(|m| matches!(m, ChatMessage::User { .. }));
         let (records, blocked) = call.turn.with_state(|state| {
             let state = state.get_or_insert_default::<GuardState>();
+            if state.nonce.is_empty() {
+                state.nonce = frame::nonce(call.turn.session.as_str());
+            }
             let nonce = state.nonce.clone();
             // Placeholders the texts already hold literally are never issued
             // (restore would then replace the user's own literal text).
@@ -349,7 +417,9 @@ impl CallStage for GuardStage {
             if pass.masked {
                 pass.state.masked.insert(call.seq);
             }
-            if framed {
+            // Whenever tools are offered, not only once results come back: the
+            // system prompt stays the same bytes across the turn's steps.
+            if framed || !request.tools.is_empty() {
                 add_rule(&mut request.messages);
             }
             (pass.records, pass.blocked)
@@ -608,7 +678,7 @@ mod tests {
         assert_eq!(text, "write to bob@example.org and <EMAIL_9>");
         assert!(back.iter().any(|e| matches!(
             e,
-            Ok(LlmEvent::ToolCalls(calls)) if calls[0].arguments == r#"{"who": "ana@example.com"}"#
+            Ok(LlmEvent::ToolCalls(calls)) if calls[0].arguments == r#"{"who":"ana@example.com"}"#
         )));
         assert_eq!(
             back.last(),
@@ -618,5 +688,69 @@ mod tests {
             .into_iter()
             .any(|d| d.kind == "UNKNOWN_PLACEHOLDER" && d.place == Place::Answer);
         assert!(unknown, "the invented <EMAIL_9> is recorded");
+    }
+
+    #[tokio::test]
+    async fn json_values_are_read_after_their_keys_and_keys_and_numbers_are_masked_too() {
+        let call = CallContext::detached(Clock::system());
+        let result = r#"{"card_number":"4111111111111111","ssn":"536221234","by_email":{"ana@example.com":{"card":4111111111111111}},"note":"plain"}"#;
+        let messages = vec![
+            ChatMessage::User {
+                content: "look me up".into(),
+            },
+            ChatMessage::Assistant {
+                content: String::new(),
+                tool_calls: vec![ToolCall {
+                    id: "call_1".into(),
+                    name: "crm".into(),
+                    arguments: "{}".into(),
+                }],
+            },
+            ChatMessage::Tool {
+                call_id: "call_1".into(),
+                content: result.into(),
+            },
+        ];
+        let sent = stage("", "ext")
+            .before(&call, request(messages))
+            .await
+            .unwrap();
+        let sent = contents(&sent).last().unwrap().clone();
+        for value in ["4111111111111111", "536221234", "ana@example.com"] {
+            assert!(!sent.contains(value), "{value} left in {sent}");
+        }
+        assert!(sent.contains(r#""card_number":"<CARD_1>""#), "{sent}");
+        assert!(sent.contains(r#""ssn":"<SSN_1>""#), "{sent}");
+        assert!(
+            sent.contains(r#""<EMAIL_1>":{"card":"<CARD_1>"}"#),
+            "{sent}"
+        );
+        assert!(sent.contains(r#""note":"plain""#), "{sent}");
+    }
+
+    #[tokio::test]
+    async fn held_text_still_tells_the_router_that_the_upstream_is_answering() {
+        // An output webhook holds the whole answer; it is never asked here,
+        // because the upstream never finishes.
+        let guard = stage(
+            "[webhooks.m]\nurl = \"http://127.0.0.1:9/check\"\napplies_to = \"output\"\n\
+             on_error = \"fail_closed\"\n",
+            "ext",
+        );
+        let call = CallContext::detached(Clock::system());
+        let upstream = futures::stream::iter([Ok(LlmEvent::TextDelta("held".into()))])
+            .chain(futures::stream::pending())
+            .boxed();
+        let mut back = guard.after(&call, upstream);
+        // Ready at the first poll: a stream that waited for the answer's end
+        // would stay pending.
+        assert_eq!(
+            futures::poll!(back.next()),
+            std::task::Poll::Ready(Some(Ok(LlmEvent::TextDelta(String::new()))))
+        );
+        assert!(
+            futures::poll!(back.next()).is_pending(),
+            "the text was released"
+        );
     }
 }

@@ -154,7 +154,9 @@ impl FinishReason {
 pub enum LlmEvent {
     /// The model that actually answers, as the provider names it.
     ResponseModel(String),
-    /// A piece of answer text, as soon as it arrives.
+    /// A piece of answer text, as soon as it arrives. An empty one (sent by
+    /// the guardrails while they hold text back) only says that the upstream
+    /// is answering.
     TextDelta(String),
     /// Every tool call of the answer, complete.
     ToolCalls(Vec<ToolCall>),

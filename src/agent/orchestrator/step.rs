@@ -111,6 +111,9 @@ pub(super) fn model_step<'a>(
         while let Some(event) = upstream.next().await {
             match event.map_err(&upstream_error)? {
                 LlmEvent::ResponseModel(_) => {}
+                // An empty delta only tells the router that the upstream is
+                // answering (the guardrails hold its text): nothing to send.
+                LlmEvent::TextDelta(text) if text.is_empty() => {}
                 LlmEvent::TextDelta(text) => {
                     reply.text.push_str(&text);
                     yield StepEvent::Delta(text);

@@ -121,9 +121,14 @@ pub(super) fn general_question(norm: &str, pos: usize) -> bool {
         .filter_map(|d| head.rfind(d).map(|i| from + i + d.len()))
         .max()
         .unwrap_or(from);
-    let end = tail.char_indices().find(|&(i, c)| {
-        matches!(c, '?' | '.' | '!') && tail[i + 1..].chars().next().is_none_or(|n| n == ' ')
-    });
+    // And at most 400 bytes ahead: a search to the end of the text for every
+    // match would be quadratic in the number of matches.
+    let end = tail
+        .char_indices()
+        .take_while(|&(i, _)| i < 400)
+        .find(|&(i, c)| {
+            matches!(c, '?' | '.' | '!') && tail[i + 1..].chars().next().is_none_or(|n| n == ' ')
+        });
     let Some((end, '?')) = end else {
         return false;
     };

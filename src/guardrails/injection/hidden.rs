@@ -125,18 +125,33 @@ fn scan_unicode(det: &InjectionDetector, text: &str, signals: &mut Signals) {
     let mut tags = String::new();
     let mut mixed_words = 0usize;
     let (mut word_latin, mut word_confusable) = (false, false);
+    // The nearest visible character before and after each position, in two
+    // linear passes (a scan back and forth from every character would be
+    // quadratic in a run of invisible ones: a cheap way to burn CPU).
+    let mut before = Vec::with_capacity(chars.len());
+    let mut last = None;
+    for &c in &chars {
+        before.push(last);
+        if !is_invisible(c) {
+            last = Some(c);
+        }
+    }
+    let mut after = vec![None; chars.len()];
+    let mut next_seen = None;
+    for (i, &c) in chars.iter().enumerate().rev() {
+        after[i] = next_seen;
+        if !is_invisible(c) {
+            next_seen = Some(c);
+        }
+    }
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
         // A letter before and after, skipping other invisible characters.
-        let prev = chars[..i]
-            .iter()
-            .rev()
-            .find(|c| !is_invisible(**c))
-            .copied();
+        let prev = before[i];
         match c {
             '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}' => {
-                let next = chars[i + 1..].iter().find(|c| !is_invisible(**c)).copied();
+                let next = after[i];
                 let latin = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
                 let joiner = matches!(c, '\u{200C}' | '\u{200D}');
                 let legit = (joiner && (prev.is_some_and(is_emoji) || next.is_some_and(is_emoji)))
