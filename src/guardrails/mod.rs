@@ -296,22 +296,32 @@ pub fn digest(parts: &[&[u8]]) -> u128 {
     hasher.digest128()
 }
 
+/// Guardrails from a `[guardrails]` table in TOML, for tests: providers
+/// `openai` and `ext` are external, `vllm` is local.
+#[cfg(test)]
+pub(crate) fn from_toml(toml: &str) -> Guardrails {
+    use figment::providers::Format as _;
+    let config: GuardrailsConfig = figment::Figment::from(figment::providers::Toml::string(toml))
+        .extract()
+        .unwrap_or_else(|err| panic!("test config: {err}"));
+    Guardrails::new(
+        &config,
+        [
+            ("openai".to_owned(), false),
+            ("ext".to_owned(), false),
+            ("vllm".to_owned(), true),
+        ],
+        reqwest::Client::new(),
+        GuardrailMetrics::default(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use figment::providers::Format as _;
 
     fn guardrails(toml: &str) -> Guardrails {
-        let config: GuardrailsConfig =
-            figment::Figment::from(figment::providers::Toml::string(toml))
-                .extract()
-                .unwrap();
-        Guardrails::new(
-            &config,
-            [("openai".to_owned(), false), ("vllm".to_owned(), true)],
-            reqwest::Client::new(),
-            GuardrailMetrics::default(),
-        )
+        from_toml(toml)
     }
 
     #[test]

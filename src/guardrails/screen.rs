@@ -320,24 +320,8 @@ fn category(score: &Score) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use figment::providers::Format as _;
-
     use super::*;
-    use crate::config::guardrails::GuardrailsConfig;
-    use crate::telemetry::guardrails::GuardrailMetrics;
-
-    fn guardrails(toml: &str) -> Guardrails {
-        let config: GuardrailsConfig =
-            figment::Figment::from(figment::providers::Toml::string(toml))
-                .extract()
-                .unwrap();
-        Guardrails::new(
-            &config,
-            [],
-            reqwest::Client::new(),
-            GuardrailMetrics::default(),
-        )
-    }
+    use crate::guardrails::from_toml as guardrails;
 
     #[test]
     fn sessions_stored_redacted_keep_tool_results_json_and_leave_system_prompts_alone() {

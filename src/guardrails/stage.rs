@@ -117,7 +117,6 @@ impl GuardState {
     }
 }
 
-
 /// One request's pass through the guard: what it decided and whether it
 /// masked anything.
 struct Pass<'a> {
@@ -496,27 +495,14 @@ fn add_rule(messages: &mut Vec<ChatMessage>) {
 
 #[cfg(test)]
 mod tests {
-    use figment::providers::Format as _;
     use futures::StreamExt;
 
     use super::*;
     use crate::clock::Clock;
-    use crate::config::guardrails::GuardrailsConfig;
     use crate::llm::{FinishReason, LlmEvent, ToolCall};
-    use crate::telemetry::guardrails::GuardrailMetrics;
 
     fn stage(toml: &str, provider: &str) -> Arc<dyn CallStage> {
-        let config: GuardrailsConfig =
-            figment::Figment::from(figment::providers::Toml::string(toml))
-                .extract()
-                .unwrap();
-        let guardrails = Guardrails::new(
-            &config,
-            [("ext".to_owned(), false), ("vllm".to_owned(), true)],
-            reqwest::Client::new(),
-            GuardrailMetrics::default(),
-        );
-        GuardStage::new(Arc::new(guardrails))
+        GuardStage::new(Arc::new(crate::guardrails::from_toml(toml)))
             .for_provider(provider)
             .unwrap()
     }

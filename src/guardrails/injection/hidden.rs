@@ -77,14 +77,16 @@ pub(super) struct HtmlPatterns {
 impl HtmlPatterns {
     #[allow(clippy::expect_used)]
     pub(super) fn new() -> Self {
-        // SAFETY-ish: fixed patterns, compiled by every test that builds a detector.
+        // Cannot fail: fixed patterns, compiled by every test that builds a
+        // detector. Open-ended repetitions (`+`, `{16,}`), not `{1,4000}`: a
+        // bounded repetition of a Unicode class compiles to thousands of
+        // copies of it (megabytes); the captures are cut to the budget later.
         let styled = Regex::new(
-            r#"(?i)<[a-z][a-z0-9]*\s[^>]*style\s*=\s*["'][^"']*(?:display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0|opacity\s*:\s*0)[^>]*>([^<]{1,4000})"#,
+            r#"(?i)<[a-z][a-z0-9]*\s[^>]*style\s*=\s*["'][^"']*(?:display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0|opacity\s*:\s*0)[^>]*>([^<]+)"#,
         )
         .expect("styled-html regex compiles");
-        let attribute =
-            Regex::new(r#"(?i)\s(?:alt|title|aria-label)\s*=\s*\\?"([^"\\]{16,4000})\\?""#)
-                .expect("attribute regex compiles");
+        let attribute = Regex::new(r#"(?i)\s(?:alt|title|aria-label)\s*=\s*\\?"([^"\\]{16,})\\?""#)
+            .expect("attribute regex compiles");
         HtmlPatterns { styled, attribute }
     }
 }
