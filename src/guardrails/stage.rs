@@ -140,7 +140,13 @@ impl Pass<'_> {
     /// the detectors that need a word before a value (a bare card number
     /// after `card_number`, a secret after `api_key`) see it.
     fn text_in(&mut self, context: &str, text: &str, place: Place) -> Option<String> {
-        let id = digest(&[context.as_bytes(), text.as_bytes()]);
+        // Without a context, the digest the message's early check in
+        // `screen` uses, so the chain finds that scan in the cache.
+        let id = if context.is_empty() {
+            digest(&[text.as_bytes()])
+        } else {
+            digest(&[context.as_bytes(), text.as_bytes()])
+        };
         let findings = self.state.findings_in(
             self.guardrails.scanner(),
             self.policy.terms(),
