@@ -210,3 +210,90 @@ impl Webhook {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::routing::post;
+
+    use super::*;
+
+    /// A webhook at a server that answers every check with `status` and `body`.
+    async fn webhook(status: u16, body: &'static str) -> Webhook {
+        let app = axum::Router::new().route(
+            "/check",
+            post(move || async move {
+                (
+                    axum::http::StatusCode::from_u16(status).unwrap(),
+                    [("content-type", "application/json")],
+                    body,
+                )
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let config = WebhookConfig {
+            url: format!("http://{addr}/check"),
+            applies_to: AppliesTo::Both,
+            timeout: Duration::from_secs(5),
+            on_error: OnError::FailClosed,
+            threshold: 0.8,
+        };
+        Webhook::new(
+            "m",
+            &config,
+            reqwest::Client::new(),
+            GuardrailMetrics::default(),
+        )
+    }
+
+    fn check(text: &str) -> Check<'_> {
+        Check {
+            direction: Direction::Input,
+            place: "message",
+            tenant: "acme",
+            turn_id: "t",
+            text,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_score_at_the_threshold_flags_and_bad_answers_are_failures_with_a_reason() {
+        let scored = webhook(200, r#"{"flagged": false, "score": 0.85}"#).await;
+        let verdict = scored.check(check("x")).await.unwrap();
+        assert_eq!(
+            verdict,
+            Verdict {
+                flagged: true,
+                score: 0.85
+            }
+        );
+        let out_of_range = webhook(200, r#"{"flagged": false, "score": 7}"#).await;
+        let verdict = out_of_range.check(check("x")).await.unwrap();
+        assert_eq!(
+            verdict,
+            Verdict {
+                flagged: true,
+                score: 1.0
+            }
+        );
+        for (status, body, reason) in [
+            (503, r#"{"flagged": false}"#, "HTTP 503"),
+            (200, "not json", "unreadable answer"),
+            (200, r#"{"score": 0.1}"#, "unreadable answer"),
+        ] {
+            let err = webhook(status, body)
+                .await
+                .check(check("x"))
+                .await
+                .unwrap_err();
+            let WebhookError::Failed { name, reason: said } = &err else {
+                panic!("{err:?}")
+            };
+            assert_eq!(name, "m");
+            assert!(said.contains(reason), "{status} {body}: {said}");
+        }
+    }
+}
